@@ -1,0 +1,23 @@
+"""Install the two experiments of the thesis reproduction as importable packages."""
+from setuptools import setup
+
+setup(
+    name='alternate-lenses',
+    version='0.1.0',
+    description=('Chainer reproduction of "Exploring Representation Learning Through '
+                 'Alternate Lenses" (Cutilli, 2021): Counting and Friendly'),
+    packages=['lenses_common', 'Counting', 'Friendly'],
+    python_requires='>=3.9',
+    install_requires=[
+        'chainer==7.8.1',
+        'numpy>=1.22,<2',
+        'shapely>=2',
+        'pillow',
+        'matplotlib',
+    ],
+    extras_require={
+        'gpu': ['cupy-cuda12x'],
+        'test': ['pytest'],
+    },
+    entry_points={'console_scripts': []},
+)
