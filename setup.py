@@ -19,5 +19,16 @@ setup(
         'gpu': ['cupy-cuda12x'],
         'test': ['pytest'],
     },
-    entry_points={'console_scripts': []},
+    entry_points={'console_scripts': [
+        'counting-generate = Counting.generate:main',
+        'counting-train = Counting.train:main',
+        'counting-evaluate = Counting.evaluate:main',
+        'counting-saliency = Counting.saliency:main',
+        'counting-detect = Counting.detect:main',
+        'counting-run = Counting.run_all:main',
+        'friendly-mnist = Friendly.mnist:main',
+        'friendly-train = Friendly.train:main',
+        'friendly-evaluate = Friendly.evaluate:main',
+        'friendly-run = Friendly.run_all:main',
+    ]},
 )

@@ -1,0 +1,140 @@
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+from lenses_common import device, runfolder, seeding
+from lenses_common.progress import Progress
+import chainer
+
+
+def test_default_device_is_numpy_without_gpu(monkeypatch):
+    monkeypatch.setattr(device, 'gpu_available', lambda: False)
+    assert device.default_device_spec() == '@numpy'
+    assert device.get_device(None).xp is numpy
+    assert device.get_device('@numpy').xp is numpy
+
+
+def test_default_device_is_cupy_with_gpu(monkeypatch):
+    monkeypatch.setattr(device, 'gpu_available', lambda: True)
+    assert device.default_device_spec() == '@cupy:0'
+
+
+@pytest.mark.parametrize('spec', ['@tpu:0', 'gpu', '@numpy:3x'])
+def test_unknown_specifier_is_a_clear_error(spec):
+    with pytest.raises(device.DeviceError, match='--device {}'.format(spec)):
+        device.get_device(spec)
+
+
+def test_cupy_asked_for_but_missing(monkeypatch):
+    monkeypatch.setattr(device, 'gpu_available', lambda: False)
+    with pytest.raises(device.DeviceError, match=r'CuPy.*pip install \.\[gpu\]'):
+        device.get_device('@cupy:0')
+
+
+def test_device_argument_exits_through_the_parser(capsys):
+    import argparse
+    parser = device.add_device_argument(argparse.ArgumentParser(prog='x'))
+    args = parser.parse_args(['--device', '@nonsense'])
+    with pytest.raises(SystemExit):
+        device.device_from_args(args, parser)
+    assert '--device @nonsense' in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_cupy_device_when_present():
+    assert device.get_device('@cupy:0').xp.__name__ == 'cupy'
+    assert device.default_device_spec() == '@cupy:0'
+
+
+def test_seed_makes_python_numpy_and_chainer_init_repeatable():
+    def draw():
+        seeding.seed_everything(123)
+        link = chainer.links.Linear(5, 4)
+        return random.random(), numpy.random.rand(3).tolist(), link.W.array.copy()
+
+    a, b = draw(), draw()
+    assert a[0] == b[0] and a[1] == b[1]
+    numpy.testing.assert_array_equal(a[2], b[2])
+    seeding.seed_everything(124)
+    assert random.random() != a[0]
+
+
+def test_seed_out_of_range():
+    with pytest.raises(ValueError, match='--seed'):
+        seeding.seed_everything(-1)
+
+
+@pytest.mark.gpu
+def test_seed_reaches_cupy():
+    import cupy
+    seeding.seed_everything(5)
+    a = cupy.random.rand(4).get()
+    seeding.seed_everything(5)
+    numpy.testing.assert_array_equal(a, cupy.random.rand(4).get())
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / 'result.json'
+    runfolder.atomic_write_json(path, {'a': 1})
+    with pytest.raises(RuntimeError):
+        with runfolder.atomic_path(path) as tmp:
+            with open(tmp, 'w') as f:
+                f.write('{"half')
+            raise RuntimeError('crash while writing')
+    assert json.loads(path.read_text()) == {'a': 1}
+    assert os.listdir(tmp_path) == ['result.json']  # no temporary left behind
+
+
+def test_save_npz_roundtrip_and_keeps_extension(tmp_path):
+    link = chainer.links.Linear(3, 2)
+    path = tmp_path / 'model.npz'
+    runfolder.save_npz(path, link)
+    other = chainer.links.Linear(3, 2)
+    chainer.serializers.load_npz(str(path), other)
+    numpy.testing.assert_array_equal(link.W.array, other.W.array)
+    assert os.listdir(tmp_path) == ['model.npz']
+
+
+def test_run_folder_writes_settings_and_commands(tmp_path):
+    run = runfolder.RunFolder(tmp_path / 'run', {'lr': 0.1, 'seed': numpy.int64(3)},
+                              argv=['train.py', '--lr', '0.1'])
+    assert json.loads(open(run.file('settings.json')).read()) == {'lr': 0.1, 'seed': 3}
+    runfolder.RunFolder(tmp_path / 'run', {'lr': 99}, resume=True,
+                        argv=['train.py', '--resume', 'snap 1'])
+    assert json.loads(open(run.file('settings.json')).read())['lr'] == 0.1
+    commands = open(run.file('command.txt')).read()
+    assert 'train.py --lr 0.1' in commands and "--resume 'snap 1'" in commands
+
+
+def test_load_json_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match='settings file .*missing.json does not exist'):
+        runfolder.load_json(tmp_path / 'missing.json')
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{')
+    with pytest.raises(ValueError, match='bad.json is not valid JSON'):
+        runfolder.load_json(bad)
+
+
+def test_progress_counts_to_total():
+    import io
+    stream = io.StringIO()
+    with Progress(4, desc='work', stream=stream, interval=0) as bar:
+        for _ in range(4):
+            bar.update()
+    assert 'work: 4/4' in stream.getvalue()
+
+
+def test_numpy2_compat_restores_sctypes():
+    # Simulate NumPy 2 (no numpy.sctypes) in a fresh interpreter and import Chainer after the shim.
+    code = ('import numpy; saved = numpy.sctypes; del numpy.sctypes\n'
+            'from lenses_common import compat\n'
+            'assert numpy.sctypes["float"] == saved["float"], numpy.sctypes\n'
+            'import chainer; print(chainer.__version__)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '7.8.1'
