@@ -1,0 +1,290 @@
+"""The counting networks of thesis 2.2 and SPEC "Counting networks", and loading a trained one.
+
+A counter maps float32 images (B, 3, H, W) with raw 0..255 pixels to (B, n_types) non-negative
+counts (a ReLU on the last linear layer), in the order of its ``types`` (``tri``, ``sq``). The linear
+layer's input size is lazy, so any image size works; ``convolutional`` is the small network,
+``convolutionallarge`` the larger one the thesis moved to (names kept from the original code).
+"""
+import math
+import os
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+import chainer.functions as F
+import chainer.links as L
+from chainer import training
+
+from Counting import functions
+from lenses_common.runfolder import load_json
+
+#: (in, out, ksize, stride, pad) per convolution.
+ARCHITECTURES = {
+    'convolutional': (
+        (3, 10, 7, 5, 0),
+        (10, 10, 7, 5, 0),
+        (10, 10, 3, 5, 0),
+    ),
+    'convolutionallarge': (
+        (3, 30, 7, 3, 0),
+        (30, 40, 7, 3, 0),
+        (40, 50, 7, 3, 0),
+        (50, 60, 5, 1, 2),
+        (60, 70, 5, 1, 2),
+        (70, 60, 5, 1, 2),
+        (60, 50, 5, 2, 0),
+        (50, 40, 5, 2, 0),
+        (40, 30, 3, 1, 0),
+        (30, 20, 3, 1, 0),
+    ),
+}
+
+#: Batch Renormalization decay per architecture (SPEC).
+RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95}
+
+ACTIVATIONS = ('relu', 'softplus', 'sigmoid', 'sin', 'modsoftplus')
+
+#: Shape types in output order.
+SHAPE_TYPES = ('tri', 'sq')
+
+
+def get_activation(name, base=1.1):
+    """The element-wise activation called ``name``; ``base`` is used by ``modsoftplus`` only.
+
+    ``softplus`` is :func:`Counting.functions.stable_softplus`, not ``F.softplus``, whose second
+    derivative is NaN on raw pixel values (see :mod:`Counting.functions`).
+    """
+    if name == 'relu':
+        return F.relu
+    if name == 'softplus':
+        return functions.stable_softplus
+    if name == 'sigmoid':
+        return F.sigmoid
+    if name == 'sin':
+        return F.sin
+    if name == 'modsoftplus':
+        base = float(base)
+        functions.ModifiedSoftplus(base)  # validates the base now, not at the first forward
+
+        def modsoftplus(x):
+            return functions.modified_softplus(x, base)
+        return modsoftplus
+    raise ValueError('unknown activation {!r}; choose from {}'.format(name, ', '.join(ACTIVATIONS)))
+
+
+def output_size(arch, image_size):
+    """Spatial size (h, w) of the last feature map for an (H, W) input, or raise ValueError."""
+    h, w = image_size
+    for _, _, k, s, p in ARCHITECTURES[arch]:
+        h = (h + 2 * p - k) // s + 1
+        w = (w + 2 * p - k) // s + 1
+        if h < 1 or w < 1:
+            raise ValueError('images of {}x{} are too small for the {} network'.format(
+                image_size[0], image_size[1], arch))
+    return h, w
+
+
+class Counter(chainer.Chain):
+
+    """Convolutions (each optionally followed by Batch Renormalization), then a linear layer.
+
+    Args:
+        arch (str): ``convolutional`` or ``convolutionallarge``.
+        activation (str): hidden activation, one of :data:`ACTIVATIONS`.
+        n_types (int): number of counts (shape types) to output.
+        batch_renorm (bool): Batch Renormalization after every convolution, before the
+            activation; the convolutions then drop their bias.
+        base (float): base of the ``modsoftplus`` activation.
+        renorm_decay (float): decay of the running averages (default: 0.99 small, 0.95 large).
+    """
+
+    def __init__(self, arch='convolutional', activation='relu', n_types=2, batch_renorm=False,
+                 base=1.1, renorm_decay=None):
+        super().__init__()
+        if arch not in ARCHITECTURES:
+            raise ValueError('unknown architecture {!r}; choose from {}'.format(
+                arch, ', '.join(ARCHITECTURES)))
+        if int(n_types) < 1:
+            raise ValueError('n_types must be at least 1, got {}'.format(n_types))
+        self.arch = arch
+        self.activation = activation
+        self.base = float(base)
+        self.n_types = int(n_types)
+        self.batch_renorm = bool(batch_renorm)
+        self.activation_fn = get_activation(activation, base)
+        decay = RENORM_DECAY[arch] if renorm_decay is None else renorm_decay
+        specs = ARCHITECTURES[arch]
+        self.n_conv = len(specs)
+        with self.init_scope():
+            for i, (c_in, c_out, k, s, p) in enumerate(specs):
+                setattr(self, 'conv{}'.format(i + 1), L.Convolution2D(
+                    c_in, c_out, k, stride=s, pad=p, nobias=self.batch_renorm))
+                if self.batch_renorm:
+                    setattr(self, 'brn{}'.format(i + 1), L.BatchRenormalization(
+                        c_out, rmax=1.0, dmax=0.0, decay=decay))
+            self.fc = L.Linear(None, self.n_types)
+
+    def renorm_layers(self):
+        return [getattr(self, 'brn{}'.format(i + 1))
+                for i in range(self.n_conv)] if self.batch_renorm else []
+
+    def set_renorm_limits(self, rmax, dmax):
+        """Set the Batch Renormalization clipping limits of every layer (no-op without BRN)."""
+        for layer in self.renorm_layers():
+            layer.rmax = float(rmax)
+            layer.dmax = float(dmax)
+
+    def forward(self, x):
+        h = x
+        for i in range(self.n_conv):
+            h = getattr(self, 'conv{}'.format(i + 1))(h)
+            if self.batch_renorm:
+                h = getattr(self, 'brn{}'.format(i + 1))(h)
+            h = self.activation_fn(h)
+        return F.relu(self.fc(h))
+
+
+def build_counter(arch='convolutional', activation='relu', n_types=2, batch_renorm=False,
+                  base=1.1, renorm_decay=None):
+    """Build a :class:`Counter` (see its arguments)."""
+    return Counter(arch=arch, activation=activation, n_types=n_types,
+                   batch_renorm=batch_renorm, base=base, renorm_decay=renorm_decay)
+
+
+class CountingLoss(chainer.Chain):
+
+    """Mean squared error between predicted and true counts; also reports the mean |error|."""
+
+    def __init__(self, predictor):
+        super().__init__()
+        with self.init_scope():
+            self.predictor = predictor
+
+    def forward(self, x, t):
+        y = self.predictor(x)
+        loss = F.mean_squared_error(y, t)
+        chainer.report({'loss': loss, 'mae': F.mean_absolute_error(y, t)}, self)
+        return loss
+
+
+class RenormSchedule(training.Extension):
+
+    """The Batch Renormalization limit schedule of the SPEC, as a resumable Trainer extension.
+
+    ``rmax``/``dmax`` start at 1 and 0 (plain batch normalization). The first time the reported
+    training loss (per iteration) falls below ``threshold`` both become ``values[0]`` (1.1), then
+    every ``interval`` epochs they step through the rest (10, 100, 1000). Its state goes into
+    snapshots and is put back on the model when a resumed trainer starts.
+    """
+
+    trigger = 1, 'iteration'
+    priority = training.PRIORITY_READER
+
+    def __init__(self, model, threshold=3.0, interval=20, values=(1.1, 10.0, 100.0, 1000.0),
+                 key='main/loss'):
+        self.model = model
+        self.threshold = float(threshold)
+        self.interval = int(interval)
+        self.values = tuple(float(v) for v in values)
+        self.key = key
+        self.stage = 0           # 0: not yet triggered, k: values[k - 1] in use
+        self.start_epoch = -1.0  # epoch_detail at which stage 1 began
+
+    def limits(self):
+        """The current (rmax, dmax)."""
+        if self.stage == 0:
+            return 1.0, 0.0
+        v = self.values[self.stage - 1]
+        return v, v
+
+    def _apply(self):
+        self.model.set_renorm_limits(*self.limits())
+
+    def initialize(self, trainer):
+        self._apply()
+
+    def __call__(self, trainer):
+        epoch = trainer.updater.epoch_detail
+        if self.stage == 0:
+            loss = trainer.observation.get(self.key)
+            if loss is None:
+                return
+            loss = float(chainer.backend.CpuDevice().send(getattr(loss, 'array', loss)))
+            if loss < self.threshold:
+                self.stage = 1
+                self.start_epoch = epoch
+                self._apply()
+            return
+        wanted = min(1 + int(math.floor((epoch - self.start_epoch) / self.interval + 1e-9)),
+                     len(self.values))
+        if wanted != self.stage:
+            self.stage = wanted
+            self._apply()
+
+    def serialize(self, serializer):
+        self.stage = int(serializer('stage', self.stage))
+        self.start_epoch = float(serializer('start_epoch', self.start_epoch))
+
+
+class RunError(ValueError):
+    """A run folder that cannot be loaded as a counter."""
+
+
+REQUIRED_SETTINGS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size')
+
+
+def counter_from_settings(settings):
+    """Build the (untrained, lazily shaped) counter that ``settings`` describe."""
+    return build_counter(arch=settings['arch'], activation=settings['activation'],
+                         n_types=len(settings['types']), batch_renorm=settings['batch_renorm'],
+                         base=settings['base'], renorm_decay=settings.get('renorm_decay'))
+
+
+def load_counter(run_dir, model_file='model.npz'):
+    """Load the trained counter of a run folder written by ``Counting.train``.
+
+    Returns:
+        (model, settings): the :class:`Counter` on the CPU with its weights, and the run's
+        settings dict (keys include arch, activation, base, batch_renorm, types, image_size).
+
+    Raises:
+        RunError: with a one-line message for a missing folder, settings or model file, settings
+            that are not a counting run, or a model file that does not fit them.
+    """
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise RunError('run folder {} does not exist'.format(run_dir))
+    settings_path = os.path.join(run_dir, 'settings.json')
+    try:
+        settings = load_json(settings_path)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    if not isinstance(settings, dict):
+        raise RunError('{} is not a counting run (not a JSON object)'.format(settings_path))
+    missing = [k for k in REQUIRED_SETTINGS if k not in settings]
+    if missing:
+        raise RunError('{} is not a counting run: missing {}'.format(
+            settings_path, ', '.join(missing)))
+    try:
+        model = counter_from_settings(settings)
+        h, w = settings['image_size']
+        output_size(settings['arch'], (h, w))
+    except (ValueError, TypeError, KeyError) as e:
+        raise RunError('{}: bad settings ({})'.format(settings_path, e)) from None
+    model_path = os.path.join(run_dir, model_file)
+    if not os.path.isfile(model_path):
+        raise RunError('model file {} does not exist (training not finished?)'.format(model_path))
+    # The linear layer's weight must have its shape before load_npz can fill it.
+    _initialize_lazy(model, settings['image_size'])
+    try:
+        chainer.serializers.load_npz(model_path, model)
+    except Exception as e:
+        raise RunError('model file {} does not fit the settings in {} ({}: {})'.format(
+            model_path, settings_path, type(e).__name__, str(e).splitlines()[0] if str(e) else ''
+        )) from None
+    return model, settings
+
+
+def _initialize_lazy(model, image_size):
+    """Give the lazy linear layer its input size for ``image_size`` images, without a forward."""
+    h, w = output_size(model.arch, image_size)
+    model.fc._initialize_params(ARCHITECTURES[model.arch][-1][1] * h * w)

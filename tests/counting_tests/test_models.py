@@ -1,0 +1,202 @@
+import json
+import os
+
+import numpy
+import pytest
+
+from lenses_common import compat  # noqa: F401
+import chainer
+from chainer import testing
+from chainer import training
+import chainer.functions as F
+
+from Counting import functions
+from Counting import models
+from lenses_common.runfolder import save_npz
+
+
+def _images(b, h, w, seed=0):
+    rng = numpy.random.RandomState(seed)
+    return rng.randint(0, 256, (b, 3, h, w)).astype(numpy.float32)
+
+
+@pytest.mark.parametrize('activation', models.ACTIVATIONS)
+@pytest.mark.parametrize('batch_renorm', [False, True])
+def test_small_counter_shapes(activation, batch_renorm):
+    model = models.build_counter('convolutional', activation, n_types=2,
+                                 batch_renorm=batch_renorm)
+    x = _images(3, 120, 90)
+    with chainer.using_config('train', False):
+        y = model(x)
+    assert y.shape == (3, 2) and y.dtype == numpy.float32
+    assert (y.array >= 0).all()  # ReLU on the output
+    # The lazy linear layer takes 10 channels times the last map (h, w).
+    h, w = models.output_size('convolutional', (120, 90))
+    assert model.fc.W.shape == (2, 10 * h * w)
+    # Convolutions drop their bias exactly when BRN is on.
+    assert (model.conv1.b is None) == batch_renorm
+
+
+def test_large_counter_thesis_shape():
+    # SPEC: for a 1000 x 1000 input the last map of convolutionallarge is 20 x 2 x 2.
+    assert models.output_size('convolutionallarge', (1000, 1000)) == (2, 2)
+    # Hand-computed: 1000 -> 199 -> 39 -> 8 for the small network.
+    assert models.output_size('convolutional', (1000, 1000)) == (8, 8)
+    model = models.build_counter('convolutionallarge', 'relu', n_types=1, batch_renorm=True)
+    assert model.n_conv == 10
+    assert model.brn1.decay == 0.95
+    assert models.build_counter('convolutional', batch_renorm=True).brn1.decay == 0.99
+    # Its three stride-3 and two stride-2 convolutions need at least 835 x 835 pixels.
+    assert models.output_size('convolutionallarge', (835, 835)) == (1, 1)
+    with pytest.raises(ValueError, match='too small'):
+        models.output_size('convolutionallarge', (834, 834))
+
+
+def test_forward_matches_manual_composition():
+    model = models.build_counter('convolutional', 'sin', n_types=2)
+    x = _images(2, 90, 95, seed=1)
+    y = model(x).array  # shapes the lazy linear layer
+    h = x
+    for i in (1, 2, 3):
+        conv = getattr(model, 'conv{}'.format(i))
+        h = F.sin(F.convolution_2d(h, conv.W, conv.b, stride=conv.stride, pad=conv.pad))
+    expected = numpy.maximum(h.array.reshape(2, -1) @ model.fc.W.array.T + model.fc.b.array, 0)
+    numpy.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_activation_lookup():
+    x = numpy.array([-2., 0., 300.], numpy.float32)
+    numpy.testing.assert_allclose(models.get_activation('relu')(x).array, [0, 0, 300])
+    numpy.testing.assert_allclose(models.get_activation('softplus')(x).array,
+                                  functions.stable_softplus(x).array)
+    b = 2.0
+    numpy.testing.assert_allclose(models.get_activation('modsoftplus', b)(x[:2]).array,
+                                  numpy.log1p(b ** x[:2]) / numpy.log(b), rtol=1e-6)
+    with pytest.raises(ValueError, match='unknown activation'):
+        models.get_activation('tanh')
+    with pytest.raises(ValueError, match='base'):
+        models.get_activation('modsoftplus', 1.0)
+    with pytest.raises(ValueError, match='architecture'):
+        models.build_counter('resnet')
+
+
+def test_too_small_images():
+    with pytest.raises(ValueError, match='too small'):
+        models.output_size('convolutional', (20, 20))
+
+
+def test_softplus_counter_second_derivative_finite():
+    # The saliency-of-saliency of the SoftPlus counter stays finite on raw pixels.
+    model = models.build_counter('convolutional', 'softplus', n_types=2)
+    x = chainer.Variable(_images(1, 90, 90, seed=2))
+    g, = chainer.grad([F.sum(model(x))], [x], enable_double_backprop=True)
+    h, = chainer.grad([F.max(F.absolute(g))], [x])
+    assert numpy.isfinite(g.array).all() and numpy.isfinite(h.array).all()
+
+
+class _FakeUpdater:
+    def __init__(self):
+        self.epoch_detail = 0.0
+
+
+class _FakeTrainer:
+    def __init__(self):
+        self.updater = _FakeUpdater()
+        self.observation = {}
+
+
+def test_renorm_schedule_steps_and_resumes(tmp_path):
+    model = models.build_counter('convolutional', 'sigmoid', batch_renorm=True)
+    ext = models.RenormSchedule(model, threshold=3.0, interval=20)
+    trainer = _FakeTrainer()
+    ext.initialize(trainer)
+    assert (model.brn1.rmax, model.brn3.dmax) == (1.0, 0.0)
+    seen = []
+    # Loss above the threshold until epoch 5.5, then below; visit epochs in tenths.
+    for k in range(1, 1000):
+        epoch = k / 10.0
+        trainer.updater.epoch_detail = epoch
+        trainer.observation = {'main/loss': chainer.Variable(
+            numpy.array(5.0 if epoch < 5.5 else 2.0, numpy.float32))}
+        ext(trainer)
+        seen.append((epoch, model.brn2.rmax, model.brn2.dmax))
+    values = dict(((e, (r, d)) for e, r, d in seen))
+    assert values[5.4] == (1.0, 0.0)
+    assert values[5.5] == (1.1, 1.1)
+    assert values[25.4] == (1.1, 1.1)
+    assert values[25.5] == (10.0, 10.0)
+    assert values[45.5] == (100.0, 100.0)
+    assert values[65.5] == (1000.0, 1000.0)
+    assert values[99.9] == (1000.0, 1000.0)
+
+    # Snapshot at stage 2 and resume into a fresh model and extension.
+    ext2 = models.RenormSchedule(model)
+    ext2.stage, ext2.start_epoch = 2, 5.5
+    path = str(tmp_path / 'ext.npz')
+    chainer.serializers.save_npz(path, ext2)
+    model_b = models.build_counter('convolutional', 'sigmoid', batch_renorm=True)
+    ext_b = models.RenormSchedule(model_b)
+    chainer.serializers.load_npz(path, ext_b)
+    ext_b.initialize(trainer)
+    assert (model_b.brn1.rmax, model_b.brn1.dmax) == (10.0, 10.0)
+    assert isinstance(ext_b, training.Extension)
+
+
+def _write_run(path, settings, model=None):
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, 'settings.json'), 'w') as f:
+        json.dump(settings, f)
+    if model is not None:
+        save_npz(os.path.join(path, 'model.npz'), model)
+
+
+SETTINGS = {'arch': 'convolutional', 'activation': 'softplus', 'base': 1.1, 'batch_renorm': True,
+            'types': ['tri', 'sq'], 'image_size': [90, 100]}
+
+
+def test_load_counter_roundtrip(tmp_path):
+    model = models.build_counter('convolutional', 'softplus', batch_renorm=True)
+    x = _images(2, 90, 100)
+    with chainer.using_config('train', True):
+        model(x)  # updates the BRN running averages, which must be saved and loaded too
+    with chainer.using_config('train', False):
+        expected = model(x).array
+    _write_run(str(tmp_path / 'run'), SETTINGS, model)
+    loaded, settings = models.load_counter(str(tmp_path / 'run'))
+    assert settings['activation'] == 'softplus'
+    with chainer.using_config('train', False):
+        numpy.testing.assert_array_equal(loaded(x).array, expected)
+
+
+def test_load_counter_errors(tmp_path):
+    with pytest.raises(models.RunError, match='does not exist'):
+        models.load_counter(str(tmp_path / 'nothing'))
+    os.makedirs(str(tmp_path / 'empty'))
+    with pytest.raises(models.RunError, match='settings file .* does not exist'):
+        models.load_counter(str(tmp_path / 'empty'))
+    _write_run(str(tmp_path / 'friendly'), {'network': 'S', 'lr': 0.002})
+    with pytest.raises(models.RunError, match='not a counting run: missing arch'):
+        models.load_counter(str(tmp_path / 'friendly'))
+    _write_run(str(tmp_path / 'nomodel'), SETTINGS)
+    with pytest.raises(models.RunError, match='model file .* does not exist'):
+        models.load_counter(str(tmp_path / 'nomodel'))
+    # A model of another architecture does not fit.
+    other = models.build_counter('convolutionallarge', 'relu')
+    other.fc._initialize_params(80)
+    _write_run(str(tmp_path / 'mismatch'), SETTINGS, other)
+    with pytest.raises(models.RunError, match='does not fit'):
+        models.load_counter(str(tmp_path / 'mismatch'))
+    with open(str(tmp_path / 'mismatch' / 'settings.json'), 'w') as f:
+        f.write('{broken')
+    with pytest.raises(models.RunError, match='not valid JSON'):
+        models.load_counter(str(tmp_path / 'mismatch'))
+
+
+@testing.attr.gpu
+def test_counter_on_gpu():
+    import cupy
+    model = models.build_counter('convolutional', 'modsoftplus', batch_renorm=True)
+    model.to_device('@cupy:0')
+    x = cupy.asarray(_images(2, 90, 90))
+    y = model(x)
+    assert isinstance(y.array, cupy.ndarray) and y.shape == (2, 2)
