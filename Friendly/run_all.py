@@ -1,0 +1,210 @@
+"""Chapter 3 end to end: train the six networks and the black-box source, evaluate, write tables.
+
+``python -m Friendly.run_all --preset quick --seed 0 --out results`` (what ``make friendly`` runs)
+writes the runs to ``OUT/friendly/runs/<network>`` and the tables to ``OUT/friendly/table.md``,
+``table.csv`` and ``accuracy_bars.png``. A network whose final model already exists with the same
+settings is skipped; an interrupted one resumes from its last snapshot; a run folder holding
+another configuration (say, from another preset) is moved aside to ``<network>.old-N``.
+
+Presets (the README's table says the same):
+
+* ``thesis``: the full protocol: 55,800 training images, at most 100 epochs with early stopping
+  (patience 20), validation on 4,200 images, test on all 10,000. Meant for a GPU.
+* ``quick`` (default): every network on real MNIST with fewer epochs; PD on a training subset.
+* ``smoke``: a CI check of the whole pipeline on tiny subsets, in well under 3 minutes.
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+
+from Friendly import evaluate as evaluate_module
+from Friendly import models
+from Friendly import train as train_module
+from Friendly.mnist import add_mnist_argument
+from lenses_common.device import add_device_argument, get_device, DeviceError
+from lenses_common.runfolder import RunFolder, atomic_write_json, load_json
+
+SOURCE = 'source'   # run folder name of the separately trained black-box S network
+SOURCE_SEED_OFFSET = 1000
+
+# Per-network training options ('*' for every network unless overridden) and evaluation options.
+PRESETS = {
+    'thesis': {
+        'train': {'*': {}},
+        'evaluate': {},
+    },
+    'quick': {
+        'train': {
+            '*': {'epoch': 8},
+            'A': {'epoch': 4},
+            'GMR': {'epoch': 4},
+            'GMRES': {'epoch': 4},
+            'PD': {'epoch': 2, 'train_subset': 3000, 'val_subset': 1000},
+        },
+        'evaluate': {},
+    },
+    'smoke': {
+        'train': {
+            '*': {'epoch': 2, 'train_subset': 1000, 'val_subset': 400, 'snapshot_interval': 1},
+            'PD': {'epoch': 1, 'train_subset': 60, 'val_subset': 200},
+        },
+        'evaluate': {'test_subset': 400},
+    },
+}
+
+NETWORKS = models.VARIANTS + (SOURCE,)
+
+
+def train_options(preset, network):
+    table = PRESETS[preset]['train']
+    options = dict(table.get('*', {}))
+    options.update(table.get('S' if network == SOURCE else network, {}))
+    return options
+
+
+def train_argv(network, options, seed, run_dir, device, mnist_dir):
+    variant = 'S' if network == SOURCE else network
+    argv = ['--variant', variant, '--seed', str(seed), '--out', run_dir, '--no-progress']
+    for key, value in sorted(options.items()):
+        argv += ['--' + key.replace('_', '-'), str(value)]
+    if device:
+        argv += ['--device', device]
+    if mnist_dir:
+        argv += ['--mnist-dir', mnist_dir]
+    return argv
+
+
+def _comparable(settings):
+    return {k: v for k, v in settings.items() if k not in ('device', 'mnist_dir')}
+
+
+def run_state(run_dir, wanted):
+    """'done', 'resume', 'fresh' or 'other' (the folder holds another configuration)."""
+    settings_path = os.path.join(run_dir, RunFolder.SETTINGS)
+    if not os.path.exists(settings_path):
+        return 'fresh' if not os.path.exists(run_dir) or not os.listdir(run_dir) else 'other'
+    try:
+        previous = load_json(settings_path)
+    except ValueError:
+        return 'other'
+    if _comparable(previous) != _comparable(wanted):
+        return 'other'
+    if os.path.exists(os.path.join(run_dir, train_module.FINAL_MODEL)):
+        return 'done'
+    if train_module.latest_snapshot(run_dir):
+        return 'resume'
+    return 'fresh'
+
+
+def move_aside(run_dir):
+    n = 1
+    while os.path.exists('{}.old-{}'.format(run_dir, n)):
+        n += 1
+    target = '{}.old-{}'.format(run_dir, n)
+    shutil.move(run_dir, target)
+    return target
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description='Thesis chapter 3 end to end: train S, RS, A, GMR, GMRES, PD and the '
+                    'black-box source network, then write the accuracy tables.')
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',
+                        help='smoke (CI, < 3 min), quick (every network on real MNIST, <= 30 min '
+                             'on 2 CPU cores) or thesis (the full protocol, for a GPU) '
+                             '(default: %(default)s)')
+    parser.add_argument('--out', '-o', default='results',
+                        help='output root; runs go to OUT/friendly/runs (default: %(default)s)')
+    parser.add_argument('--networks', default=','.join(models.VARIANTS),
+                        help='comma-separated networks to train and evaluate (default: all six)')
+    parser.add_argument('--pgd', action='store_true', help='also evaluate PGD (slow on a CPU)')
+    parser.add_argument('--eps', type=float, default=77,
+                        help='attack budget in pixel units 0..255 (default: %(default)s)')
+    parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
+                        help='Batch Renormalization at test: batch statistics (the thesis) or '
+                             'running averages (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the six networks and the data split; the black-box source '
+                             'uses seed + {} (default: %(default)s)'.format(SOURCE_SEED_OFFSET))
+    add_device_argument(parser)
+    add_mnist_argument(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    networks = [n.strip() for n in args.networks.split(',') if n.strip()]
+    for n in networks:
+        try:
+            models.check_variant(n)
+        except models.VariantError as e:
+            parser.error('--networks: {}'.format(e))
+    if not 0 <= args.eps <= 255:
+        parser.error('--eps must be in 0..255 (pixel units), got {:g}'.format(args.eps))
+    if not 0 <= args.seed < 2 ** 32 - SOURCE_SEED_OFFSET:
+        parser.error('--seed must be in 0..{}'.format(2 ** 32 - SOURCE_SEED_OFFSET - 1))
+    if args.device:
+        try:
+            get_device(args.device)
+        except DeviceError as e:
+            parser.error(str(e))
+
+    root = os.path.join(args.out, 'friendly')
+    runs = os.path.join(root, 'runs')
+    timings = {}
+    started = time.time()
+    for network in networks + [SOURCE]:
+        seed = args.seed + SOURCE_SEED_OFFSET if network == SOURCE else args.seed
+        run_dir = os.path.join(runs, network)
+        argv_train = train_argv(network, train_options(args.preset, network), seed, run_dir,
+                                args.device, args.mnist_dir)
+        wanted = train_module.settings_from_args(train_module.build_parser().parse_args(
+            argv_train))
+        state = run_state(run_dir, wanted)
+        if state == 'done':
+            print('== {}: final model with these settings exists, skipped'.format(network))
+            continue
+        if state == 'other':
+            print('== {}: {} holds another configuration; moved to {}'.format(
+                network, run_dir, move_aside(run_dir)))
+        if state == 'resume':
+            argv_train.append('--resume')
+        print('== {}: python -m Friendly.train {}'.format(network, ' '.join(argv_train)))
+        start = time.time()
+        train_module.main(argv_train)
+        timings['train_' + network] = time.time() - start
+
+    argv_eval = ['--out', root, '--source', os.path.join(runs, SOURCE), '--eps',
+                 '{:g}'.format(args.eps), '--bn-eval', args.bn_eval, '--seed', str(args.seed)]
+    for network in networks:
+        argv_eval += ['--run', os.path.join(runs, network)]
+    for key, value in sorted(PRESETS[args.preset]['evaluate'].items()):
+        argv_eval += ['--' + key.replace('_', '-'), str(value)]
+    if args.pgd:
+        argv_eval.append('--pgd')
+    if args.device:
+        argv_eval += ['--device', args.device]
+    if args.mnist_dir:
+        argv_eval += ['--mnist-dir', args.mnist_dir]
+    print('== evaluation: python -m Friendly.evaluate {}'.format(' '.join(argv_eval)))
+    start = time.time()
+    results = evaluate_module.main(argv_eval)
+    timings['evaluate'] = time.time() - start
+    timings['total'] = time.time() - started
+    atomic_write_json(os.path.join(root, 'run_all.json'), {
+        'preset': args.preset, 'presets': PRESETS[args.preset], 'seed': args.seed,
+        'source_seed': args.seed + SOURCE_SEED_OFFSET, 'networks': networks,
+        'seconds_this_call': timings,
+        'command': ['python -m Friendly.run_all'] + list(argv if argv is not None
+                                                         else sys.argv[1:])})
+    print('wrote {}'.format(os.path.join(root, 'table.md')))
+    return results
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,447 @@
+"""Train one FC-100-100-10 variant on MNIST (thesis 3.3.1): ``python -m Friendly.train --variant S``.
+
+Momentum SGD (0.85), batch 20, the learning rate of thesis Table 3.1, a 4,200-image validation split
+drawn from ``--seed``, early stopping on the validation loss (patience 20 epochs, at most 100), the
+Batch Renormalization rmax/dmax schedule, snapshots every epoch (``--resume`` continues from the
+last one), and, in ``--out``: ``settings.json``, ``command.txt``, Chainer's ``log``, ``loss.png``,
+``accuracy.png``, ``model_final.npz`` (the model the thesis evaluates) and ``model_best.npz`` (the
+model with the best validation loss).
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+import time
+
+import numpy
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+from chainer import training
+from chainer.training import extensions
+from chainer.training import triggers
+
+from Friendly import models
+from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.runfolder import RunFolder, atomic_write_json, load_json, save_npz
+from lenses_common.seeding import add_seed_argument, seed_everything
+
+VALIDATION_SIZE = 4200
+FINAL_MODEL = 'model_final.npz'
+BEST_MODEL = 'model_best.npz'
+SNAPSHOT_PATTERN = 'snapshot_epoch_{.updater.epoch}'
+RENORM_STEPS = (1.1, 10.0, 100.0, 1000.0)
+# The settings that define a trained network; a resumed run or a model file must agree on them.
+IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset', 'val_size',
+                 'gmr_weight', 'optimizer', 'sizes')
+
+
+class RenormSchedule(training.Extension):
+    """SPEC renorm schedule as a Trainer extension (its state is saved in snapshots).
+
+    rmax and dmax start at 1 and 0. At the end of the first epoch whose mean training loss
+    (``key``) is under ``threshold`` both become 1.1; every ``step_epochs`` epochs after that they
+    step to 10, 100 and 1000.
+    """
+
+    trigger = 1, 'iteration'
+    priority = training.PRIORITY_READER
+
+    def __init__(self, links, threshold=0.01, key='main/loss', step_epochs=20,
+                 steps=RENORM_STEPS):
+        self.links = list(links)
+        self.threshold = float(threshold)
+        self.key = key
+        self.step_epochs = int(step_epochs)
+        self.steps = tuple(steps)
+        self.start_epoch = -1      # the epoch at whose end the threshold was first crossed
+        self.loss_sum = 0.0
+        self.loss_count = 0
+
+    def current(self, epoch):
+        """(rmax, dmax) for the number of completed ``epoch``s."""
+        if self.start_epoch < 0:
+            return 1.0, 0.0
+        stage = min(len(self.steps) - 1, (epoch - self.start_epoch) // self.step_epochs)
+        return self.steps[stage], self.steps[stage]
+
+    def apply(self, epoch):
+        rmax, dmax = self.current(epoch)
+        for link in self.links:
+            link.rmax, link.dmax = rmax, dmax
+        return rmax, dmax
+
+    def initialize(self, trainer):
+        self.apply(trainer.updater.epoch)
+
+    def __call__(self, trainer):
+        value = trainer.observation.get(self.key)
+        if value is not None:
+            self.loss_sum += float(chainer.as_array(value))
+            self.loss_count += 1
+        updater = trainer.updater
+        if not updater.is_new_epoch:
+            return
+        if self.start_epoch < 0 and self.loss_count:
+            if self.loss_sum / self.loss_count < self.threshold:
+                self.start_epoch = updater.epoch
+        self.loss_sum, self.loss_count = 0.0, 0
+        rmax, dmax = self.apply(updater.epoch)
+        chainer.reporter.report({'rmax': rmax, 'dmax': dmax})
+
+    def serialize(self, serializer):
+        self.start_epoch = int(serializer('start_epoch', self.start_epoch))
+        self.loss_sum = float(serializer('loss_sum', self.loss_sum))
+        self.loss_count = int(serializer('loss_count', self.loss_count))
+
+
+class ResumableEarlyStopping(triggers.EarlyStoppingTrigger):
+    """Chainer's EarlyStoppingTrigger with its best value and patience counter in snapshots."""
+
+    def serialize(self, serializer):
+        self.best = float(serializer('best', self.best))
+        self.count = int(serializer('count', self.count))
+        self._interval_trigger.serialize(serializer['interval_trigger'])
+        self._max_trigger.serialize(serializer['max_trigger'])
+        self._summary.serialize(serializer['summary'])
+
+    def stopped_early(self, trainer):
+        return self._stop_condition() and not self._max_trigger(trainer)
+
+
+class BatchModeEvaluator(extensions.Evaluator):
+    """Evaluator that treats Batch Renormalization as the final evaluation does (``bn_mode``)."""
+
+    def __init__(self, iterator, target, bn_mode='batch', **kwargs):
+        super(BatchModeEvaluator, self).__init__(iterator, target, **kwargs)
+        self.bn_mode = bn_mode
+
+    def evaluate(self):
+        target = self.get_target('main')
+        with models.evaluation_mode(target.predictor, self.bn_mode):
+            return super(BatchModeEvaluator, self).evaluate()
+
+
+def split_mnist(train, seed, val_size=VALIDATION_SIZE, train_subset=None, val_subset=None):
+    """(train, validation) from the 60,000 training images: a random ``val_size`` split by ``seed``.
+
+    ``train_subset``/``val_subset`` keep only the first N of each (already random) part.
+    """
+    val, rest = chainer.datasets.split_dataset_random(train, val_size, seed=seed)
+    if train_subset:
+        rest = chainer.datasets.SubDataset(rest, 0, min(train_subset, len(rest)))
+    if val_subset:
+        val = chainer.datasets.SubDataset(val, 0, min(val_subset, len(val)))
+    return rest, val
+
+
+def make_optimizer(name, lr, momentum):
+    if name == 'fast':
+        from Friendly.optimizers import FastMomentumSGD
+        return FastMomentumSGD(lr=lr, momentum=momentum)
+    if name == 'stock':
+        return chainer.optimizers.MomentumSGD(lr=lr, momentum=momentum)
+    raise ValueError('unknown optimizer {!r}'.format(name))
+
+
+def latest_snapshot(out):
+    """The snapshot with the highest epoch in ``out``, or None."""
+    found = []
+    for path in glob.glob(os.path.join(out, 'snapshot_epoch_*')):
+        match = re.search(r'snapshot_epoch_(\d+)$', path)
+        if match:
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def identity(settings):
+    return {k: settings.get(k) for k in IDENTITY_KEYS}
+
+
+def settings_from_args(args):
+    spec = models.VARIANT_SETTINGS[args.variant]
+    lr = args.lr if args.lr is not None else spec['lr']
+    gmr_weight = args.gmr_weight if args.gmr_weight is not None else (
+        models.GMR_WEIGHT if spec['gmr'] else 0.0)
+    return {
+        'kind': 'friendly-train',
+        'variant': args.variant,
+        'seed': args.seed,
+        'lr': lr,
+        'momentum': args.momentum,
+        'batchsize': args.batchsize,
+        'epoch': args.epoch,
+        'patience': args.patience,
+        'train_subset': args.train_subset,
+        'val_size': args.val_size,
+        'val_subset': args.val_subset,
+        'gmr_weight': gmr_weight,
+        'optimizer': args.optimizer,
+        'renorm_threshold': args.renorm_threshold,
+        'renorm_step_epochs': args.renorm_step_epochs,
+        'bn_eval': args.bn_eval,
+        'eval_batchsize': args.eval_batchsize,
+        'pd_chunk_size': args.pd_chunk_size,
+        'sizes': list(models.LAYER_SIZES),
+        'mnist_dir': args.mnist_dir or os.environ.get('MNIST_DIR'),
+        'device': args.device,
+    }
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description='Train one FC-100-100-10 variant of thesis chapter 3 on MNIST.')
+    parser.add_argument('--variant', required=True,
+                        help='network: one of ' + ', '.join(models.VARIANTS))
+    parser.add_argument('--batchsize', '-b', type=int, default=models.BATCHSIZE,
+                        help='minibatch size (default: %(default)s, the thesis)')
+    parser.add_argument('--epoch', '-e', type=int, default=100,
+                        help='most epochs; early stopping may end sooner (default: %(default)s)')
+    parser.add_argument('--patience', type=int, default=20,
+                        help='epochs without a better validation loss before stopping '
+                             '(default: %(default)s)')
+    parser.add_argument('--lr', type=float, default=None,
+                        help='learning rate (default: the variant\'s, thesis Table 3.1)')
+    parser.add_argument('--momentum', type=float, default=models.MOMENTUM,
+                        help='momentum of momentum SGD (default: %(default)s)')
+    parser.add_argument('--optimizer', choices=('fast', 'stock'), default='fast',
+                        help="fast: Friendly.optimizers.FastMomentumSGD (same update, in place); "
+                             "stock: chainer.optimizers.MomentumSGD (default: %(default)s)")
+    parser.add_argument('--gmr-weight', type=float, default=None,
+                        help='weight of the GMR gradient-norm penalty (default: 0.5 for GMR and '
+                             'GMRES, 0 otherwise)')
+    parser.add_argument('--renorm-threshold', type=float, default=0.01,
+                        help='mean epoch training loss under which the renorm schedule starts '
+                             '(default: %(default)s)')
+    parser.add_argument('--renorm-step-epochs', type=int, default=20,
+                        help='epochs between renorm rmax/dmax steps (default: %(default)s)')
+    parser.add_argument('--val-size', type=int, default=VALIDATION_SIZE,
+                        help='validation images split off the 60,000 (default: %(default)s)')
+    parser.add_argument('--train-subset', type=int, default=None,
+                        help='train on only the first N of the (shuffled) training part '
+                             '(default: all 55,800)')
+    parser.add_argument('--val-subset', type=int, default=None,
+                        help='validate on only the first N validation images (default: all)')
+    parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
+                        help='Batch Renormalization at validation: batch statistics (the thesis) '
+                             'or running averages (default: %(default)s)')
+    parser.add_argument('--eval-batchsize', type=int, default=200,
+                        help='validation batch size (default: %(default)s, the thesis)')
+    parser.add_argument('--pd-chunk-size', type=int, default=64,
+                        help='rows per chunk inside the Pairwise Difference layer '
+                             '(default: %(default)s)')
+    parser.add_argument('--out', '-o', required=True, help='run folder')
+    parser.add_argument('--resume', '-r', nargs='?', const='auto', default=None,
+                        help='resume from a snapshot: a path, or with no value the latest '
+                             'snapshot_epoch_* in --out')
+    parser.add_argument('--snapshot-interval', type=int, default=1,
+                        help='epochs between snapshots (default: %(default)s)')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='print one log line per epoch instead of the progress bar')
+    add_seed_argument(parser)
+    add_device_argument(parser)
+    add_mnist_argument(parser)
+    return parser
+
+
+def _check_args(parser, args):
+    try:
+        models.check_variant(args.variant)
+    except models.VariantError as e:
+        parser.error('--variant: {}'.format(e))
+    for name in ('batchsize', 'epoch', 'patience', 'val_size', 'eval_batchsize',
+                 'pd_chunk_size', 'snapshot_interval', 'renorm_step_epochs'):
+        if getattr(args, name) <= 0:
+            parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'),
+                                                               getattr(args, name)))
+    for name in ('train_subset', 'val_subset'):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
+    if args.lr is not None and args.lr <= 0:
+        parser.error('--lr must be positive, got {}'.format(args.lr))
+    if not 0 <= args.momentum < 1:
+        parser.error('--momentum must be in [0, 1), got {}'.format(args.momentum))
+    if not 0 < args.val_size < 60000:
+        parser.error('--val-size must be in 1..59999, got {}'.format(args.val_size))
+
+
+def _resolve_resume(parser, args, settings):
+    """The snapshot path to load, or None; exits with a one-line error on a mismatch."""
+    if args.resume is None:
+        return None
+    path = latest_snapshot(args.out) if args.resume == 'auto' else args.resume
+    if path is None:
+        parser.error('--resume: no snapshot_epoch_* in {}'.format(args.out))
+    if not os.path.isfile(path):
+        parser.error('--resume: snapshot {} does not exist'.format(path))
+    settings_path = os.path.join(os.path.dirname(os.path.abspath(path)), RunFolder.SETTINGS)
+    if os.path.exists(settings_path):
+        try:
+            previous = load_json(settings_path)
+        except ValueError as e:
+            parser.error('--resume: {}'.format(e))
+        if identity(previous) != identity(settings):
+            diff = sorted(k for k in IDENTITY_KEYS if previous.get(k) != settings.get(k))
+            parser.error('--resume: {} belongs to another network ({} differ: {})'.format(
+                settings_path, ', '.join(diff),
+                ', '.join('{}={!r} there'.format(k, previous.get(k)) for k in diff)))
+    return path
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    settings = settings_from_args(args)
+    resume_path = _resolve_resume(parser, args, settings)
+    device = device_from_args(args, parser)
+    try:
+        seed_everything(args.seed)
+    except ValueError as e:
+        parser.error(str(e))
+
+    try:
+        train_all, _ = get_mnist(args.mnist_dir)
+    except MNISTError as e:
+        parser.exit(2, 'error: {}\n'.format(e))
+    train, val = split_mnist(train_all, args.seed, args.val_size, args.train_subset,
+                             args.val_subset)
+
+    run = RunFolder(args.out, settings, resume=resume_path is not None,
+                    argv=[sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
+    print('Friendly.train: {}'.format(json.dumps(settings, sort_keys=True)))
+    print('training images: {}, validation images: {}'.format(len(train), len(val)))
+
+    predictor = models.FC100(args.variant, pd_chunk_size=args.pd_chunk_size)
+    model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'])
+    model.to_device(device)
+    optimizer = make_optimizer(args.optimizer, settings['lr'], args.momentum)
+    optimizer.setup(model)
+
+    train_iter = chainer.iterators.SerialIterator(train, args.batchsize)
+    val_iter = chainer.iterators.SerialIterator(val, args.eval_batchsize, repeat=False,
+                                                shuffle=False)
+    updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
+    stop = ResumableEarlyStopping(check_trigger=(1, 'epoch'), monitor='validation/main/loss',
+                                  patience=args.patience, mode='min',
+                                  max_trigger=(args.epoch, 'epoch'))
+    trainer = training.Trainer(updater, stop, out=args.out)
+
+    trainer.extend(BatchModeEvaluator(val_iter, model, bn_mode=args.bn_eval, device=device),
+                   name='validation')
+    renorm_links = predictor.batch_renorm_links()
+    if renorm_links:
+        trainer.extend(RenormSchedule(renorm_links, threshold=args.renorm_threshold,
+                                      step_epochs=args.renorm_step_epochs),
+                       name='renorm_schedule')
+    trainer.extend(extensions.snapshot(filename=SNAPSHOT_PATTERN, n_retains=1),
+                   trigger=(args.snapshot_interval, 'epoch'))
+    trainer.extend(extensions.snapshot_object(predictor, BEST_MODEL),
+                   trigger=triggers.MinValueTrigger('validation/main/loss', (1, 'epoch')))
+    trainer.extend(extensions.LogReport())
+    trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
+                                         filename='loss.png'))
+    trainer.extend(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], 'epoch',
+                                         filename='accuracy.png'))
+    columns = ['epoch', 'main/loss', 'main/accuracy', 'validation/main/loss',
+               'validation/main/accuracy', 'elapsed_time']
+    if settings['gmr_weight'] > 0:
+        columns.insert(2, 'main/penalty')
+    trainer.extend(extensions.PrintReport(columns))
+    if not args.no_progress:
+        trainer.extend(extensions.ProgressBar(update_interval=50))
+
+    if resume_path is not None:
+        print('resuming from {}'.format(resume_path))
+        try:
+            chainer.serializers.load_npz(resume_path, trainer)
+        except Exception as e:
+            parser.exit(2, 'error: --resume: cannot load {} ({}: {})\n'.format(
+                resume_path, type(e).__name__, e))
+
+    start = time.time()
+    trainer.run()
+    run.save_model(FINAL_MODEL, predictor)
+    if not os.path.exists(run.file(BEST_MODEL)):
+        save_npz(run.file(BEST_MODEL), predictor)
+    summary = {
+        'variant': args.variant,
+        'epochs_run': updater.epoch,
+        'iterations': updater.iteration,
+        'stopped_early': bool(stop.stopped_early(trainer)),
+        'best_validation_loss': stop.best,
+        'wall_seconds_this_call': time.time() - start,
+        'final_model': FINAL_MODEL,
+        'best_model': BEST_MODEL,
+    }
+    log = trainer.get_extension('LogReport').log
+    if log:
+        summary['last_epoch_log'] = log[-1]
+    atomic_write_json(run.file('summary.json'), summary)
+    print('saved {}'.format(run.file(FINAL_MODEL)))
+    return summary
+
+
+def load_run(run_dir, which='final', device=None):
+    """Build the network ``run_dir/settings.json`` describes and load its model file.
+
+    ``which`` is 'final', 'best' or a path to an ``.npz``. Raises ``ValueError`` with a one-line
+    message for a missing settings/model file or a model that does not fit the settings.
+    Returns (predictor, settings).
+    """
+    settings_path = os.path.join(run_dir, RunFolder.SETTINGS)
+    settings = load_json(settings_path)
+    if settings.get('kind') != 'friendly-train' or 'variant' not in settings:
+        raise ValueError('settings file {} was not written by Friendly.train'.format(
+            settings_path))
+    try:
+        models.check_variant(settings['variant'])
+    except models.VariantError as e:
+        raise ValueError('settings file {}: {}'.format(settings_path, e)) from None
+    if which in ('final', 'best'):
+        path = os.path.join(run_dir, FINAL_MODEL if which == 'final' else BEST_MODEL)
+    else:
+        path = which
+    if not os.path.isfile(path):
+        raise ValueError('model file {} does not exist (train it with python -m Friendly.train '
+                         '--out {})'.format(path, run_dir))
+    predictor = models.FC100(settings['variant'], sizes=settings.get('sizes', models.LAYER_SIZES),
+                             pd_chunk_size=settings.get('pd_chunk_size', 64))
+    expected = chainer.serializers.DictionarySerializer()
+    expected.save(predictor)
+    try:
+        with numpy.load(path) as archive:
+            found = set(archive.files)
+    except Exception as e:
+        raise ValueError('model file {} is not a readable .npz ({}: {})'.format(
+            path, type(e).__name__, str(e).splitlines()[0] if str(e) else '')) from None
+    if found != set(expected.target):
+        extra = sorted(found - set(expected.target))
+        missing = sorted(set(expected.target) - found)
+        raise ValueError('model file {} does not fit the {} network of {} ({}{})'.format(
+            path, settings['variant'], settings_path,
+            'unexpected ' + ', '.join(extra[:3]) if extra else '',
+            ('; ' if extra and missing else '') + ('missing ' + ', '.join(missing[:3])
+                                                   if missing else ''))) from None
+    try:
+        chainer.serializers.load_npz(path, predictor)
+    except KeyError as e:
+        raise ValueError('model file {} does not fit the {} network of {} (missing {})'.format(
+            path, settings['variant'], settings_path, e)) from None
+    except ValueError as e:
+        raise ValueError('model file {} does not fit the {} network of {} ({})'.format(
+            path, settings['variant'], settings_path, str(e).splitlines()[0])) from None
+    except Exception as e:
+        raise ValueError('model file {} cannot be read ({}: {})'.format(
+            path, type(e).__name__, str(e).splitlines()[0] if str(e) else '')) from None
+    if device is not None:
+        predictor.to_device(device)
+    return predictor, settings
+
+
+if __name__ == '__main__':
+    main()
