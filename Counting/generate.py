@@ -102,9 +102,58 @@ def draw_counts(rng, combinations):
     return combinations[rng.integers(len(combinations))]
 
 
+def place_one(rng, template, image_size, boxes, geoms, clearance=0.0,
+              max_attempts=DEFAULT_MAX_ATTEMPTS):
+    """Offset ``(dx, dy)`` for ``template`` beside the placed shapes, or None after max_attempts.
+
+    ``boxes`` is a float (m, 4) array of the placed shapes' ``xmin, ymin, xmax, ymax`` and
+    ``geoms`` their Shapely polygons. The accepted offset is uniform over the integer offsets in
+    0..W x 0..H that put the shape inside the canvas and, with ``clearance`` 0, intersect no placed
+    shape (touching counts), or with ``clearance > 0`` keep it at least that far from all: the
+    law of the original rejection loop (see the module docstring). Raises ValueError when the
+    shape cannot lie inside the canvas at any offset.
+    """
+    width, height = image_size
+    tlo = template.min(axis=0)
+    thi = template.max(axis=0)
+    x_first, x_last = shapes.offset_range(tlo[0], thi[0], width)
+    y_first, y_last = shapes.offset_range(tlo[1], thi[1], height)
+    if x_first > x_last or y_first > y_last:
+        raise ValueError('inside a {}x{} canvas at all'.format(width, height))
+    n_placed = len(geoms)
+    attempts = 0
+    batch_index = 0
+    while attempts < max_attempts:
+        size = min(_BATCHES[min(batch_index, len(_BATCHES) - 1)], max_attempts - attempts)
+        batch_index += 1
+        attempts += size
+        ox = rng.integers(x_first, x_last + 1, size=size)
+        oy = rng.integers(y_first, y_last + 1, size=size)
+        if n_placed == 0:
+            return int(ox[0]), int(oy[0])
+        # Closed boxes (grown by the clearance) that meet the candidate's box; only these
+        # shapes can intersect it (or come closer than the clearance).
+        b = boxes[:n_placed]
+        near = ((ox[:, None] + tlo[0] <= b[None, :, 2] + clearance)
+                & (ox[:, None] + thi[0] >= b[None, :, 0] - clearance)
+                & (oy[:, None] + tlo[1] <= b[None, :, 3] + clearance)
+                & (oy[:, None] + thi[1] >= b[None, :, 1] - clearance))
+        for j in range(size):
+            hits = numpy.flatnonzero(near[j])
+            if len(hits):
+                candidate = shapely.polygons(template + (ox[j], oy[j]))
+                others = [geoms[h] for h in hits]
+                if clearance > 0:
+                    if (shapely.distance(candidate, others) < clearance).any():
+                        continue
+                elif shapely.intersects(candidate, others).any():
+                    continue
+            return int(ox[j]), int(oy[j])
+    return None
+
+
 def place_shapes(rng, settings, index=0):
     """Draw one image's shapes: returns a list of ``(kind, vertices)`` in drawing order."""
-    width, height = settings.image_size
     counts = draw_counts(rng, settings.combinations)
     bag = [kind for kind, n in zip(settings.types, counts) for _ in range(int(n))]
     bag = [bag[i] for i in rng.permutation(len(bag))]
@@ -112,7 +161,6 @@ def place_shapes(rng, settings, index=0):
     image_scale = None
     if settings.shape_scaling and settings.limit_scale_resampling:
         image_scale = int(rng.integers(lo, hi + 1))
-    gap = settings.clearance
     placed = []
     boxes = numpy.empty((len(bag), 4))  # xmin, ymin, xmax, ymax of the placed shapes
     geoms = []
@@ -125,51 +173,17 @@ def place_shapes(rng, settings, index=0):
             scale = int(rng.integers(lo, hi + 1))
         angle = int(rng.integers(0, 360)) if settings.shape_rotations else 0
         template = shapes.transform_template(kind, scale, angle)
-        tlo = template.min(axis=0)
-        thi = template.max(axis=0)
-        x_first, x_last = shapes.offset_range(tlo[0], thi[0], width)
-        y_first, y_last = shapes.offset_range(tlo[1], thi[1], height)
-        if x_first > x_last or y_first > y_last:
+        try:
+            offset = place_one(rng, template, settings.image_size, boxes[:len(geoms)], geoms,
+                               settings.clearance, settings.max_attempts)
+        except ValueError as e:
+            raise ShapeFitError(_fit_advice(index, kind, scale, str(e))) from None
+        if offset is None:
             raise ShapeFitError(_fit_advice(
-                index, kind, scale, 'inside a {}x{} canvas at all'.format(width, height)))
-        n_placed = len(placed)
-        attempts = 0
-        batch_index = 0
-        offset = None
-        while offset is None:
-            if attempts >= settings.max_attempts:
-                raise ShapeFitError(_fit_advice(
-                    index, kind, scale, 'beside {} other shapes in {} attempts'.format(
-                        n_placed, settings.max_attempts)))
-            size = min(_BATCHES[min(batch_index, len(_BATCHES) - 1)],
-                       settings.max_attempts - attempts)
-            batch_index += 1
-            attempts += size
-            ox = rng.integers(x_first, x_last + 1, size=size)
-            oy = rng.integers(y_first, y_last + 1, size=size)
-            if n_placed == 0:
-                offset = (int(ox[0]), int(oy[0]))
-                break
-            # Closed boxes (grown by the clearance) that meet the candidate's box.
-            b = boxes[:n_placed]
-            near = ((ox[:, None] + tlo[0] <= b[None, :, 2] + gap)
-                    & (ox[:, None] + thi[0] >= b[None, :, 0] - gap)
-                    & (oy[:, None] + tlo[1] <= b[None, :, 3] + gap)
-                    & (oy[:, None] + thi[1] >= b[None, :, 1] - gap))
-            for j in range(size):
-                hits = numpy.flatnonzero(near[j])
-                if len(hits):
-                    candidate = shapely.polygons(template + (ox[j], oy[j]))
-                    others = [geoms[h] for h in hits]
-                    if gap > 0:
-                        if (shapely.distance(candidate, others) < gap).any():
-                            continue
-                    elif shapely.intersects(candidate, others).any():
-                        continue
-                offset = (int(ox[j]), int(oy[j]))
-                break
+                index, kind, scale, 'beside {} other shapes in {} attempts'.format(
+                    len(geoms), settings.max_attempts)))
         vertices = template + offset
-        boxes[n_placed] = (*vertices.min(axis=0), *vertices.max(axis=0))
+        boxes[len(geoms)] = (*vertices.min(axis=0), *vertices.max(axis=0))
         geoms.append(shapely.polygons(vertices))
         placed.append((kind, vertices))
     return placed
