@@ -27,25 +27,36 @@ def check_eps(eps):
     return eps
 
 
-def loss_gradient(model, x, t):
+def loss_gradient(model, x, t, return_output=False):
     """d(sum_i ||onehot(t_i) - model(x)_i||^2) / dx as an array of ``x``'s shape.
 
     Summing the per-sample losses gives each image the gradient of its own loss (only Batch
     Normalization with batch statistics couples the samples of a batch, as in the original).
+    With ``return_output`` the network's output array on ``x`` comes back too.
     """
     x = chainer.Variable(x)
-    loss = F.sum(squared_distance_loss(model(x), t, reduce='no'))
+    y = model(x)
+    loss = F.sum(squared_distance_loss(y, t, reduce='no'))
     gx, = chainer.grad([loss], [x])
+    if return_output:
+        return gx.array, y.array
     return gx.array
 
 
-def fgsm(model, x, t, eps=THESIS_EPS):
-    """Fast gradient sign method: ``rint(clip(x + eps sign(dL/dx), 0, 255))``."""
+def fgsm(model, x, t, eps=THESIS_EPS, return_output=False):
+    """Fast gradient sign method: ``rint(clip(x + eps sign(dL/dx), 0, 255))``.
+
+    With ``return_output`` also the network's output on the clean ``x`` (the forward pass the
+    attack needed anyway), so an evaluation gets the clean accuracy for free.
+    """
     eps = check_eps(eps)
     xp = chainer.backend.get_array_module(x)
-    g = loss_gradient(model, x, t)
+    g, y = loss_gradient(model, x, t, return_output=True)
     x_adv = x + eps * xp.sign(g)
-    return xp.rint(xp.clip(x_adv, PIXEL_MIN, PIXEL_MAX)).astype(x.dtype, copy=False)
+    x_adv = xp.rint(xp.clip(x_adv, PIXEL_MIN, PIXEL_MAX)).astype(x.dtype, copy=False)
+    if return_output:
+        return x_adv, y
+    return x_adv
 
 
 def pgd_step_size(eps):

@@ -39,11 +39,11 @@ PRESETS = {
     },
     'quick': {
         'train': {
-            '*': {'epoch': 8},
-            'A': {'epoch': 4},
-            'GMR': {'epoch': 4},
-            'GMRES': {'epoch': 4},
-            'PD': {'epoch': 2, 'train_subset': 3000, 'val_subset': 1000},
+            '*': {'epoch': 10},
+            'A': {'epoch': 6},
+            'GMR': {'epoch': 6},
+            'GMRES': {'epoch': 6},
+            'PD': {'epoch': 2, 'train_subset': 8000, 'val_subset': 1000},
         },
         'evaluate': {},
     },

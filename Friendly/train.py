@@ -108,6 +108,14 @@ class ResumableEarlyStopping(triggers.EarlyStoppingTrigger):
         self._max_trigger.serialize(serializer['max_trigger'])
         self._summary.serialize(serializer['summary'])
 
+    def __call__(self, trainer):
+        if not trainer.observation:
+            # Right after --resume the trainer has observed nothing yet, while the interval
+            # trigger (saved just before the epoch's check) fires once: nothing to compare.
+            self._interval_trigger(trainer)
+            return bool(self._max_trigger(trainer))
+        return super(ResumableEarlyStopping, self).__call__(trainer)
+
     def stopped_early(self, trainer):
         return self._stop_condition() and not self._max_trigger(trainer)
 
@@ -338,8 +346,10 @@ def main(argv=None):
         trainer.extend(RenormSchedule(renorm_links, threshold=args.renorm_threshold,
                                       step_epochs=args.renorm_step_epochs),
                        name='renorm_schedule')
+    # Lowest priority: the snapshot must hold the state after every other extension and trigger
+    # of its iteration, or a resumed run would replay them.
     trainer.extend(extensions.snapshot(filename=SNAPSHOT_PATTERN, n_retains=1),
-                   trigger=(args.snapshot_interval, 'epoch'))
+                   trigger=(args.snapshot_interval, 'epoch'), priority=-1000)
     trainer.extend(extensions.snapshot_object(predictor, BEST_MODEL),
                    trigger=triggers.MinValueTrigger('validation/main/loss', (1, 'epoch')))
     trainer.extend(extensions.LogReport())

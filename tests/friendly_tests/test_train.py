@@ -1,0 +1,277 @@
+import json
+import os
+
+import numpy
+import pytest
+
+from lenses_common import compat  # noqa: F401
+import chainer
+from chainer import serializers
+
+from Friendly import models
+from Friendly import train
+
+
+class _Link:
+    rmax, dmax = 1.0, 0.0
+
+
+class _Updater:
+    def __init__(self):
+        self.epoch = 0
+        self.is_new_epoch = False
+
+
+class _Trainer:
+    def __init__(self):
+        self.updater = _Updater()
+        self.observation = {}
+
+
+def _run_epochs(schedule, trainer, losses, iterations_per_epoch=3):
+    """Feed ``losses`` (one mean loss per epoch) through the extension; return (rmax, dmax) after
+    each epoch."""
+    seen = []
+    for loss in losses:
+        for i in range(iterations_per_epoch):
+            last = i == iterations_per_epoch - 1
+            trainer.updater.is_new_epoch = last
+            if last:
+                trainer.updater.epoch += 1
+            # the mean over the epoch is ``loss``: values loss-0.001, loss, loss+0.001
+            trainer.observation = {'main/loss': loss + 0.001 * (i - 1)}
+            with chainer.reporter.Reporter().scope({}):
+                schedule(trainer)
+        seen.append((schedule.links[0].rmax, schedule.links[0].dmax))
+    return seen
+
+
+def test_renorm_schedule_steps():
+    links = [_Link(), _Link()]
+    schedule = train.RenormSchedule(links, threshold=0.01)
+    trainer = _Trainer()
+    schedule.initialize(trainer)
+    assert (links[0].rmax, links[0].dmax) == (1.0, 0.0)
+    # epochs 1-3 above the threshold, epoch 4 under it (mean 0.005), then it may rise again
+    losses = [0.5, 0.1, 0.02, 0.005] + [0.05] * 70
+    seen = _run_epochs(schedule, trainer, losses)
+    assert seen[:3] == [(1.0, 0.0)] * 3
+    assert seen[3] == (1.1, 1.1)              # end of epoch 4
+    assert seen[22] == (1.1, 1.1)             # end of epoch 23
+    assert seen[23] == (10.0, 10.0)           # epoch 24 = 4 + 20
+    assert seen[43] == (100.0, 100.0)         # epoch 44
+    assert seen[63] == (1000.0, 1000.0)       # epoch 64
+    assert seen[-1] == (1000.0, 1000.0)
+    assert links[1].rmax == links[0].rmax
+
+
+def test_renorm_schedule_uses_the_epoch_mean_not_one_batch():
+    schedule = train.RenormSchedule([_Link()], threshold=0.01)
+    trainer = _Trainer()
+    # one batch under the threshold, the epoch mean above it
+    trainer.updater.is_new_epoch = False
+    for value in (0.001, 0.05):
+        trainer.observation = {'main/loss': value}
+        with chainer.reporter.Reporter().scope({}):
+            schedule(trainer)
+    trainer.updater.epoch, trainer.updater.is_new_epoch = 1, True
+    trainer.observation = {'main/loss': 0.05}
+    with chainer.reporter.Reporter().scope({}):
+        schedule(trainer)
+    assert schedule.links[0].rmax == 1.0 and schedule.start_epoch == -1
+
+
+def test_renorm_schedule_survives_serialization(tmp_path):
+    schedule = train.RenormSchedule([_Link()], threshold=0.01)
+    trainer = _Trainer()
+    _run_epochs(schedule, trainer, [0.5, 0.005] + [0.5] * 25)
+    assert schedule.links[0].rmax == 10.0
+    path = str(tmp_path / 'state.npz')
+    serializers.save_npz(path, schedule)
+    restored = train.RenormSchedule([_Link()], threshold=0.01)
+    serializers.load_npz(path, restored)
+    assert restored.start_epoch == 2
+    restored.initialize(trainer)          # what the Trainer does after --resume
+    assert (restored.links[0].rmax, restored.links[0].dmax) == (10.0, 10.0)
+
+
+def test_early_stopping_state_survives_serialization(tmp_path):
+    stop = train.ResumableEarlyStopping(monitor='validation/main/loss', patience=20,
+                                        mode='min', max_trigger=(100, 'epoch'))
+    stop.best, stop.count = 0.123, 7
+    path = str(tmp_path / 'stop.npz')
+    serializers.save_npz(path, stop)
+    restored = train.ResumableEarlyStopping(monitor='validation/main/loss', patience=20,
+                                            mode='min', max_trigger=(100, 'epoch'))
+    serializers.load_npz(path, restored)
+    assert restored.best == pytest.approx(0.123) and restored.count == 7
+
+
+def test_split_is_4200_55800_disjoint_and_seeded():
+    data = chainer.datasets.TupleDataset(numpy.arange(60000), numpy.arange(60000))
+    tr, val = train.split_mnist(data, seed=3)
+    assert (len(tr), len(val)) == (55800, 4200)
+    ids_val = {val[i][0] for i in range(len(val))}
+    ids_tr = {tr[i][0] for i in range(0, len(tr), 7)}
+    assert not ids_val & ids_tr
+    tr2, val2 = train.split_mnist(data, seed=3)
+    assert [val2[i][0] for i in range(50)] == [val[i][0] for i in range(50)]
+    _, val3 = train.split_mnist(data, seed=4)
+    assert [val3[i][0] for i in range(50)] != [val[i][0] for i in range(50)]
+    tr4, val4 = train.split_mnist(data, seed=3, train_subset=100, val_subset=30)
+    assert (len(tr4), len(val4)) == (100, 30)
+    assert tr4[5][0] == tr[5][0]
+
+
+def _error(capsys, argv, main=train.main):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert 'Traceback' not in '\n'.join(err)
+    return err[-1]
+
+
+def test_unknown_variant_is_one_line_error(capsys, tmp_path):
+    msg = _error(capsys, ['--variant', 'ZZ', '--out', str(tmp_path)])
+    assert "unknown variant 'ZZ'" in msg and 'S, RS, A, GMR, GMRES, PD' in msg
+
+
+def test_bad_numbers_are_errors(capsys, tmp_path):
+    assert '--batchsize' in _error(capsys, ['--variant', 'S', '--out', str(tmp_path),
+                                            '--batchsize', '0'])
+    assert '--lr' in _error(capsys, ['--variant', 'S', '--out', str(tmp_path), '--lr', '-1'])
+
+
+def test_resume_without_snapshot_is_error(capsys, tmp_path):
+    msg = _error(capsys, ['--variant', 'S', '--out', str(tmp_path), '--resume'])
+    assert 'no snapshot' in msg and str(tmp_path) in msg
+
+
+def _tiny(out, variant='S', seed=0, epoch=2, extra=()):
+    return ['--variant', variant, '--seed', str(seed), '--out', str(out), '--epoch', str(epoch),
+            '--train-subset', '200', '--val-subset', '200', '--no-progress'] + list(extra)
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory, mnist_dir):
+    out = tmp_path_factory.mktemp('runs') / 'S'
+    summary = train.main(_tiny(out, epoch=1, extra=['--mnist-dir', mnist_dir]))
+    return out, summary
+
+
+def test_training_writes_run_folder(tiny_run):
+    out, summary = tiny_run
+    for name in ('settings.json', 'command.txt', 'log', 'model_final.npz', 'model_best.npz',
+                 'summary.json', 'loss.png', 'accuracy.png', 'snapshot_epoch_1'):
+        assert (out / name).exists(), name
+    settings = json.loads((out / 'settings.json').read_text())
+    assert settings['variant'] == 'S' and settings['lr'] == 0.002
+    assert settings['momentum'] == 0.85 and settings['batchsize'] == 20
+    assert summary['iterations'] == 10 and summary['epochs_run'] == 1
+    log = json.loads((out / 'log').read_text())
+    assert log[-1]['epoch'] == 1 and 'validation/main/accuracy' in log[-1]
+    model, loaded = train.load_run(str(out))
+    assert isinstance(model, models.FC100) and loaded['variant'] == 'S'
+
+
+def test_resume_continues_from_snapshot(tiny_run, mnist_dir, tmp_path, capsys):
+    out, _ = tiny_run
+    # copy the folder so the module fixture stays untouched
+    import shutil
+    copy = tmp_path / 'S'
+    shutil.copytree(out, copy)
+    before = numpy.load(str(copy / 'model_final.npz'))['l1/W']
+    summary = train.main(_tiny(copy, epoch=2, extra=['--resume', '--mnist-dir', mnist_dir]))
+    assert summary['iterations'] == 20 and summary['epochs_run'] == 2
+    log = json.loads((copy / 'log').read_text())
+    assert [entry['epoch'] for entry in log] == [1, 2]
+    after = numpy.load(str(copy / 'model_final.npz'))['l1/W']
+    assert not numpy.array_equal(before, after)
+    assert (copy / 'snapshot_epoch_2').exists() and not (copy / 'snapshot_epoch_1').exists()
+    assert (copy / 'command.txt').read_text().count('--variant') == 2
+    # resuming as another network is refused
+    msg = _error(capsys, _tiny(copy, variant='RS', extra=['--resume', '--mnist-dir', mnist_dir]))
+    assert 'belongs to another network' in msg and 'variant' in msg
+
+
+def test_load_run_errors(tiny_run, tmp_path):
+    out, _ = tiny_run
+    with pytest.raises(ValueError, match='does not exist'):
+        train.load_run(str(tmp_path))
+    # settings of another network (RS) beside the S model: refused, not silently half-loaded
+    import shutil
+    other = tmp_path / 'other'
+    shutil.copytree(out, other)
+    settings = json.loads((other / 'settings.json').read_text())
+    settings['variant'] = 'RS'
+    (other / 'settings.json').write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match='does not fit the RS network'):
+        train.load_run(str(other))
+    settings['variant'] = 'GMRES'
+    (other / 'settings.json').write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match='does not fit the GMRES network'):
+        train.load_run(str(other))
+    # a model file that is not an npz
+    settings['variant'] = 'S'
+    (other / 'settings.json').write_text(json.dumps(settings))
+    (other / 'model_final.npz').write_text('not a model')
+    with pytest.raises(ValueError, match='not a readable .npz'):
+        train.load_run(str(other))
+    (other / 'model_final.npz').unlink()
+    with pytest.raises(ValueError, match='model file .* does not exist'):
+        train.load_run(str(other))
+    (other / 'settings.json').write_text(json.dumps({'kind': 'counting'}))
+    with pytest.raises(ValueError, match='not written by Friendly.train'):
+        train.load_run(str(other))
+
+
+def test_same_seed_same_weights(tiny_run, mnist_dir, tmp_path):
+    out, _ = tiny_run
+    train.main(_tiny(tmp_path / 'again', epoch=1, extra=['--mnist-dir', mnist_dir]))
+    a = numpy.load(str(out / 'model_final.npz'))
+    b = numpy.load(str(tmp_path / 'again' / 'model_final.npz'))
+    for key in a.files:
+        numpy.testing.assert_array_equal(a[key], b[key])
+
+
+def test_gmr_and_renorm_variants_train(mnist_dir, tmp_path):
+    for variant in ('GMRES', 'RS'):
+        summary = train.main(['--variant', variant, '--out', str(tmp_path / variant),
+                              '--epoch', '1', '--train-subset', '60', '--val-subset', '200',
+                              '--no-progress', '--mnist-dir', mnist_dir])
+        assert summary['iterations'] == 3
+        log = summary['last_epoch_log']
+        assert numpy.isfinite(log['main/loss'])
+        if variant == 'GMRES':
+            assert log['main/penalty'] > 0
+        else:
+            assert 'renorm_schedule/rmax' in log or 'rmax' in log
+
+
+DEVICES = ['@numpy', pytest.param('@cupy:0', marks=pytest.mark.gpu)]
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('variant', ['S', 'RS', 'GMRES'])
+def test_training_step_on_device_agrees_with_numpy(device, variant):
+    rng = numpy.random.RandomState(0)
+    x = rng.randint(0, 256, (20, 1, 4, 4)).astype(numpy.float32)
+    t = rng.randint(0, 10, 20).astype(numpy.int32)
+
+    def step(dev):
+        numpy.random.seed(0)
+        model = models.FriendlyClassifier(models.FC100(variant, sizes=(16, 8, 8, 10)))
+        model.to_device(dev)
+        opt = train.make_optimizer('fast', 0.002, 0.85)
+        opt.setup(model)
+        with chainer.using_config('train', True):
+            opt.update(model, dev.send(x), dev.send(t))
+        return {name: chainer.backend.CpuDevice().send(p.array)
+                for name, p in model.namedparams()}
+
+    expected = step(chainer.get_device('@numpy'))
+    got = step(chainer.get_device(device))
+    for name in expected:
+        numpy.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5,
+                                      err_msg=name)
