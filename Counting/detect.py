@@ -1,0 +1,692 @@
+"""Shape detection from a counter's saliency: the "saliency of saliency" of thesis 2.2.2.
+
+The thesis's loop (``method='second'``, the default): ``n = round(sum(outputs))``. Repeat at most
+``n`` times while unassigned pixels remain: take the unassigned pixel ``p`` with the largest
+saliency (:mod:`Counting.saliency`), differentiate the saliency at ``p`` once more,
+``h = d saliency[p] / d image`` (double backprop, so the activations must be smooth), reduce it
+per pixel to ``importance = max_c |h|``; the still unassigned pixels with
+``importance >= threshold`` (default 5e-10, the original's) form one group; mark them and ``p``
+assigned. Each group gets a bounding box.
+
+Only the row of the second derivative at ``p`` is needed, so the forward pass and the first
+backward pass are done once per image and their graph is kept; each row then costs one more
+backward pass. ``batch=K`` stacks K copies of the image in one batch: in test mode the copies are
+independent, so seeding copy ``k``'s gradient at its own pixel gives K rows in one pass. The loop is
+then replayed exactly: the next seed is still the argmax over unassigned pixels, and new rows are
+computed only when that pixel has none yet. The other K - 1 rows of a pass go to the most salient
+free pixels spaced apart by about a group's size (they would otherwise be swallowed by the group of
+the pixel in hand). The groups are the same as with ``batch=1``; only the speed changes.
+
+Beyond the thesis (2.2.3 proposes them; both use only the first derivative, so ReLU counters work):
+
+* ``method='upper'``: keep the pixels with ``lower * max <= saliency <= upper * max`` (the upper
+  bound drops the over-salient pixels between shapes), then the ``n`` largest 8-connected blobs;
+* ``method='kmeans'``: K-means with 3 clusters over the saliency values (optionally after a tenth
+  root or a logarithm), keep the middle cluster, then the ``n`` largest 8-connected blobs;
+* ``seed_upper`` for the thesis's loop: seeds only among pixels with ``saliency <= seed_upper * max``;
+* scoring against the generator's annotations: greedy one-to-one matching of boxes by IoU >= 0.5,
+  precision, recall and mean IoU of the matches.
+
+Boxes are inclusive pixel boxes ``[xmin, ymin, xmax, ymax]``, like the generator's annotations.
+
+Command line::
+
+    python -m Counting.detect --run RUN_DIR --images FOLDER --out DIR [--names ...] [--limit N]
+        [--threshold 5e-10] [--method second|upper|kmeans] [--batch K] [--device D]
+
+writes ``<name>_group<k>_mask.png``, ``<name>_group<k>_importance.png``, ``<name>_boxes.png`` and
+``detections.json``.
+"""
+import argparse
+import os
+import sys
+import time
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+import numpy
+from PIL import Image, ImageDraw
+
+from Counting import saliency as saliency_lib
+from lenses_common.device import device_from_args, positive_int
+from lenses_common.progress import Progress
+from lenses_common.runfolder import atomic_write_json, load_json
+from lenses_common.seeding import add_seed_argument
+
+DEFAULT_THRESHOLD = 5e-10
+METHODS = ('second', 'upper', 'kmeans')
+SMOOTH_ACTIVATIONS = ('softplus', 'sigmoid', 'modsoftplus', 'sin')
+KMEANS_SPACES = ('linear', 'root', 'log')
+
+
+class SecondDerivativeError(ValueError):
+    """The second derivative the thesis's loop needs is identically zero (e.g. ReLU)."""
+
+    def __init__(self, reason='the second derivative of this network is identically zero'):
+        super().__init__(
+            '{}: the second-derivative detection (--method second) needs a smooth activation '
+            '({}); train the counter with one of those, or use a first-derivative variant '
+            '(--method upper or --method kmeans)'.format(reason, ', '.join(SMOOTH_ACTIVATIONS)))
+
+
+class Group:
+
+    """One detected group.
+
+    Attributes:
+        seed: ``(y, x)`` of the pixel whose saliency was differentiated (for the first-derivative
+            methods: the group's most salient pixel).
+        channel: the channel of the seed's saliency (the largest |gradient|), or None.
+        mask: bool ``(H, W)``, the group's pixels.
+        importance: float32 ``(H, W)``, ``max_c |d saliency[seed] / d image|`` (first-derivative
+            methods: the saliency inside the group, zero elsewhere).
+        box: inclusive ``[xmin, ymin, xmax, ymax]`` around ``mask``, or None when it is empty.
+    """
+
+    __slots__ = ('seed', 'channel', 'mask', 'importance', 'box')
+
+    def __init__(self, seed, channel, mask, importance):
+        self.seed = (int(seed[0]), int(seed[1]))
+        self.channel = None if channel is None else int(channel)
+        self.mask = mask
+        self.importance = importance
+        self.box = mask_box(mask)
+
+    def to_json(self):
+        return {'seed': [self.seed[1], self.seed[0]], 'channel': self.channel, 'box': self.box,
+                'pixels': int(self.mask.sum())}
+
+    def __repr__(self):
+        return 'Group(seed={}, pixels={}, box={})'.format(self.seed, int(self.mask.sum()),
+                                                          self.box)
+
+
+class Detections(list):
+
+    """The groups found in one image (a list of :class:`Group`), with what they came from.
+
+    Attributes: ``outputs`` (the counter's outputs, numpy), ``count`` (the number of groups asked
+    for), ``saliency`` (float32 ``(H, W)``), ``method``, ``rows`` (second-derivative rows computed)
+    and ``passes`` (backward passes that computed them).
+    """
+
+    def __init__(self, groups=(), **info):
+        super().__init__(groups)
+        self.outputs = info.get('outputs')
+        self.count = info.get('count')
+        self.saliency = info.get('saliency')
+        self.method = info.get('method')
+        self.rows = info.get('rows', 0)
+        self.passes = info.get('passes', 0)
+
+    @property
+    def boxes(self):
+        return [g.box for g in self if g.box is not None]
+
+
+def mask_box(mask):
+    """Inclusive ``[xmin, ymin, xmax, ymax]`` of the True pixels of ``mask``, or None."""
+    rows = numpy.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = numpy.flatnonzero(mask.any(axis=0))
+    return [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]
+
+
+# ---------------------------------------------------------------------------------------------
+# The second derivative, K rows per backward pass
+
+class SecondDerivativeRows:
+
+    """Rows ``d saliency[p] / d image`` of one image's second derivative, K per backward pass.
+
+    The forward pass and the first backward pass (with its graph kept for double backprop) run
+    once on K stacked copies of the image; :meth:`rows` then needs one more backward pass for up
+    to K pixels. With ``reuse_graph=False`` every call of :meth:`rows` redoes the forward and
+    first backward passes too, as a straightforward loop would (kept for the benchmark).
+
+    ``rows`` returns importance maps ``max_c |h|`` as float32 NumPy ``(H, W)`` arrays, or None for
+    a pixel whose saliency does not depend on the image at all (no path in the graph: ReLU).
+    """
+
+    def __init__(self, model, x, copies=1, reuse_graph=True):
+        self.model = model
+        self.x = saliency_lib.as_batch(model, x)
+        self.copies = int(copies)
+        if self.copies < 1:
+            raise ValueError('batch must be at least 1, got {}'.format(copies))
+        self.reuse_graph = bool(reuse_graph)
+        self.passes = 0
+        self._build()
+        if self.copies == 1:
+            outputs, g = self._outputs, self._g
+        else:
+            # The seeds must not depend on K: a batch of K may round differently from a batch
+            # of one (other BLAS kernels), so the saliency comes from the one-image pass.
+            _, outputs, g = saliency_lib.input_gradient(self.model, self.x)
+        g0 = g.array[0]
+        self.saliency = self._to_cpu(saliency_lib.channel_max_abs(g0))
+        self.channel = self._to_cpu(self.model.xp.abs(g0).argmax(axis=0))
+        self.outputs = self._to_cpu(outputs.array[0])
+
+    @staticmethod
+    def _to_cpu(a):
+        return numpy.asarray(chainer.backend.CpuDevice().send(a))
+
+    def _build(self):
+        xp = self.model.xp
+        xs = xp.ascontiguousarray(xp.broadcast_to(self.x, (self.copies,) + self.x.shape[1:]))
+        self._xs, self._outputs, self._g = saliency_lib.input_gradient(
+            self.model, xs, enable_double_backprop=True)
+        self._fresh = True
+
+    def rows(self, pixels):
+        """Importance maps for ``pixels``, a list of at most K ``(y, x)``."""
+        if not 0 < len(pixels) <= self.copies:
+            raise ValueError('rows() takes 1..{} pixels, got {}'.format(self.copies, len(pixels)))
+        if not self.reuse_graph and not self._fresh:
+            self._build()
+        self._fresh = False
+        xp = self.model.xp
+        seed = xp.zeros_like(self._xs.array)
+        for k, (y, x) in enumerate(pixels):
+            # d|g|/dg = sign(g) only flips h's sign, which max_c |h| ignores.
+            seed[k, int(self.channel[y, x]), y, x] = 1
+        with chainer.using_config('train', False):
+            h, = chainer.grad([self._g], [self._xs], grad_outputs=[seed])
+        self.passes += 1
+        if h is None:
+            return [None] * len(pixels)
+        importance = saliency_lib.channel_max_abs(h.array[:len(pixels)])
+        importance = self._to_cpu(importance).astype(numpy.float32, copy=False)
+        return list(importance)
+
+
+def _spaced_candidates(free, taken, k, radius):
+    """Up to ``k`` flat indices of the largest entries of ``free`` (-inf = unavailable), each at
+    Chebyshev distance > ``radius`` from the ``taken`` pixels and from each other."""
+    work = free.copy()
+    height, width = work.shape
+
+    def block(y, x):
+        work[max(y - radius, 0):y + radius + 1, max(x - radius, 0):x + radius + 1] = -numpy.inf
+
+    for y, x in taken:
+        block(y, x)
+    chosen = []
+    while len(chosen) < k:
+        q = int(work.argmax())
+        if work.flat[q] == -numpy.inf:
+            break
+        chosen.append(q)
+        block(q // width, q % width)
+    return chosen
+
+
+def _second_derivative_groups(engine, count, threshold, batch, seed_upper, spread, callback):
+    sal = engine.saliency
+    height, width = sal.shape
+    # -inf marks pixels that can no longer be seeds. argmax takes the first of equal values, so the
+    # order of seeds is fully determined by the saliency map.
+    free = sal.astype(numpy.float32, copy=True)
+    if seed_upper is not None:
+        free[sal > seed_upper] = -numpy.inf
+    flat_free = free.reshape(-1)
+    assigned = numpy.zeros((height, width), dtype=bool)
+    cache = {}
+    radii = []
+    groups = []
+    rows_computed = 0
+    while len(groups) < count:
+        p = int(flat_free.argmax())
+        if flat_free[p] == -numpy.inf:
+            break
+        py, px = divmod(p, width)
+        if p not in cache:
+            wanted = [p]
+            if batch > 1:
+                radius = spread
+                if radius is None:
+                    radius = (int(numpy.median(radii)) if radii
+                              else max(1, min(height, width) // 20))
+                wanted += _spaced_candidates(
+                    free, [(py, px)] + [divmod(q, width) for q in cache], batch - 1, radius)
+            rows = engine.rows([divmod(q, width) for q in wanted])
+            rows_computed += len(wanted)
+            cache.update(zip(wanted, rows))
+        importance = cache.pop(p)
+        if importance is None or not importance.any():
+            if not groups and sal[py, px] > 0:
+                raise SecondDerivativeError()
+            importance = numpy.zeros((height, width), dtype=numpy.float32)
+        mask = (importance >= threshold) & ~assigned
+        assigned |= mask
+        assigned[py, px] = True
+        free[mask] = -numpy.inf
+        free[py, px] = -numpy.inf
+        for q in [q for q in cache if assigned.flat[q]]:
+            del cache[q]
+        group = Group((py, px), engine.channel[py, px], mask, importance)
+        if group.box is not None:
+            ys, xs = numpy.nonzero(mask)
+            radii.append(int(max(numpy.abs(ys - py).max(), numpy.abs(xs - px).max())))
+        groups.append(group)
+        if callback is not None:
+            callback(group)
+    return groups, rows_computed
+
+
+# ---------------------------------------------------------------------------------------------
+# First-derivative variants
+
+def kmeans(values, k=3, seed=0, iterations=100):
+    """Lloyd's K-means on the rows of ``values`` ((N,) or (N, D)), k-means++ seeding.
+
+    Deterministic for a given ``seed`` (NumPy ``RandomState``). Returns ``(centres, labels)`` with
+    the clusters numbered in increasing order of their centre's first coordinate. Raises
+    ValueError when there are fewer distinct values than clusters.
+    """
+    data = numpy.asarray(values, dtype=numpy.float64)
+    if data.ndim == 1:
+        data = data[:, None]
+    n = len(data)
+    if len(numpy.unique(data, axis=0)) < k:
+        raise ValueError('K-means needs at least {} distinct values, got {}'.format(
+            k, len(numpy.unique(data, axis=0))))
+    rng = numpy.random.RandomState(seed)
+    centres = [data[rng.randint(n)]]
+    closest = ((data - centres[0]) ** 2).sum(axis=1)
+    while len(centres) < k:
+        # k-means++: the next centre with probability proportional to the squared distance.
+        c = data[rng.choice(n, p=closest / closest.sum())]
+        centres.append(c)
+        closest = numpy.minimum(closest, ((data - c) ** 2).sum(axis=1))
+    centres = numpy.array(centres)
+    labels = None
+    for _ in range(iterations):
+        dist = ((data[:, None, :] - centres[None]) ** 2).sum(axis=2)
+        new_labels = dist.argmin(axis=1)
+        if labels is not None and numpy.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        for j in range(k):
+            members = data[labels == j]
+            if len(members):
+                centres[j] = members.mean(axis=0)
+            else:  # an empty cluster takes the point farthest from its centre
+                far = int(dist[numpy.arange(n), labels].argmax())
+                centres[j] = data[far]
+    order = numpy.argsort(centres[:, 0], kind='stable')
+    rank = numpy.empty(k, dtype=numpy.int64)
+    rank[order] = numpy.arange(k)
+    return centres[order], rank[labels]
+
+
+def kmeans_middle(sal, space='linear', seed=0):
+    """Mask of the pixels in the middle of 3 K-means clusters of the saliency values.
+
+    ``space``: cluster the values themselves (``linear``), their tenth root (``root``, the scale
+    of the pictures) or their logarithm (``log``, zeros mapped below the smallest positive value).
+    """
+    values = numpy.asarray(sal, dtype=numpy.float64).ravel()
+    if space == 'root':
+        values = values ** 0.1
+    elif space == 'log':
+        positive = values[values > 0]
+        floor = positive.min() / 10 if positive.size else 1.0
+        values = numpy.log(numpy.maximum(values, floor))
+    elif space != 'linear':
+        raise ValueError('unknown K-means space {!r}; choose from {}'.format(
+            space, ', '.join(KMEANS_SPACES)))
+    _, labels = kmeans(values, k=3, seed=seed)
+    return (labels == 1).reshape(numpy.shape(sal))
+
+
+def _blob_groups(sal, keep, count, min_size):
+    from Counting.shapes import label_blobs
+    labels, n = label_blobs(keep)
+    sizes = numpy.bincount(labels.ravel(), minlength=n + 1)[1:]
+    order = sorted((lab for lab in range(1, n + 1) if sizes[lab - 1] >= min_size),
+                   key=lambda lab: (-sizes[lab - 1], lab))
+    groups = []
+    for lab in order[:count]:
+        mask = labels == lab
+        inside = numpy.where(mask, sal, -numpy.inf)
+        seed = numpy.unravel_index(int(inside.argmax()), sal.shape)
+        groups.append(Group(seed, None, mask, numpy.where(mask, sal, 0).astype(numpy.float32)))
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection
+
+def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
+           seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
+           spread=None, reuse_graph=True, callback=None):
+    """Detect shapes in one image from a counter's saliency.
+
+    Args:
+        model: a Link mapping ``(B, 3, H, W)`` images to ``(B, n)`` counts; run in test mode.
+        image: ``(3, H, W)`` or ``(1, 3, H, W)``, raw 0..255 values, NumPy or CuPy.
+        threshold: ``second``: importance threshold of a group (thesis: 5e-10).
+        batch: ``second``: second-derivative rows per backward pass (K copies of the image in
+            one batch); any K gives the groups of K = 1. Memory grows with K.
+        method: ``second`` (the thesis's loop), ``upper`` or ``kmeans`` (see the module).
+        count: number of groups to look for (default ``round(sum(outputs))``).
+        seed_upper: ``second``: seeds only where saliency <= ``seed_upper`` x the largest
+            saliency (default: no bound, the thesis's loop).
+        upper, lower: ``upper``: keep pixels with ``lower * max <= saliency <= upper * max``.
+        kmeans_space: ``kmeans``: ``linear``, ``root`` or ``log`` (see :func:`kmeans_middle`).
+        seed: ``kmeans``: seed of the K-means initialisation.
+        min_size: ``upper``/``kmeans``: smallest blob (pixels) that makes a group.
+        spread: ``second`` with ``batch > 1``: spacing (pixels) of the extra rows of a pass
+            (default: the median radius of the groups found so far).
+        reuse_graph: ``second``: keep the first-order graph for every row (False redoes the
+            forward and first backward passes for every pass, as a plain loop would).
+        callback: called with each :class:`Group` as it is found.
+
+    Returns:
+        :class:`Detections`, a list of :class:`Group` (masks are disjoint).
+
+    Raises:
+        SecondDerivativeError: ``second`` on a network whose second derivative is identically
+            zero (ReLU). ValueError for bad arguments or a non-finite saliency map.
+    """
+    if method not in METHODS:
+        raise ValueError('unknown method {!r}; choose from {}'.format(method, ', '.join(METHODS)))
+    if not (numpy.isfinite(threshold) and threshold >= 0):
+        raise ValueError('threshold must be a finite number >= 0, got {}'.format(threshold))
+    if method == 'second':
+        engine = SecondDerivativeRows(model, image, copies=batch, reuse_graph=reuse_graph)
+        sal, outputs = engine.saliency, engine.outputs
+    else:
+        x = saliency_lib.as_batch(model, image)
+        _, out_var, g = saliency_lib.input_gradient(model, x)
+        sal = numpy.asarray(chainer.backend.CpuDevice().send(
+            saliency_lib.channel_max_abs(g.array[0])))
+        outputs = numpy.asarray(chainer.backend.CpuDevice().send(out_var.array[0]))
+    if not numpy.all(numpy.isfinite(sal)):
+        raise ValueError('the saliency map holds non-finite values (the network\'s derivative '
+                         'overflowed; use a stable activation)')
+    if count is None:
+        count = int(round(float(numpy.sum(outputs, dtype=numpy.float64))))
+    count = max(int(count), 0)
+    top = float(sal.max()) if sal.size else 0.0
+    info = dict(outputs=outputs, count=count, saliency=sal.astype(numpy.float32, copy=False),
+                method=method)
+    if method == 'second':
+        groups, rows = _second_derivative_groups(
+            engine, count, threshold, engine.copies,
+            None if seed_upper is None else seed_upper * top, spread, callback)
+        return Detections(groups, rows=rows, passes=engine.passes, **info)
+    if method == 'upper':
+        if not 0 <= lower <= upper:
+            raise ValueError('need 0 <= lower <= upper, got lower {} and upper {}'.format(
+                lower, upper))
+        keep = (sal >= lower * top) & (sal <= upper * top) & (sal > 0)
+    else:
+        keep = kmeans_middle(sal, kmeans_space, seed) if count else numpy.zeros(sal.shape, bool)
+    groups = _blob_groups(sal, keep, count, min_size)
+    if callback is not None:
+        for group in groups:
+            callback(group)
+    return Detections(groups, **info)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring against annotations
+
+def box_iou(a, b):
+    """IoU of two inclusive pixel boxes ``[xmin, ymin, xmax, ymax]`` (areas counted in pixels)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+    area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return inter / float(area_a + area_b - inter)
+
+
+def match_boxes(predicted, truth, iou_threshold=0.5):
+    """Greedy one-to-one matching: the pair with the largest IoU first, while IoU >= threshold.
+
+    Returns a list of ``(i_predicted, i_truth, iou)``.
+    """
+    pairs = []
+    for i, p in enumerate(predicted):
+        for j, t in enumerate(truth):
+            iou = box_iou(p, t)
+            if iou >= iou_threshold:
+                pairs.append((-iou, i, j))
+    pairs.sort()
+    used_p, used_t, matches = set(), set(), []
+    for neg_iou, i, j in pairs:
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+            matches.append((i, j, -neg_iou))
+    return matches
+
+
+def _ratio(a, b):
+    return a / b if b else None
+
+
+def score_boxes(predicted, truth, iou_threshold=0.5):
+    """Precision, recall and mean IoU of the matches (:func:`match_boxes`) for one image.
+
+    Returns a dict with ``matched``, ``predicted``, ``truth``, ``precision`` (None without
+    predictions), ``recall`` (None without annotated shapes), ``mean_iou`` (None without matches)
+    and ``iou_sum``.
+    """
+    matches = match_boxes(predicted, truth, iou_threshold)
+    iou_sum = float(sum(m[2] for m in matches))
+    return {'matched': len(matches), 'predicted': len(predicted), 'truth': len(truth),
+            'precision': _ratio(len(matches), len(predicted)),
+            'recall': _ratio(len(matches), len(truth)),
+            'mean_iou': _ratio(iou_sum, len(matches)), 'iou_sum': iou_sum}
+
+
+def combine_scores(scores):
+    """Pool per-image scores: precision and recall over all boxes, mean IoU over all matches."""
+    matched = sum(s['matched'] for s in scores)
+    predicted = sum(s['predicted'] for s in scores)
+    truth = sum(s['truth'] for s in scores)
+    iou_sum = sum(s['iou_sum'] for s in scores)
+    return {'images': len(scores), 'matched': matched, 'predicted': predicted, 'truth': truth,
+            'precision': _ratio(matched, predicted), 'recall': _ratio(matched, truth),
+            'mean_iou': _ratio(iou_sum, matched), 'iou_sum': iou_sum}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+
+def mask_picture(mask):
+    return numpy.where(mask, 255, 0).astype(numpy.uint8)
+
+
+def boxes_picture(image, boxes, truth_boxes=()):
+    """The input image (uint8 HWC) with predicted boxes in red (2 px) and annotated ones in green."""
+    canvas = Image.fromarray(saliency_lib.image_to_rgb(image))
+    draw = ImageDraw.Draw(canvas)
+    for box in truth_boxes:
+        draw.rectangle([int(v) for v in box], outline=(0, 255, 0), width=1)
+    for box in boxes:
+        draw.rectangle([int(v) for v in box], outline=(255, 0, 0), width=2)
+    return numpy.asarray(canvas)
+
+
+def write_pictures(out, name, image, detections, truth_boxes=()):
+    """Write one mask and one importance picture per group and the boxes picture of one image."""
+    base = os.path.join(out, saliency_lib.stem(name))
+    for k, group in enumerate(detections):
+        saliency_lib.save_png('{}_group{}_mask.png'.format(base, k), mask_picture(group.mask))
+        saliency_lib.save_png('{}_group{}_importance.png'.format(base, k),
+                              saliency_lib.saliency_picture(group.importance))
+    saliency_lib.save_png(base + '_boxes.png',
+                          boxes_picture(image, detections.boxes, truth_boxes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('{} is not a number'.format(text)) from None
+    if not (numpy.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError('{} is not a finite number >= 0'.format(text))
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='python -m Counting.detect',
+        description='Detect shapes with a trained counter (thesis 2.2.2): the second derivative '
+                    'of the saliency at the most salient unassigned pixel, thresholded, gives '
+                    'one group per shape; or a first-derivative variant of thesis 2.2.3. Writes '
+                    '<name>_group<k>_mask.png, <name>_group<k>_importance.png, <name>_boxes.png '
+                    'and detections.json (boxes, and scores when annotations exist).')
+    saliency_lib.add_input_arguments(parser)
+    parser.add_argument('--method', choices=METHODS, default='second',
+                        help='second: the thesis loop with the second derivative (needs a smooth '
+                             'activation); upper: saliency between --lower and --upper; kmeans: '
+                             'middle of 3 K-means clusters of the saliency (default: %(default)s)')
+    parser.add_argument('--threshold', type=_non_negative_float, default=DEFAULT_THRESHOLD,
+                        help='second: importance (max over channels of |second derivative|) a '
+                             'pixel needs to join a group (default: %(default)s, the original\'s)')
+    parser.add_argument('--batch', type=positive_int, default=1,
+                        help='second: second-derivative rows per backward pass, as copies of the '
+                             'image in one batch; same groups for any value, memory grows with '
+                             'it (default: %(default)s; see Counting/README.md for timings)')
+    parser.add_argument('--count', type=int, default=None,
+                        help='number of groups to look for (default: round(sum of the '
+                             'network\'s outputs), as in the thesis)')
+    parser.add_argument('--seed-upper', type=_non_negative_float, default=None,
+                        help='second: only pixels whose saliency is at most this fraction of the '
+                             'largest can be seeds (thesis 2.2.3; default: no bound)')
+    parser.add_argument('--upper', type=_non_negative_float, default=0.5,
+                        help='upper: keep saliency <= this fraction of the largest '
+                             '(default: %(default)s)')
+    parser.add_argument('--lower', type=_non_negative_float, default=0.05,
+                        help='upper: keep saliency >= this fraction of the largest '
+                             '(default: %(default)s)')
+    parser.add_argument('--kmeans-space', choices=KMEANS_SPACES, default='linear',
+                        help='kmeans: cluster the saliency values, their tenth root or their '
+                             'logarithm (default: %(default)s)')
+    parser.add_argument('--min-size', type=positive_int, default=1,
+                        help='upper/kmeans: smallest blob, in pixels, that counts as a group '
+                             '(default: %(default)s)')
+    parser.add_argument('--annotations', default=None,
+                        help='annotations.json to score the boxes against (default: '
+                             'annotations.json in --images when it exists)')
+    parser.add_argument('--iou', type=float, default=0.5,
+                        help='IoU a box needs to match an annotated one (default: %(default)s)')
+    add_seed_argument(parser)
+    return parser
+
+
+def _load_annotations(args, parser):
+    path = args.annotations
+    if path is None:
+        path = os.path.join(args.images, 'annotations.json')
+        if not os.path.isfile(path):
+            return None
+    try:
+        annotations = load_json(path, what='annotations file')
+    except ValueError as e:
+        parser.error('--annotations: {}'.format(e))
+    if not isinstance(annotations, dict):
+        parser.error('--annotations: {} does not map image names to shapes'.format(path))
+    return annotations
+
+
+def _truth_boxes(annotations, name, path):
+    shapes = annotations.get(name)
+    if shapes is None:
+        raise ValueError('annotations {} have no entry for image {}'.format(path, name))
+    try:
+        return [[int(v) for v in shape['box']] for shape in shapes]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError('annotations {}: the entry of {} is not a list of shapes with a '
+                         '"box"'.format(path, name)) from None
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.count is not None and args.count < 0:
+        parser.error('--count must be >= 0, got {}'.format(args.count))
+    if not 0 < args.iou <= 1:
+        parser.error('--iou must be in (0, 1], got {}'.format(args.iou))
+    if args.method == 'upper' and args.lower > args.upper:
+        parser.error('--lower {} is above --upper {}'.format(args.lower, args.upper))
+    device = device_from_args(args, parser)
+    names = saliency_lib.select_images(args, parser)
+    annotations = _load_annotations(args, parser)
+    model, settings = saliency_lib.load_run(args, parser, device)
+    if args.method == 'second' and settings.get('activation') == 'relu':
+        print('error: {}'.format(SecondDerivativeError(
+            'the counter in {} uses ReLU, whose second derivative is zero'.format(args.run))),
+            file=sys.stderr)
+        return 2
+    print('detect: run {} ({} {}), method {}, threshold {}, batch {}, {} image(s) from {} -> {}, '
+          'device {}'.format(args.run, settings.get('arch'), settings.get('activation'),
+                             args.method, args.threshold, args.batch, len(names), args.images,
+                             args.out, device), file=sys.stderr)
+    try:
+        run_detection(args, model, settings, names, annotations)
+    except ValueError as e:  # SecondDerivativeError included
+        print('error: {}'.format(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_detection(args, model, settings, names, annotations):
+    """Detect in every image, write the pictures and ``detections.json`` (see :func:`main`)."""
+    os.makedirs(args.out, exist_ok=True)
+    annotations_path = args.annotations or os.path.join(args.images, 'annotations.json')
+    options = {k: getattr(args, k) for k in (
+        'run', 'images', 'method', 'threshold', 'batch', 'count', 'seed_upper', 'upper', 'lower',
+        'kmeans_space', 'min_size', 'iou', 'seed')}
+    options['annotations'] = annotations_path if annotations is not None else None
+    results, scores = {}, []
+    with Progress(len(names), desc='detect', unit='image') as bar:
+        for name in names:
+            image = saliency_lib.read_checked_image(args.images, name, settings)
+            truth = (_truth_boxes(annotations, name, annotations_path)
+                     if annotations is not None else [])
+            start = time.perf_counter()
+            found = detect(model, image, threshold=args.threshold, batch=args.batch,
+                           method=args.method, count=args.count, seed_upper=args.seed_upper,
+                           upper=args.upper, lower=args.lower, kmeans_space=args.kmeans_space,
+                           seed=args.seed, min_size=args.min_size)
+            seconds = time.perf_counter() - start
+            write_pictures(args.out, name, image, found, truth)
+            entry = {'outputs': [float(v) for v in found.outputs], 'count': found.count,
+                     'groups': [g.to_json() for g in found], 'seconds': round(seconds, 4)}
+            if annotations is not None:
+                entry['truth_boxes'] = truth
+                entry['score'] = score_boxes(found.boxes, truth, args.iou)
+                scores.append(entry['score'])
+            results[name] = entry
+            bar.update()
+    summary = combine_scores(scores) if annotations is not None else None
+    atomic_write_json(os.path.join(args.out, 'detections.json'),
+                      {'settings': options, 'images': results, 'score': summary})
+    if summary is not None:
+        print('detect: {} matched of {} predicted and {} annotated boxes: precision {}, recall {}, '
+              'mean IoU {}'.format(summary['matched'], summary['predicted'], summary['truth'],
+                                   _fmt(summary['precision']), _fmt(summary['recall']),
+                                   _fmt(summary['mean_iou'])), file=sys.stderr)
+    return results, summary
+
+
+def _fmt(value):
+    return 'n/a' if value is None else '{:.3f}'.format(value)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
