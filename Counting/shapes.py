@@ -129,6 +129,28 @@ def draw_shapes(image_size, polygons, color):
     return image
 
 
+def draw_mask(image_size, polygons):
+    """uint8 (H, W) array, 1 where Pillow draws the polygons filled and outlined, else 0.
+
+    The same rasteriser as :func:`draw_shapes` on a one-byte canvas (a quarter of the work);
+    :func:`color_mask` turns it into the RGB image pixel for pixel.
+    """
+    image = Image.new('L', tuple(image_size), 0)
+    draw = ImageDraw.Draw(image)
+    for vertices in polygons:
+        draw.polygon([(float(x), float(y)) for x, y in vertices], fill=1, outline=1)
+    return numpy.asarray(image)
+
+
+def color_mask(mask, color):
+    """uint8 (H, W, 3) RGB array: ``color`` where ``mask`` is 1, black elsewhere."""
+    mask = numpy.asarray(mask, dtype=numpy.uint8)
+    pixels = numpy.empty(mask.shape + (3,), dtype=numpy.uint8)
+    for channel, value in enumerate(color):
+        numpy.multiply(mask, numpy.uint8(value), out=pixels[..., channel])
+    return pixels
+
+
 def _runs(mask):
     """Horizontal runs of True: arrays row, start, end (inclusive), sorted by row then start."""
     padded = numpy.zeros((mask.shape[0], mask.shape[1] + 2), dtype=numpy.int8)

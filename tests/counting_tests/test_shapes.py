@@ -140,3 +140,15 @@ def test_draw_shapes_colour_and_background():
     assert colours == {(0, 0, 0), (10, 200, 30)}
     # Fill and outline: the axis-aligned square covers pixels 2..8 in both directions.
     assert shapes.shape_mask(image, (10, 200, 30)).sum() == 49
+
+
+def test_mask_drawing_gives_the_same_pixels_as_rgb_drawing():
+    rng = numpy.random.default_rng(3)
+    polygons = [shapes.transform_template(shapes.TYPES[rng.integers(2)],
+                                          int(rng.integers(3, 30)), int(rng.integers(0, 360)))
+                + rng.uniform(20, 80, size=2) for _ in range(12)]
+    for color in ((0, 0, 255), (200, 17, 3)):
+        rgb = numpy.asarray(shapes.draw_shapes((100, 90), polygons, color))
+        mask = shapes.draw_mask((100, 90), polygons)
+        assert mask.shape == (90, 100) and set(numpy.unique(mask)) == {0, 1}
+        numpy.testing.assert_array_equal(shapes.color_mask(mask, color), rgb)
