@@ -244,7 +244,8 @@ def load_counter(run_dir, model_file='model.npz'):
 
     Returns:
         (model, settings): the :class:`Counter` on the CPU with its weights, and the run's
-        settings dict (keys include arch, activation, base, batch_renorm, types, image_size).
+        settings dict (keys include arch, activation, base, batch_renorm, types, image_size
+        as [width, height]).
 
     Raises:
         RunError: with a one-line message for a missing folder, settings or model file, settings
@@ -266,15 +267,15 @@ def load_counter(run_dir, model_file='model.npz'):
             settings_path, ', '.join(missing)))
     try:
         model = counter_from_settings(settings)
-        h, w = settings['image_size']
-        output_size(settings['arch'], (h, w))
+        width, height = settings['image_size']
+        output_size(settings['arch'], (height, width))
     except (ValueError, TypeError, KeyError) as e:
         raise RunError('{}: bad settings ({})'.format(settings_path, e)) from None
     model_path = os.path.join(run_dir, model_file)
     if not os.path.isfile(model_path):
         raise RunError('model file {} does not exist (training not finished?)'.format(model_path))
     # The linear layer's weight must have its shape before load_npz can fill it.
-    _initialize_lazy(model, settings['image_size'])
+    _initialize_lazy(model, (height, width))
     try:
         chainer.serializers.load_npz(model_path, model)
     except Exception as e:
@@ -284,7 +285,7 @@ def load_counter(run_dir, model_file='model.npz'):
     return model, settings
 
 
-def _initialize_lazy(model, image_size):
-    """Give the lazy linear layer its input size for ``image_size`` images, without a forward."""
-    h, w = output_size(model.arch, image_size)
+def _initialize_lazy(model, hw):
+    """Give the lazy linear layer its input size for (height, width) images, without a forward."""
+    h, w = output_size(model.arch, hw)
     model.fc._initialize_params(ARCHITECTURES[model.arch][-1][1] * h * w)

@@ -1,0 +1,243 @@
+"""Train a shape counter (thesis 2.2, SPEC "Counting training and testing").
+
+Example::
+
+    python -m Counting.train --train data/counting/quick/train --out results/counting/runs/relu \\
+        --arch convolutional --activation relu --epoch 100 --batchsize 20
+
+Writes into ``--out``: ``settings.json``, ``command.txt``, Chainer's ``log``, ``loss.png`` and
+``mae.png`` (PlotReport), ``snapshot_iter_*`` every ``--snapshot-interval`` epochs (resume with
+``--resume auto`` or ``--resume PATH``) and, at the end, ``model.npz`` (written atomically).
+"""
+import argparse
+import glob
+import math
+import os
+import re
+import sys
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+from chainer import training
+from chainer.training import extensions
+from chainer.training import triggers
+
+from Counting import models
+from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.runfolder import RunFolder
+from lenses_common.seeding import add_seed_argument, seed_everything
+
+OPTIMIZERS = ('sgd', 'momentum', 'rmsprop')
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description='Train a counter of triangles and squares (thesis chapter 2).')
+    p.add_argument('--train', required=True,
+                   help='training set folder written by Counting.generate (PNGs + truths.json)')
+    p.add_argument('--test', default=None,
+                   help='optional held-out folder, evaluated every --eval-interval epochs')
+    p.add_argument('--types', default=None,
+                   help='shape types to count, e.g. "tri,sq" (default: those of the training set)')
+    p.add_argument('--arch', default='convolutional', choices=sorted(models.ARCHITECTURES),
+                   help='network (default: %(default)s)')
+    p.add_argument('--activation', default='relu', choices=models.ACTIVATIONS,
+                   help='hidden activation (default: %(default)s)')
+    p.add_argument('--base', type=float, default=1.1,
+                   help='base b of the modsoftplus activation (default: %(default)s)')
+    p.add_argument('--batch-renorm', action='store_true',
+                   help='Batch Renormalization after every convolution (the thesis used it for '
+                        'the sigmoid counter)')
+    p.add_argument('--renorm-threshold', type=float, default=3.0,
+                   help='training loss below which the rmax/dmax schedule starts '
+                        '(default: %(default)s)')
+    p.add_argument('--optimizer', default='momentum', choices=OPTIMIZERS,
+                   help='sgd, momentum (MomentumSGD) or rmsprop (default: %(default)s)')
+    p.add_argument('--lr', type=float, default=0.07,
+                   help='initial learning rate, multiplied by 0.1 after each third of the run '
+                        '(default: %(default)s, the thesis\'s)')
+    p.add_argument('--momentum', type=float, default=0.85,
+                   help='momentum of --optimizer momentum (default: %(default)s)')
+    p.add_argument('--batchsize', '-b', type=positive_int, default=20,
+                   help='images per minibatch (default: %(default)s)')
+    p.add_argument('--epoch', '-e', type=positive_int, default=100,
+                   help='epochs to train (default: %(default)s)')
+    p.add_argument('--snapshot-interval', type=positive_int, default=10,
+                   help='epochs between snapshots (default: %(default)s)')
+    p.add_argument('--eval-interval', type=positive_int, default=1,
+                   help='epochs between evaluations on --test (default: %(default)s)')
+    p.add_argument('--out', '-o', default='result',
+                   help='run folder to write (default: %(default)s)')
+    p.add_argument('--resume', '-r', default=None,
+                   help='snapshot to resume from, or "auto" for the newest one in --out')
+    p.add_argument('--workers', type=positive_int, default=2,
+                   help='processes that read the dataset folder (default: %(default)s)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_device_argument(p)
+    add_seed_argument(p)
+    return p
+
+
+def latest_snapshot(out):
+    """The snapshot with the largest iteration in ``out``, or None."""
+    best, best_it = None, -1
+    for path in glob.glob(os.path.join(out, 'snapshot_iter_*')):
+        m = re.search(r'snapshot_iter_(\d+)$', path)
+        if m and int(m.group(1)) > best_it:
+            best, best_it = path, int(m.group(1))
+    return best
+
+
+def make_optimizer(name, lr, momentum):
+    if name == 'sgd':
+        return chainer.optimizers.SGD(lr=lr)
+    if name == 'momentum':
+        return chainer.optimizers.MomentumSGD(lr=lr, momentum=momentum)
+    if name == 'rmsprop':
+        return chainer.optimizers.RMSprop(lr=lr)
+    raise ValueError('unknown optimizer {}'.format(name))
+
+
+class DivergenceCheck(training.Extension):
+
+    """Stop with :class:`Diverged` as soon as the training loss is not finite."""
+
+    trigger = 1, 'iteration'
+    priority = training.PRIORITY_READER
+
+    def __call__(self, trainer):
+        loss = trainer.observation.get('main/loss')
+        if loss is None:
+            return
+        value = float(chainer.backend.CpuDevice().send(getattr(loss, 'array', loss)))
+        if not math.isfinite(value):
+            raise Diverged('training loss became {} at iteration {}'.format(
+                value, trainer.updater.iteration))
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+def load_sets(args, parser):
+    """Load --train (and --test) with the dataset engineer's loader; one-line errors."""
+    from Counting.dataset import DatasetError, load_dataset
+    try:
+        train = load_dataset(args.train, types=args.types, workers=args.workers)
+        test = None
+        if args.test:
+            test = load_dataset(args.test, types=train.types, workers=args.workers)
+    except (DatasetError, ValueError, OSError) as e:
+        parser.error(str(e))
+    if len(train) == 0:
+        parser.error('--train {}: the training set is empty'.format(args.train))
+    if test is not None and tuple(test.image_size) != tuple(train.image_size):
+        parser.error('--test {}: images are {} but the training images are {}'.format(
+            args.test, tuple(test.image_size), tuple(train.image_size)))
+    try:
+        models.output_size(args.arch, train.image_size[::-1])
+    except ValueError as e:
+        parser.error('--arch {}: {}'.format(args.arch, e))
+    return train, test
+
+
+def run_settings(args, train):
+    """The settings.json of a run (what load_counter and run_all read)."""
+    settings = dict(vars(args))
+    for key in ('resume', 'no_progress', 'workers', 'device'):
+        settings.pop(key, None)
+    settings['types'] = list(train.types)
+    settings['image_size'] = [int(s) for s in train.image_size]
+    settings['n_train'] = len(train)
+    settings['renorm_decay'] = models.RENORM_DECAY[args.arch]
+    settings['train'] = os.path.abspath(args.train)
+    if args.test:
+        settings['test'] = os.path.abspath(args.test)
+    return settings
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
+        parser.error('--base must be positive and not 1, got {}'.format(args.base))
+    if not args.lr > 0:
+        parser.error('--lr must be positive, got {}'.format(args.lr))
+    resume = args.resume
+    if resume == 'auto':
+        resume = latest_snapshot(args.out)
+    elif resume is not None and not os.path.isfile(resume):
+        parser.error('--resume {}: no such snapshot file'.format(resume))
+    device = device_from_args(args, parser)
+    seed_everything(args.seed)
+
+    train, test = load_sets(args, parser)
+    settings = run_settings(args, train)
+    run = RunFolder(args.out, settings, resume=resume is not None,
+                    argv=[sys.executable, '-m', 'Counting.train'] + list(
+                        sys.argv[1:] if argv is None else argv))
+    print('Counting.train: {} training images of {}x{}, types {}, {} {}{}, {} lr {} '
+          'batch {} epochs {}{}'.format(
+              len(train), train.image_size[0], train.image_size[1], ','.join(train.types),
+              args.arch, args.activation, ' + BRN' if args.batch_renorm else '',
+              args.optimizer, args.lr, args.batchsize, args.epoch,
+              ', resuming ' + resume if resume else ''), flush=True)
+
+    model = models.build_counter(args.arch, args.activation, n_types=len(train.types),
+                                 batch_renorm=args.batch_renorm, base=args.base)
+    loss = models.CountingLoss(model)
+    loss.to_device(device)
+    optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
+    optimizer.setup(loss)
+
+    train_iter = chainer.iterators.SerialIterator(train, args.batchsize)
+    updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
+    trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
+
+    # x0.1 after each third of the run (counted in iterations, so short runs step too).
+    total = args.epoch * int(math.ceil(len(train) / args.batchsize))
+    points = sorted({max(1, int(round(total * k / 3.0))) for k in (1, 2)})
+    trainer.extend(extensions.ExponentialShift('lr', 0.1, init=args.lr),
+                   trigger=triggers.ManualScheduleTrigger(points, 'iteration'))
+    trainer.extend(DivergenceCheck())
+    if args.batch_renorm:
+        trainer.extend(models.RenormSchedule(model, threshold=args.renorm_threshold),
+                       name='renorm_schedule')
+    if test is not None:
+        test_iter = chainer.iterators.SerialIterator(test, args.batchsize, repeat=False,
+                                                     shuffle=False)
+        trainer.extend(extensions.Evaluator(test_iter, loss, device=device),
+                       trigger=(args.eval_interval, 'epoch'))
+    trainer.extend(extensions.snapshot(filename='snapshot_iter_{.updater.iteration}',
+                                       n_retains=2),
+                   trigger=(args.snapshot_interval, 'epoch'))
+    trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
+    trainer.extend(extensions.observe_lr(), trigger=(1, 'epoch'))
+    columns = ['epoch', 'iteration', 'main/loss', 'main/mae', 'lr', 'elapsed_time']
+    if test is not None:
+        columns[4:4] = ['validation/main/loss', 'validation/main/mae']
+    trainer.extend(extensions.PrintReport(columns))
+    if extensions.PlotReport.available():
+        trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
+                                             file_name='loss.png'))
+        trainer.extend(extensions.PlotReport(['main/mae', 'validation/main/mae'], 'epoch',
+                                             file_name='mae.png'))
+    if not args.no_progress:
+        trainer.extend(extensions.ProgressBar(update_interval=5))
+
+    if resume:
+        chainer.serializers.load_npz(resume, trainer)
+    try:
+        trainer.run(show_loop_exception_msg=False)
+    except Diverged as e:
+        print('error: {} ({} lr {}); try a smaller --lr'.format(e, args.optimizer, args.lr),
+              file=sys.stderr)
+        return 3
+    model.to_device('@numpy')
+    run.save_model('model.npz', model)
+    print('saved {}'.format(run.file('model.npz')), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,125 @@
+import json
+import os
+
+import numpy
+import pytest
+
+from lenses_common import compat  # noqa: F401
+import chainer
+
+from Counting import models
+from Counting import train
+
+
+@pytest.fixture(scope='module')
+def tiny_sets(tmp_path_factory):
+    generate = pytest.importorskip('Counting.generate')
+    root = tmp_path_factory.mktemp('counting_data')
+    train_dir, test_dir = str(root / 'train'), str(root / 'test')
+    generate.generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
+                              shape_limit=4, seed=0, workers=1, progress=False)
+    generate.generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
+                              shape_limit=4, seed=1, workers=1, progress=False)
+    return train_dir, test_dir
+
+
+def _log(out):
+    with open(os.path.join(out, 'log')) as f:
+        return json.load(f)
+
+
+def _args(train_dir, out, *extra):
+    return ['--train', train_dir, '--out', out, '--batchsize', '4', '--no-progress',
+            '--device', '@numpy', '--workers', '1'] + list(extra)
+
+
+def test_train_writes_run_folder_and_steps_lr(tiny_sets, tmp_path):
+    train_dir, test_dir = tiny_sets
+    out = str(tmp_path / 'run')
+    assert train.main(_args(train_dir, out, '--test', test_dir, '--epoch', '3', '--lr', '1e-4',
+                            '--snapshot-interval', '1')) == 0
+    files = set(os.listdir(out))
+    assert {'settings.json', 'command.txt', 'log', 'model.npz', 'loss.png',
+            'mae.png'} <= files
+    assert any(f.startswith('snapshot_iter_') for f in files)
+    log = _log(out)
+    assert [e['epoch'] for e in log] == [1, 2, 3]
+    assert all('validation/main/loss' in e for e in log)
+    # 3 iterations per epoch, 9 in all: x0.1 after iterations 3 and 6 (each a third of the run);
+    # the log reads the lr at the end of each epoch, before that iteration's shift.
+    numpy.testing.assert_allclose([e['lr'] for e in log], [1e-4, 1e-5, 1e-6])
+    with open(os.path.join(out, 'settings.json')) as f:
+        settings = json.load(f)
+    assert settings['types'] == ['tri', 'sq'] and settings['image_size'] == [100, 100]
+    assert settings['n_train'] == 12
+    model, _ = models.load_counter(out)
+    assert model.fc.W.shape == (2, 10)  # 100 -> 19 -> 3 -> 1: a 10 x 1 x 1 map
+
+
+def test_train_is_repeatable_with_seed(tiny_sets, tmp_path):
+    train_dir, _ = tiny_sets
+    weights = []
+    for name in ('a', 'b'):
+        out = str(tmp_path / name)
+        train.main(_args(train_dir, out, '--epoch', '1', '--lr', '1e-4', '--seed', '3'))
+        model, _ = models.load_counter(out)
+        weights.append(model.conv1.W.array.copy())
+    numpy.testing.assert_array_equal(weights[0], weights[1])
+
+
+def test_resume_continues_and_restores_renorm_schedule(tiny_sets, tmp_path):
+    train_dir, _ = tiny_sets
+    out = str(tmp_path / 'brn')
+    common = ['--activation', 'sigmoid', '--batch-renorm', '--lr', '1e-3',
+              '--snapshot-interval', '1', '--renorm-threshold', '1e9']
+    assert train.main(_args(train_dir, out, '--epoch', '1', *common)) == 0
+    snapshot = train.latest_snapshot(out)
+    assert snapshot.endswith('snapshot_iter_3')
+    # The threshold is huge, so the schedule started at once and its state is in the snapshot.
+    with numpy.load(snapshot) as npz:
+        assert int(npz['extensions/renorm_schedule/stage']) == 1
+    assert train.main(_args(train_dir, out, '--epoch', '2', '--resume', 'auto', *common)) == 0
+    log = _log(out)
+    assert [e['iteration'] for e in log] == [3, 6]
+    with open(os.path.join(out, 'command.txt')) as f:
+        assert f.read().count('Counting.train') == 2
+
+
+def test_diverging_lr_is_reported(tiny_sets, tmp_path, capsys):
+    train_dir, _ = tiny_sets
+    out = str(tmp_path / 'nan')
+    code = train.main(_args(train_dir, out, '--epoch', '1', '--lr', '1e30',
+                            '--optimizer', 'sgd'))
+    if code == 0:  # the ReLUs may also die instead of overflowing; both are legal outcomes
+        return
+    assert code == 3
+    assert 'training loss became' in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(out, 'model.npz'))
+
+
+def test_bad_options_are_one_line_errors(tiny_sets, tmp_path, capsys):
+    train_dir, _ = tiny_sets
+    cases = [
+        (['--train', str(tmp_path / 'none'), '--out', str(tmp_path / 'x')], 'none'),
+        (_args(train_dir, str(tmp_path / 'x'), '--types', 'circle'), 'circle'),
+        (_args(train_dir, str(tmp_path / 'x'), '--arch', 'convolutionallarge'), 'too small'),
+        (_args(train_dir, str(tmp_path / 'x'), '--resume', str(tmp_path / 'nosnap')),
+         'no such snapshot'),
+        (_args(train_dir, str(tmp_path / 'x'), '--lr', '-1'), '--lr'),
+        (_args(train_dir, str(tmp_path / 'x'), '--activation', 'modsoftplus', '--base', '1'),
+         '--base'),
+    ]
+    for argv, needle in cases:
+        with pytest.raises(SystemExit) as e:
+            train.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert needle in err, err
+        assert 'Traceback' not in err
+
+
+def test_optimizers():
+    assert isinstance(train.make_optimizer('momentum', 0.07, 0.85), chainer.optimizers.MomentumSGD)
+    assert train.make_optimizer('momentum', 0.07, 0.85).momentum == 0.85
+    assert isinstance(train.make_optimizer('rmsprop', 0.01, 0), chainer.optimizers.RMSprop)
+    assert isinstance(train.make_optimizer('sgd', 0.01, 0), chainer.optimizers.SGD)
