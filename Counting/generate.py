@@ -467,6 +467,7 @@ def main(argv=None):
     checks = [
         (args.count < 1, '--count must be at least 1'),
         (min(args.image_size) < 1, '--image-size must be two positive integers'),
+        (len(set(args.types)) != len(args.types), '--types lists a type twice'),
         (args.shape_limit < 0, '--shape-limit must be >= 0'),
         (not 1 <= args.scale[0] <= args.scale[1], '--scale needs 1 <= LO <= HI'),
         (not all(0 <= c <= 255 for c in args.color) or not any(args.color),

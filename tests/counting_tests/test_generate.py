@@ -328,6 +328,7 @@ def test_cli(tmp_path, capsys):
     (['--count', '0'], '--count'),
     (['--count', '2', '--scale', '9', '3'], '--scale'),
     (['--count', '2', '--types', 'hex'], '--types'),
+    (['--count', '2', '--types', 'sq', 'sq'], '--types'),
     (['--count', '2', '--min-gap', '-2'], '--min-gap'),
     (['--count', '2', '--color', '0', '0', '0'], '--color'),
     (['--count', 'x'], '--count'),
