@@ -58,21 +58,24 @@ def _forward(v, W, chunk_size):
     return y
 
 
-def _backward(v, W, gy, chunk_size):
+def _backward(v, W, gy, chunk_size, need_v=True, need_W=True):
     """Return ``(gv, gW)`` of the forward above for the output gradient ``gy``.
 
     With ``G = sum_k gy[:, k] W[k]`` (``P x P`` per sample) and ``s'`` the (even) derivative of
     the sigmoid: ``gW[k, ij] = sum_b gy[b, k] s(v_i - v_j)`` and
     ``gv[r] = sum_j s'(v_r - v_j) (G[r, j] - G[j, r])``. For the rows ``i`` of a chunk,
     ``T = s'(v_i - v_j) G[i, j]`` adds ``T.sum(j)`` to ``gv[i]`` and subtracts ``T.sum(i)`` from
-    ``gv[j]``; over all chunks this is the formula above.
+    ``gv[j]``; over all chunks this is the formula above. A gradient that is not needed is
+    returned as None and costs nothing (the first layer of a network needs no ``gv``).
     """
     xp = backend.get_array_module(v)
     on_cpu = xp is numpy
     B, P = v.shape
     dtype = v.dtype
-    gW = xp.empty(W.shape, dtype=dtype)
-    gv = xp.zeros((B, P), dtype=dtype)
+    half = dtype.type(0.5)
+    quarter = dtype.type(0.25)
+    gW = xp.empty(W.shape, dtype=dtype) if need_W else None
+    gv = xp.zeros((B, P), dtype=dtype) if need_v else None
     gy_t = xp.ascontiguousarray(gy.T)
     n = B * min(chunk_size, P) * P
     buf_a = xp.empty(n, dtype=dtype)
@@ -83,31 +86,35 @@ def _backward(v, W, gy, chunk_size):
         a = buf_a[:B * c * P].reshape(B, c, P)
         b = buf_b[:B * c * P].reshape(B, c * P)
         if on_cpu:
-            half = dtype.type(0.5)
-            quarter = dtype.type(0.25)
             numpy.subtract(v[:, i0:i1, None], v[:, None, :], out=a)
             a *= half
             numpy.tanh(a, out=a)  # a = tanh(d / 2)
-            numpy.multiply(a, half, out=b.reshape(B, c, P))
-            b += half  # b = sigmoid(d)
-            numpy.matmul(gy_t, b, out=gW[:, cols])
-            numpy.matmul(gy, W[:, cols], out=b)  # b = G[:, rows i0..i1, :]
-            numpy.multiply(a, a, out=a)
-            a *= -quarter
-            a += quarter  # a = sigmoid'(d) = (1 - tanh(d / 2)^2) / 4
-            a *= b.reshape(B, c, P)  # a = T
+            if need_W:
+                numpy.multiply(a, half, out=b.reshape(B, c, P))
+                b += half  # b = sigmoid(d)
+                # gW[:, cols] is a strided view of the one preallocated gW: BLAS writes it.
+                numpy.matmul(gy_t, b, out=gW[:, cols])
+            if need_v:
+                numpy.matmul(gy, W[:, cols], out=b)  # b = G[:, rows i0..i1, :]
+                numpy.multiply(a, a, out=a)
+                a *= -quarter
+                a += quarter  # a = sigmoid'(d) = (1 - tanh(d / 2)^2) / 4
+                a *= b.reshape(B, c, P)  # a = T
         else:
-            _sigmoid_differences(v, i0, i1, b.reshape(B, c, P))
-            gW[:, cols] = xp.matmul(gy_t, b)
-            xp.matmul(gy, W[:, cols], out=b)
-            cuda.elementwise(
-                'T vi, T vj, T G', 'T t',
-                '''T th = tanh((vi - vj) * (T)0.5);
-                   t = (T)0.25 * ((T)1 - th * th) * G''',
-                'friendly_pd_weighted_slope')(v[:, i0:i1, None], v[:, None, :],
-                                              b.reshape(B, c, P), a)
-        gv[:, i0:i1] += a.sum(axis=2)
-        gv -= a.sum(axis=1)
+            if need_W:
+                _sigmoid_differences(v, i0, i1, b.reshape(B, c, P))
+                gW[:, cols] = xp.matmul(gy_t, b)
+            if need_v:
+                xp.matmul(gy, W[:, cols], out=b)
+                cuda.elementwise(
+                    'T vi, T vj, T G', 'T t',
+                    '''T th = tanh((vi - vj) * (T)0.5);
+                       t = (T)0.25 * ((T)1 - th * th) * G''',
+                    'friendly_pd_weighted_slope')(v[:, i0:i1, None], v[:, None, :],
+                                                  b.reshape(B, c, P), a)
+        if need_v:
+            gv[:, i0:i1] += a.sum(axis=2)
+            gv -= a.sum(axis=1)
     return gv, gW
 
 
@@ -143,19 +150,24 @@ class PairwiseDifference(function_node.FunctionNode):
     def backward(self, indexes, grad_outputs):
         x, W = self.get_retained_inputs()
         gy, = grad_outputs
-        return PairwiseDifferenceGrad(self.chunk_size).apply((x, W, gy))
+        return PairwiseDifferenceGrad(self.chunk_size, indexes).apply((x, W, gy))
 
 
 class PairwiseDifferenceGrad(function_node.FunctionNode):
 
     """Gradient of :class:`PairwiseDifference`: ``(x, W, gy) -> (gx, gW)``.
 
-    The forward pass is the chunked, in-place computation; the backward pass (the second
-    derivative, for double backprop) is composed of Chainer functions and of this module's nodes.
+    ``outputs`` lists the gradients to compute, 0 for ``gx`` and 1 for ``gW``, in that order;
+    only those are computed and returned. The forward pass is the chunked, in-place
+    computation; the backward pass (the second derivative, for double backprop) is composed of
+    Chainer functions and of this module's nodes.
     """
 
-    def __init__(self, chunk_size=64):
+    def __init__(self, chunk_size=64, outputs=(0, 1)):
         self.chunk_size = _check_chunk_size(chunk_size)
+        self.wanted = tuple(sorted(set(outputs)))
+        if not self.wanted or not set(self.wanted) <= {0, 1}:
+            raise ValueError('outputs must name 0 (gx) and/or 1 (gW), got {!r}'.format(outputs))
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('x', 'W', 'gy'))
@@ -172,12 +184,14 @@ class PairwiseDifferenceGrad(function_node.FunctionNode):
         # The second derivative needs all three inputs again.
         self.retain_inputs((0, 1, 2))
         x, W, gy = inputs
-        gv, gW = _backward(x.reshape(len(x), -1), W, gy, self.chunk_size)
-        return gv.reshape(x.shape), gW
+        gv, gW = _backward(x.reshape(len(x), -1), W, gy, self.chunk_size,
+                           need_v=0 in self.wanted, need_W=1 in self.wanted)
+        return tuple(gv.reshape(x.shape) if i == 0 else gW for i in self.wanted)
 
     def backward(self, indexes, grad_outputs):
         x, W, gy = self.get_retained_inputs()
-        ggx, ggW = grad_outputs
+        given = dict(zip(self.wanted, grad_outputs))
+        ggx, ggW = given.get(0), given.get(1)
         F = chainer.functions
         B = x.shape[0]
         P = x.size // B
@@ -190,8 +204,11 @@ class PairwiseDifferenceGrad(function_node.FunctionNode):
         if ggW is not None:
             # sum(ggW * gW) = sum_bk gy[b, k] pairwise_difference(v, ggW)[b, k]: the layer itself
             # with ggW as weights, so its gradients are this layer's forward and backward.
-            ggy = add(ggy, pairwise_difference(v, ggW, self.chunk_size))
-            gv = add(gv, PairwiseDifferenceGrad(self.chunk_size).apply((v, ggW, gy))[0])
+            if 2 in indexes:
+                ggy = add(ggy, pairwise_difference(v, ggW, self.chunk_size))
+            if 0 in indexes:
+                gv = add(gv, PairwiseDifferenceGrad(self.chunk_size, (0,)).apply(
+                    (v, ggW, gy))[0])
         if ggx is not None:
             # sum(ggv * gv) = sum_b sum_ij G[i, j] s'(v_i - v_j) (ggv_i - ggv_j); written out on
             # the full B x P x P tensors (slower, but only double backprop through PD needs it).
@@ -204,13 +221,16 @@ class PairwiseDifferenceGrad(function_node.FunctionNode):
 
             s = F.sigmoid(rows_minus_cols(v))
             ds = s * (1 - s)
-            dds = ds * (1 - 2 * s)
             e = rows_minus_cols(ggv)
             m = F.reshape(ds * e, (B, P * P))
-            ggy = add(ggy, F.matmul(m, W, transb=True))
-            gW = add(gW, F.matmul(gy, m, transa=True))
-            G = F.reshape(F.matmul(gy, W), shape)
-            gv = add(gv, F.sum(e * dds * (G - F.transpose(G, (0, 2, 1))), axis=2))
+            if 2 in indexes:
+                ggy = add(ggy, F.matmul(m, W, transb=True))
+            if 1 in indexes:
+                gW = add(gW, F.matmul(gy, m, transa=True))
+            if 0 in indexes:
+                dds = ds * (1 - 2 * s)
+                G = F.reshape(F.matmul(gy, W), shape)
+                gv = add(gv, F.sum(e * dds * (G - F.transpose(G, (0, 2, 1))), axis=2))
         ret = []
         for i in indexes:
             if i == 0:

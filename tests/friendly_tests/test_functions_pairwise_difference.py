@@ -10,6 +10,7 @@ from chainer import testing
 from chainer.utils import type_check
 
 from Friendly.functions import pairwise_difference
+from Friendly.functions import PairwiseDifferenceGrad
 
 
 def _reference(x, W):
@@ -106,6 +107,22 @@ def test_chunk_size_does_not_change_results(dtype):
         numpy.testing.assert_array_equal(gW, results[0][2])  # computed row block by row block
 
 
+def test_grad_node_computes_only_the_requested_gradients():
+    rng = numpy.random.RandomState(6)
+    x = rng.uniform(-2, 2, (2, 1, 2, 3))
+    W = rng.uniform(-1, 1, (3, 36))
+    gy = rng.randn(2, 3)
+    gx, gW = PairwiseDifferenceGrad(4, (0, 1)).apply((x, W, gy))
+    only_gx = PairwiseDifferenceGrad(4, (0,)).apply((x, W, gy))
+    only_gW = PairwiseDifferenceGrad(4, (1,)).apply((x, W, gy))
+    assert len(only_gx) == len(only_gW) == 1
+    assert only_gx[0].shape == x.shape and only_gW[0].shape == W.shape
+    numpy.testing.assert_array_equal(only_gx[0].array, gx.array)
+    numpy.testing.assert_array_equal(only_gW[0].array, gW.array)
+    with pytest.raises(ValueError, match='outputs'):
+        PairwiseDifferenceGrad(4, ())
+
+
 def test_double_backward_through_x_only():
     rng = numpy.random.RandomState(3)
     x = rng.uniform(-2, 2, (2, 4))
@@ -149,6 +166,7 @@ def test_memory_stays_bounded_by_the_chunk():
     assert peak_forward - before < full / 4
     # Backward allocates gW (N P^2 values) and x.grad plus two chunk buffers, never B P^2.
     grads = W.array.nbytes + x.array.nbytes
+    assert peak_backward - before >= W.array.nbytes  # NumPy does report to tracemalloc
     assert peak_backward - before < grads + full / 4
     assert after_backward - before < grads + full / 20
 
