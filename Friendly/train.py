@@ -8,6 +8,7 @@ last one), and, in ``--out``: ``settings.json``, ``command.txt``, Chainer's ``lo
 model with the best validation loss).
 """
 import argparse
+import functools
 import glob
 import json
 import os
@@ -26,7 +27,7 @@ from chainer.training import triggers
 from Friendly import models
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from lenses_common.device import add_device_argument, device_from_args
-from lenses_common.runfolder import RunFolder, atomic_write_json, load_json, save_npz
+from lenses_common.runfolder import RunFolder, atomic_path, atomic_write_json, load_json
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 VALIDATION_SIZE = 4200
@@ -37,6 +38,16 @@ RENORM_STEPS = (1.1, 10.0, 100.0, 1000.0)
 # The settings that define a trained network; a resumed run or a model file must agree on them.
 IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset', 'val_size',
                  'gmr_weight', 'optimizer', 'sizes')
+
+
+# Uncompressed: PD's 61.5 M random weights hardly compress, and zlib takes ~15 s per save.
+save_npz_fast = functools.partial(chainer.serializers.save_npz, compression=False)
+
+
+def save_model(path, model):
+    """Write ``model`` to ``path`` (uncompressed .npz) through a temporary file."""
+    with atomic_path(path, suffix='.npz') as tmp:
+        save_npz_fast(tmp, model)
 
 
 class RenormSchedule(training.Extension):
@@ -348,9 +359,10 @@ def main(argv=None):
                        name='renorm_schedule')
     # Lowest priority: the snapshot must hold the state after every other extension and trigger
     # of its iteration, or a resumed run would replay them.
-    trainer.extend(extensions.snapshot(filename=SNAPSHOT_PATTERN, n_retains=1),
+    trainer.extend(extensions.snapshot(savefun=save_npz_fast, filename=SNAPSHOT_PATTERN,
+                                       n_retains=1),
                    trigger=(args.snapshot_interval, 'epoch'), priority=-1000)
-    trainer.extend(extensions.snapshot_object(predictor, BEST_MODEL),
+    trainer.extend(extensions.snapshot_object(predictor, BEST_MODEL, savefun=save_npz_fast),
                    trigger=triggers.MinValueTrigger('validation/main/loss', (1, 'epoch')))
     trainer.extend(extensions.LogReport())
     trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
@@ -375,9 +387,9 @@ def main(argv=None):
 
     start = time.time()
     trainer.run()
-    run.save_model(FINAL_MODEL, predictor)
+    save_model(run.file(FINAL_MODEL), predictor)
     if not os.path.exists(run.file(BEST_MODEL)):
-        save_npz(run.file(BEST_MODEL), predictor)
+        save_model(run.file(BEST_MODEL), predictor)
     summary = {
         'variant': args.variant,
         'epochs_run': updater.epoch,

@@ -1,0 +1,131 @@
+import csv
+import json
+import os
+
+import pytest
+
+from lenses_common import compat  # noqa: F401
+
+from Friendly import models
+from Friendly import run_all
+from Friendly import train
+
+
+def test_presets_cover_every_network():
+    assert set(run_all.PRESETS) == {'smoke', 'quick', 'thesis'}
+    for preset in run_all.PRESETS:
+        for network in run_all.NETWORKS:
+            argv = run_all.train_argv(network, run_all.train_options(preset, network), 0,
+                                      '/tmp/x', None, None)
+            args = train.build_parser().parse_args(argv)   # every option is a real flag
+            assert args.variant == ('S' if network == run_all.SOURCE else network)
+
+
+def test_thesis_preset_is_the_full_protocol():
+    for network in run_all.NETWORKS:
+        assert run_all.train_options('thesis', network) == {}
+    assert run_all.PRESETS['thesis']['evaluate'] == {}
+    args = train.build_parser().parse_args(['--variant', 'PD', '--out', 'x'])
+    assert (args.epoch, args.patience, args.batchsize, args.val_size) == (100, 20, 20, 4200)
+    assert args.train_subset is None and args.val_subset is None
+
+
+def test_quick_preset_trains_on_real_mnist_and_tests_on_all_images():
+    assert run_all.PRESETS['quick']['evaluate'] == {}
+    for network in run_all.NETWORKS:
+        options = run_all.train_options('quick', network)
+        assert options['epoch'] >= 2
+        if network != 'PD':
+            assert 'train_subset' not in options
+    assert run_all.train_options('quick', 'PD')['train_subset'] >= 1000
+    # the source network is trained like S
+    assert run_all.train_options('quick', run_all.SOURCE) == run_all.train_options('quick', 'S')
+
+
+def _settings(out, variant='S', **changes):
+    argv = run_all.train_argv(variant, {'epoch': 2}, 0, str(out), None, None)
+    settings = train.settings_from_args(train.build_parser().parse_args(argv))
+    settings.update(changes)
+    return settings
+
+
+def test_run_state(tmp_path):
+    run_dir = tmp_path / 'S'
+    wanted = _settings(run_dir)
+    assert run_all.run_state(str(run_dir), wanted) == 'fresh'
+    run_dir.mkdir()
+    (run_dir / 'settings.json').write_text(json.dumps(wanted))
+    assert run_all.run_state(str(run_dir), wanted) == 'fresh'
+    (run_dir / 'snapshot_epoch_1').write_text('')
+    assert run_all.run_state(str(run_dir), wanted) == 'resume'
+    (run_dir / 'model_final.npz').write_text('')
+    assert run_all.run_state(str(run_dir), wanted) == 'done'
+    # the device and MNIST folder do not make another network ...
+    assert run_all.run_state(str(run_dir), dict(wanted, device='@cupy:0',
+                                                 mnist_dir='/else')) == 'done'
+    # ... but any training setting does
+    assert run_all.run_state(str(run_dir), dict(wanted, epoch=3)) == 'other'
+    assert run_all.run_state(str(run_dir), dict(wanted, seed=1)) == 'other'
+    (run_dir / 'settings.json').write_text('{broken')
+    assert run_all.run_state(str(run_dir), wanted) == 'other'
+
+
+def test_move_aside(tmp_path):
+    run_dir = tmp_path / 'PD'
+    run_dir.mkdir()
+    (run_dir / 'a').write_text('1')
+    assert run_all.move_aside(str(run_dir)) == str(run_dir) + '.old-1'
+    run_dir.mkdir()
+    assert run_all.move_aside(str(run_dir)) == str(run_dir) + '.old-2'
+    assert (tmp_path / 'PD.old-1' / 'a').read_text() == '1'
+    assert not run_dir.exists()
+
+
+def _error(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        run_all.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert 'Traceback' not in '\n'.join(err)
+    return err[-1]
+
+
+def test_bad_input(capsys, tmp_path):
+    assert "unknown variant 'XYZ'" in _error(capsys, ['--networks', 'S,XYZ', '--out',
+                                                      str(tmp_path)])
+    assert '--eps' in _error(capsys, ['--eps', '256', '--out', str(tmp_path)])
+    assert 'invalid choice' in _error(capsys, ['--preset', 'huge', '--out', str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_pipeline_resumes_and_skips(mnist_dir, tmp_path, capsys):
+    argv = ['--preset', 'smoke', '--networks', 'S', '--out', str(tmp_path), '--mnist-dir',
+            mnist_dir]
+    results = run_all.main(argv)
+    assert set(results) == {'S'}
+    runs = tmp_path / 'friendly' / 'runs'
+    source = json.loads((runs / 'source' / 'settings.json').read_text())
+    assert source['variant'] == 'S' and source['seed'] == run_all.SOURCE_SEED_OFFSET
+    capsys.readouterr()
+    # a finished run is skipped; an interrupted one (no final model) resumes from its snapshot
+    os.remove(runs / 'S' / 'model_final.npz')
+    again = run_all.main(argv)
+    out = capsys.readouterr().out
+    assert '== source: final model with these settings exists, skipped' in out
+    assert '--resume' in out and 'resuming from' in out
+    assert again['S'] == results['S']
+
+
+@pytest.mark.slow
+def test_smoke_preset_writes_six_row_table(mnist_dir, tmp_path):
+    run_all.main(['--preset', 'smoke', '--out', str(tmp_path), '--mnist-dir', mnist_dir])
+    root = tmp_path / 'friendly'
+    rows = list(csv.DictReader((root / 'table.csv').open()))
+    assert [r['network'] for r in rows] == list(models.VARIANTS)
+    for r in rows:
+        for key in ('clean_pct', 'fgsm_white_pct', 'fgsm_black_pct'):
+            assert 0 <= float(r[key]) <= 100
+    text = (root / 'table.md').read_text()
+    assert '| network | clean | white-box FGSM | black-box FGSM |' in text
+    assert (root / 'accuracy_bars.png').exists()
+    assert json.loads((root / 'run_all.json').read_text())['preset'] == 'smoke'
