@@ -2,7 +2,7 @@
 
     from Counting.dataset import load_dataset
     train = load_dataset('data/counting/train')      # a chainer.dataset.DatasetMixin
-    image, counts = train[0]     # float32 (3, H, W) in 0..255, float32 (n_types,) in [tri, sq] order
+    image, counts = train[0]   # float32 (3, H, W) in 0..255; float32 (n_types,), order [tri, sq]
 
 Every file is checked while loading (in worker processes): an unreadable or truncated PNG, an image
 that is not RGB or not of the expected size, a ``truths.json`` entry without its file and a missing
