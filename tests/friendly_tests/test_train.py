@@ -275,3 +275,12 @@ def test_training_step_on_device_agrees_with_numpy(device, variant):
     for name in expected:
         numpy.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5,
                                       err_msg=name)
+
+
+def test_bench_training_iteration_and_fgsm_rate():
+    from Friendly import bench
+    device = chainer.get_device('@numpy')
+    ms, peak = bench.training_iteration('GMR', device, repeats=2, warmup=1)
+    assert ms > 0 and peak > 0
+    rate, elapsed = bench.fgsm_epoch('S', device, 200)
+    assert rate > 0 and elapsed > 0
