@@ -97,7 +97,7 @@ def merge_share(count, min_gap, seed=0, progress=True):
     return merged / count
 
 
-def run(count=100, blob_count=300, repeats=2, progress=True):
+def run(count=100, blob_count=300, repeats=3, progress=True):
     """Run the benchmark and return a Markdown section (also printed to stderr as it goes)."""
     def say(text):
         if progress:
@@ -158,7 +158,7 @@ def main(argv=None):
                         help='images per timed run (default: %(default)s)')
     parser.add_argument('--blob-count', type=int, default=300,
                         help='images for the merged-blob share (default: %(default)s)')
-    parser.add_argument('--repeats', type=int, default=2,
+    parser.add_argument('--repeats', type=int, default=3,
                         help='timed runs per generator, the best is kept (default: %(default)s)')
     parser.add_argument('--out', default=None,
                         help='folder for generator.md (default: print only)')

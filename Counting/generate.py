@@ -107,7 +107,6 @@ class _Settings:
         self.seed = seed
         self.max_attempts = max_attempts
         self.png_compress_level = png_compress_level
-        self.width = name_width(count)
 
 
 def name_width(count):
