@@ -123,7 +123,7 @@ class FC100(chainer.Chain):
 
 
 def squared_distance_loss(y, t, reduce='mean'):
-    """Thesis 3.3.1: ``(1/s) sum_i ||c_i - o_i||^2`` with ``c_i`` the one-hot truth of label ``t_i``.
+    """Thesis 3.3.1: ``(1/s) sum_i ||c_i - o_i||^2``, ``c_i`` the one-hot truth of label ``t_i``.
 
     ``reduce='no'`` returns the per-sample ``||c_i - o_i||^2`` (shape (B,)), the loss FGSM ascends.
     """
@@ -139,7 +139,7 @@ def squared_distance_loss(y, t, reduce='mean'):
 
 
 def gmr_penalty(loss, x, weight=GMR_WEIGHT):
-    """Thesis 3.2.1: ``weight * ||d loss / d x||_2`` over the whole batch ``x``, kept differentiable.
+    """Thesis 3.2.1: ``weight * ||d loss / d x||_2`` over the whole batch ``x``, differentiable.
 
     ``x`` must be the Variable the loss was computed from; the returned Variable backpropagates to
     the parameters through the gradient (double backprop).

@@ -1,4 +1,4 @@
-"""Train one FC-100-100-10 variant on MNIST (thesis 3.3.1): ``python -m Friendly.train --variant S``.
+"""Train one FC-100-100-10 variant on MNIST (thesis 3.3.1): ``python -m Friendly.train -h``.
 
 Momentum SGD (0.85), batch 20, the learning rate of thesis Table 3.1, a 4,200-image validation split
 drawn from ``--seed``, early stopping on the validation loss (patience 20 epochs, at most 100), the
