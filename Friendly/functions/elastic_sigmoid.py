@@ -41,7 +41,7 @@ class ElasticSigmoid(function_node.FunctionNode):
         y = cuda.elementwise(
             'T x, raw T s', 'T y',
             'y = tanh(x * s[0] * (T)0.5) * (T)0.5 + (T)0.5',
-            'friendly_elastic_sigmoid_fwd')(x, s)
+            'friendly_elastic_sigmoid_fwd')(x, s.reshape(1))
         self.retain_inputs((0, 1))
         self.retain_outputs((0,))
         return y,

@@ -15,7 +15,8 @@ class _Model(chainer.Link):
     def __init__(self, rng, dtype):
         super().__init__()
         with self.init_scope():
-            self.W = chainer.Parameter(rng.randn(50, 37).astype(dtype))  # 1850: not a block multiple
+            # 1850 values: not a multiple of the block size
+            self.W = chainer.Parameter(rng.randn(50, 37).astype(dtype))
             self.b = chainer.Parameter(rng.randn(3).astype(dtype))
 
 

@@ -1,0 +1,278 @@
+"""Benchmark of the Pairwise Difference layer and of one PD training iteration, on the CPU.
+
+Measured in one run, side by side:
+
+* Pairwise Difference forward + backward at batch 20, 1x28x28 input, 100 outputs: the fused
+  :func:`Friendly.functions.pairwise_difference` against the same layer composed of
+  ``chainer.functions`` (flatten, broadcast subtraction, sigmoid, reshape, matmul with ``W``
+  transposed): median time, ratio, and peak memory allocated during the pass (``tracemalloc``,
+  to which NumPy reports its array allocations).
+* One whole training iteration of the PD network (forward, backward of the squared-error loss,
+  update) with :class:`Friendly.optimizers.FastMomentumSGD` and with Chainer's ``MomentumSGD``.
+
+``python -m Friendly.bench_layers`` prints the Markdown section that :func:`run` returns.
+"""
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+import chainer.functions as F
+import chainer.links as L
+import numpy
+
+from Friendly import links as FL
+from Friendly.functions import pairwise_difference
+from Friendly.optimizers import FastMomentumSGD
+from lenses_common.seeding import add_seed_argument
+from lenses_common.seeding import seed_everything
+
+BATCH = 20
+IMAGE = (1, 28, 28)
+OUTPUTS = 100
+
+
+def composed_pairwise_difference(x, W):
+    """Pairwise Difference written with ``chainer.functions`` only (holds B x P x P tensors)."""
+    B = x.shape[0]
+    v = F.reshape(x, (B, -1))
+    P = v.shape[1]
+    shape = (B, P, P)
+    d = (F.broadcast_to(F.reshape(v, (B, P, 1)), shape)
+         - F.broadcast_to(F.reshape(v, (B, 1, P)), shape))
+    return F.matmul(F.reshape(F.sigmoid(d), (B, P * P)), W, transb=True)
+
+
+def _log(message):
+    sys.stderr.write(message + '\n')
+    sys.stderr.flush()
+
+
+def _median_ms(step, repeats, warmup):
+    """Median wall-clock and median CPU time (all threads of this process) of ``step``, in ms."""
+    for _ in range(warmup):
+        step()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        gc.collect()
+        start, start_cpu = time.perf_counter(), time.process_time()
+        step()
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
+
+
+def _memory_mib(function, x, W, gy):
+    """Memory traced during one forward + backward: (peak, kept from forward to backward).
+
+    Both are measured above what was allocated before the pass. "Kept" is what the graph holds
+    after the forward pass, the output itself excluded.
+    """
+    W.cleargrad()
+    if isinstance(x, chainer.Variable):
+        x.cleargrad()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        y = function(x, W)
+        kept = tracemalloc.get_traced_memory()[0] - base - y.array.nbytes
+        y.grad = gy
+        y.backward()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    return peak / 2 ** 20, kept / 2 ** 20
+
+
+def _layer_step(layer_function, x, W, gy):
+    def step():
+        W.cleargrad()
+        if isinstance(x, chainer.Variable):
+            x.cleargrad()
+        y = layer_function(x, W)
+        y.grad = gy
+        y.backward()
+        del y
+    return step
+
+
+class _PDNet(chainer.Chain):
+    """SPEC's PD network: PD / linear / linear, each with Batch Renormalization and sigmoid."""
+
+    def __init__(self, chunk_size, in_size, outputs):
+        super(_PDNet, self).__init__()
+        with self.init_scope():
+            self.l1 = FL.PairwiseDifference(in_size, outputs, chunk_size)
+            self.l2 = L.Linear(outputs, 100)
+            self.l3 = L.Linear(100, 10)
+            self.n1 = L.BatchRenormalization(outputs, decay=0.8)
+            self.n2 = L.BatchRenormalization(100, decay=0.8)
+            self.n3 = L.BatchRenormalization(10, decay=0.8)
+
+    def forward(self, x):
+        h = F.sigmoid(self.n1(self.l1(x)))
+        h = F.sigmoid(self.n2(self.l2(h)))
+        return F.sigmoid(self.n3(self.l3(h)))
+
+
+def _iteration_ms(optimizer_class, x, t, repeats, warmup, chunk_size, outputs):
+    model = _PDNet(chunk_size, x.size // len(x), outputs)
+    optimizer = optimizer_class(lr=0.002, momentum=0.85)
+    optimizer.setup(model)
+
+    def loss(x, t):
+        # SPEC's loss: (1/s) sum over the batch of ||onehot - output||^2.
+        return F.sum(F.square(model(x) - t)) / len(x)
+
+    ms = _median_ms(lambda: optimizer.update(loss, x, t), repeats, warmup)
+    del model, optimizer
+    gc.collect()
+    return ms
+
+
+def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
+        outputs=OUTPUTS):
+    """Run the benchmark on the CPU; print progress to stderr and return a Markdown section.
+
+    The defaults are the measured setting (batch 20 MNIST images, 100 outputs); smaller sizes
+    give a quick smoke run.
+    """
+    seed_everything(seed)
+    rng = numpy.random.RandomState(seed)
+    image = tuple(image)
+    P = int(numpy.prod(image))
+    # MNIST-like input: mostly background 0, some ink up to 255.
+    x = numpy.where(rng.rand(batch, *image) < 0.2, rng.uniform(0, 255, (batch,) + image), 0)
+    x = x.astype(numpy.float32)
+    W = chainer.Parameter(rng.uniform(-1, 1, (outputs, P * P)).astype(numpy.float32))
+    gy = rng.randn(batch, outputs).astype(numpy.float32)
+
+    fused = ('fused `pairwise_difference`',
+             lambda x, W: pairwise_difference(x, W, chunk_size))
+    composed = ('composed of `chainer.functions`', composed_pairwise_difference)
+    rows = []
+    agree = True
+    for needs_gx in (False, True):
+        # False: the first layer in training (the image needs no gradient); True: attacks,
+        # saliency and GMR, which differentiate with respect to the image.
+        xin = chainer.Variable(x) if needs_gx else x
+        results = []
+        for name, function in (fused, composed):
+            _log('bench_layers: PD forward+backward, {}, input gradient {} ...'.format(
+                name, 'yes' if needs_gx else 'no'))
+            ms = _median_ms(_layer_step(function, xin, W, gy), repeats, warmup)
+            peak, kept = _memory_mib(function, xin, W, gy)
+            results.append((W.grad.copy(), None if not needs_gx else xin.grad.copy()))
+            rows.append((name, needs_gx, ms, peak, kept))
+            _log('  {:.0f} ms (CPU {:.0f} ms), peak {:.0f} MiB, kept {:.1f} MiB'.format(
+                ms[0], ms[1], peak, kept))
+        (gW_f, gx_f), (gW_c, gx_c) = results
+        agree &= numpy.allclose(gW_f, gW_c, rtol=1e-4, atol=1e-3)
+        if needs_gx:
+            agree &= numpy.allclose(gx_f, gx_c, rtol=1e-3, atol=1e-3)
+    W.cleargrad()
+    del W
+    gc.collect()
+
+    onehot = numpy.eye(10, dtype=numpy.float32)[rng.randint(0, 10, batch)]
+    iterations = []
+    for name, cls in (('`FastMomentumSGD`', FastMomentumSGD),
+                      ('`chainer.optimizers.MomentumSGD`', chainer.optimizers.MomentumSGD)):
+        _log('bench_layers: PD network training iteration with {} ...'.format(name))
+        ms = _iteration_ms(cls, x, onehot, repeats, max(warmup, 1) + 1, chunk_size, outputs)
+        iterations.append((name, ms))
+        _log('  {:.0f} ms (CPU {:.0f} ms)'.format(*ms))
+
+    gw_mib = outputs * P * P * 4 / 2 ** 20
+    load = ', '.join('{:.1f}'.format(a) for a in os.getloadavg())
+    lines = [
+        '## Pairwise Difference layer (CPU)',
+        '',
+        'Batch {}, input {}, {} outputs (W: {:.1f} M weights, {:.0f} MiB), float32, NumPy '
+        '{}, Chainer {}; wall-clock median of {} runs after {} warm-up; chunk_size {}; '
+        'load average at the end {} on {} CPUs.'.format(
+            batch, 'x'.join(map(str, image)), outputs, outputs * P * P / 1e6, gw_mib,
+            numpy.__version__, chainer.__version__, repeats, warmup, chunk_size, load,
+            os.cpu_count()),
+        '',
+        '| PD forward + backward | input gradient | time (ms) | CPU time (ms) | peak memory '
+        'during the pass (MiB) | kept from forward to backward (MiB) |',
+        '| --- | --- | ---: | ---: | ---: | ---: |',
+    ]
+    for name, needs_gx, ms, peak, kept in rows:
+        lines.append('| {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.1f} |'.format(
+            name, 'yes' if needs_gx else 'no', ms[0], ms[1], peak, kept))
+    lines.append('')
+    for i in (0, 2):
+        f, c = rows[i], rows[i + 1]
+        lines.append(
+            '- {}: fused is **{:.1f}x** as fast as composed ({:.1f}x in CPU time); peak '
+            '{:.0f} MiB against {:.0f} MiB (both include the {:.0f} MiB weight '
+            'gradient).'.format(
+                'without input gradient (first layer in training)' if i == 0 else
+                'with input gradient (attacks, saliency, GMR)',
+                c[2][0] / f[2][0], c[2][1] / f[2][1], f[3], c[3], gw_mib))
+    lines += [
+        '- Gradients of the two forms {}. Memory: `tracemalloc` (NumPy reports its array '
+        'allocations to it), above what was allocated before the pass; "kept" excludes the '
+        'output.'.format('agree' if agree else '**DISAGREE**'),
+        '',
+        '| one PD-network training iteration (forward, backward, update) | time (ms) | '
+        'CPU time (ms) |',
+        '| --- | ---: | ---: |',
+    ]
+    for name, ms in iterations:
+        lines.append('| {} | {:.0f} | {:.0f} |'.format(name, *ms))
+    lines += [
+        '',
+        'PD network: pairwise difference {}->{}, linear {}->100, linear 100->10, each followed '
+        'by Batch Renormalization and sigmoid; loss (1/s) sum ||onehot - output||^2; '
+        'lr 0.002, momentum 0.85. CPU time is `time.process_time()` summed over the process\'s '
+        'threads (BLAS may use several), so it can exceed the wall-clock time; it is less '
+        'sensitive than wall-clock time to other jobs on the machine.'.format(P, outputs, outputs),
+        '',
+    ]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Time the fused Pairwise Difference layer against its chainer.functions '
+                    'form, and one PD training iteration, on the CPU; print Markdown.')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed runs per measurement; the median is reported '
+                             '(default: %(default)s)')
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='untimed runs before timing (default: %(default)s)')
+    parser.add_argument('--batchsize', '-b', type=int, default=BATCH,
+                        help='images per batch (default: %(default)s, the thesis\'s)')
+    parser.add_argument('--outputs', type=int, default=OUTPUTS,
+                        help='outputs of the Pairwise Difference layer (default: %(default)s)')
+    parser.add_argument('--chunk-size', type=int, default=64,
+                        help='rows per chunk of the fused layer (default: %(default)s)')
+    parser.add_argument('--out', default=None,
+                        help='also write the Markdown to this file (atomically)')
+    add_seed_argument(parser)
+    args = parser.parse_args(argv)
+    for option in ('repeats', 'chunk_size', 'batchsize', 'outputs'):
+        if getattr(args, option) < 1:
+            parser.error('--{} must be a positive integer'.format(option.replace('_', '-')))
+    if args.warmup < 0:
+        parser.error('--warmup must not be negative')
+    text = run(args.repeats, args.warmup, args.chunk_size, args.seed, batch=args.batchsize,
+               outputs=args.outputs)
+    print(text)
+    if args.out:
+        from lenses_common.runfolder import atomic_write_text
+        atomic_write_text(args.out, text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
