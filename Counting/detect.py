@@ -41,6 +41,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
@@ -134,29 +135,106 @@ def mask_box(mask):
 
 
 # ---------------------------------------------------------------------------------------------
-# The second derivative, K rows per backward pass
+# Where a row can be non-zero
+
+class Support:
+
+    """Per pixel, a box that holds every pixel where its second-derivative row can be non-zero.
+
+    ``d saliency[p] / d image[j]`` needs a unit that is non-linear in both ``p`` and ``j``. For a
+    convolutional counter whose last convolution feeds a linear layer and a ReLU (no second
+    derivative), that is a unit of the last convolution whose receptive field holds both, so the
+    row of ``p`` lives in the union of the receptive fields that contain ``p``. The box is
+    separable: rows ``lo_y[y]..hi_y[y]`` by columns ``lo_x[x]..hi_x[x]`` (empty when lo > hi: a
+    pixel no unit sees). Rows of pixels with disjoint boxes can share one backward pass (their
+    sum separates exactly), which is what :class:`SecondDerivativeRows` does with it.
+    """
+
+    def __init__(self, lo_y, hi_y, lo_x, hi_x):
+        self.lo_y, self.hi_y = numpy.asarray(lo_y), numpy.asarray(hi_y)
+        self.lo_x, self.hi_x = numpy.asarray(lo_x), numpy.asarray(hi_x)
+
+    @classmethod
+    def from_convolutions(cls, specs, shape):
+        """From ``(in, out, ksize, stride, pad)`` per convolution and the image ``(H, W)``."""
+        return cls(*_axis_support(specs, shape[0]), *_axis_support(specs, shape[1]))
+
+    @classmethod
+    def of_model(cls, model, shape):
+        """The support of a :class:`Counting.models.Counter`, or None for any other model."""
+        from Counting import models
+        if type(model) is not models.Counter or model.arch not in models.ARCHITECTURES:
+            return None
+        return cls.from_convolutions(models.ARCHITECTURES[model.arch], shape)
+
+    def box(self, y, x):
+        """``(y0, y1, x0, x1)`` inclusive, or None when the row of ``(y, x)`` is zero."""
+        y0, y1, x0, x1 = self.lo_y[y], self.hi_y[y], self.lo_x[x], self.hi_x[x]
+        if y0 > y1 or x0 > x1:
+            return None
+        return int(y0), int(y1), int(x0), int(x1)
+
+    def empty(self):
+        """Bool ``(H, W)``: pixels whose row is zero."""
+        return (self.lo_y > self.hi_y)[:, None] | (self.lo_x > self.hi_x)[None, :]
+
+    def overlapping(self, box):
+        """Row and column masks of the pixels whose box meets ``box``."""
+        y0, y1, x0, x1 = box
+        return ((self.lo_y <= y1) & (self.hi_y >= y0) & (self.lo_y <= self.hi_y),
+                (self.lo_x <= x1) & (self.hi_x >= x0) & (self.lo_x <= self.hi_x))
+
+
+def _axis_support(specs, size):
+    """Along one axis: for each pixel, the span of the receptive fields of the last
+    convolution's units that contain it (lo > hi where none does)."""
+    n = size
+    for _, _, k, s, p in specs:
+        n = (n + 2 * p - k) // s + 1
+    lo = numpy.full(size, size, dtype=numpy.int64)
+    hi = numpy.full(size, -1, dtype=numpy.int64)
+    for unit in range(max(n, 0)):
+        a = b = unit
+        for _, _, k, s, p in reversed(specs):
+            a, b = a * s - p, b * s - p + k - 1
+        a, b = max(a, 0), min(b, size - 1)
+        if a > b:
+            continue
+        lo[a:b + 1] = numpy.minimum(lo[a:b + 1], a)
+        hi[a:b + 1] = numpy.maximum(hi[a:b + 1], b)
+    return lo, hi
+
+
+class SupportError(RuntimeError):
+    """A packed backward pass had non-zero values outside the boxes of its pixels."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The second derivative, several rows per backward pass
 
 class SecondDerivativeRows:
 
-    """Rows ``d saliency[p] / d image`` of one image's second derivative, K per backward pass.
+    """Rows ``d saliency[p] / d image`` of one image's second derivative.
 
     The forward pass and the first backward pass (with its graph kept for double backprop) run
-    once on K stacked copies of the image; :meth:`rows` then needs one more backward pass for up
-    to K pixels. With ``reuse_graph=False`` every call of :meth:`rows` redoes the forward and
-    first backward passes too, as a straightforward loop would (kept for the benchmark).
-
-    ``rows`` returns importance maps ``max_c |h|`` as float32 NumPy ``(H, W)`` arrays, or None for
-    a pixel whose saliency does not depend on the image at all (no path in the graph: ReLU).
+    once on K stacked copies of the image; each backward pass of :meth:`rows` then seeds every
+    copy at its own pixels. A copy can take several pixels at once when their :class:`Support`
+    boxes are disjoint: the pass gives the sum of their rows, and each row is its sum restricted to
+    its box (bit for bit the row computed alone, the other rows adding exact zeros there). With
+    ``reuse_graph=False`` every pass redoes the forward and first backward passes too, as a plain
+    loop would (kept for the benchmark).
     """
 
-    def __init__(self, model, x, copies=1, reuse_graph=True):
+    def __init__(self, model, x, copies=1, reuse_graph=True, support=None):
         self.model = model
         self.x = saliency_lib.as_batch(model, x)
         self.copies = int(copies)
         if self.copies < 1:
             raise ValueError('batch must be at least 1, got {}'.format(copies))
         self.reuse_graph = bool(reuse_graph)
+        self.support = support
         self.passes = 0
+        self._checked = False  # whether a packed pass has been checked against a lone row
         self._build()
         if self.copies == 1:
             outputs, g = self._outputs, self._g
@@ -181,49 +259,131 @@ class SecondDerivativeRows:
         self._fresh = True
 
     def rows(self, pixels):
-        """Importance maps for ``pixels``, a list of at most K ``(y, x)``."""
-        if not 0 < len(pixels) <= self.copies:
-            raise ValueError('rows() takes 1..{} pixels, got {}'.format(self.copies, len(pixels)))
+        """Importance maps ``max_c |h|`` (float32 ``(H, W)``) of at most K pixels ``(y, x)``, one
+        per copy; None for a pixel whose saliency does not depend on the image (ReLU)."""
+        return [None if r is None else r.full(self.saliency.shape)
+                for r in self.packed_rows([[p] for p in pixels])]
+
+    def packed_rows(self, packs):
+        """One backward pass for ``packs``, at most K lists of pixels ``(y, x)`` (one list per
+        copy; the pixels of a list must have disjoint support boxes). Returns one :class:`Row`
+        (or None, as :meth:`rows`) per pixel, in order. Raises :class:`SupportError` when a
+        packed copy has values outside its boxes."""
+        if not 0 < len(packs) <= self.copies or not all(packs):
+            raise ValueError('packed_rows() takes 1..{} non-empty lists'.format(self.copies))
         if not self.reuse_graph and not self._fresh:
             self._build()
         self._fresh = False
         xp = self.model.xp
         seed = xp.zeros_like(self._xs.array)
-        for k, (y, x) in enumerate(pixels):
-            # d|g|/dg = sign(g) only flips h's sign, which max_c |h| ignores.
-            seed[k, int(self.channel[y, x]), y, x] = 1
+        for k, pack in enumerate(packs):
+            for y, x in pack:
+                # d|g|/dg = sign(g) only flips h's sign, which max_c |h| ignores.
+                seed[k, int(self.channel[y, x]), y, x] = 1
         with chainer.using_config('train', False):
             h, = chainer.grad([self._g], [self._xs], grad_outputs=[seed])
         self.passes += 1
+        n = sum(len(pack) for pack in packs)
         if h is None:
-            return [None] * len(pixels)
-        importance = saliency_lib.channel_max_abs(h.array[:len(pixels)])
+            return [None] * n
+        importance = saliency_lib.channel_max_abs(h.array[:len(packs)])
         importance = self._to_cpu(importance).astype(numpy.float32, copy=False)
-        return list(importance)
+        out = []
+        for k, pack in enumerate(packs):
+            if len(pack) == 1:
+                out.append(Row(None, importance[k]))
+                continue
+            inside = numpy.zeros(importance.shape[1:], dtype=bool)
+            for y, x in pack:
+                box = self.support.box(y, x)
+                if box is None:
+                    out.append(Row((y, y, x, x), numpy.zeros((1, 1), numpy.float32)))
+                    continue
+                y0, y1, x0, x1 = box
+                inside[y0:y1 + 1, x0:x1 + 1] = True
+                out.append(Row(box, importance[k, y0:y1 + 1, x0:x1 + 1].copy()))
+            if importance[k][~inside].any():
+                raise SupportError('a packed row is non-zero outside its support box')
+            if not self._checked:
+                self._check_packing(pack[0], out[-len(pack)])
+        return out
+
+    def _check_packing(self, pixel, packed):
+        """Compare the first packed row with the row computed alone (one extra pass per image):
+        it must vanish outside its box and match inside, or the boxes are wrong."""
+        self._checked = True
+        alone = self.rows([pixel])[0]
+        if alone is None:
+            return
+        y0, y1, x0, x1 = packed.box
+        inside = alone[y0:y1 + 1, x0:x1 + 1]
+        top = float(alone.max())
+        if (float(alone.sum(dtype=numpy.float64)) != float(inside.sum(dtype=numpy.float64))
+                or not numpy.allclose(inside, packed.values, rtol=1e-4, atol=1e-6 * top)):
+            raise SupportError('a packed row differs from the row computed alone')
 
 
-def _spaced_candidates(free, taken, k, radius):
-    """Up to ``k`` flat indices of the largest entries of ``free`` (-inf = unavailable), each at
-    Chebyshev distance > ``radius`` from the ``taken`` pixels and from each other."""
+class Row:
+
+    """An importance map stored as the values inside a box (None: the whole image)."""
+
+    __slots__ = ('box', 'values')
+
+    def __init__(self, box, values):
+        self.box = box
+        self.values = values
+
+    def full(self, shape):
+        if self.box is None:
+            return self.values
+        y0, y1, x0, x1 = self.box
+        out = numpy.zeros(shape, dtype=numpy.float32)
+        out[y0:y1 + 1, x0:x1 + 1] = self.values
+        return out
+
+
+def _plan_pass(free, p, cached, copies, radius, support):
+    """The pixels of the next backward pass: copy 0 holds ``p`` and, with a ``support``, the most
+    salient free pixel of every region whose box is disjoint from the others'; each further copy
+    holds the most salient free pixel farther than ``radius`` (Chebyshev) from every pixel chosen
+    or cached. Returns a list of lists of flat indices."""
+    height, width = free.shape
     work = free.copy()
-    height, width = work.shape
+    for q in cached:
+        work.flat[q] = -numpy.inf
+    work.flat[p] = -numpy.inf
+    first = [p]
+    if support is not None:
+        box = support.box(*divmod(p, width))
+        if box is not None:
+            packable = work.copy()
+            packable[support.empty()] = -numpy.inf
+            while box is not None:
+                rows, cols = support.overlapping(box)
+                packable[numpy.ix_(rows, cols)] = -numpy.inf
+                q = int(packable.argmax())
+                if packable.flat[q] == -numpy.inf:
+                    break
+                first.append(q)
+                box = support.box(*divmod(q, width))
+    packs = [first]
+    if copies > 1:
+        def block(q):
+            y, x = divmod(q, width)
+            work[max(y - radius, 0):y + radius + 1, max(x - radius, 0):x + radius + 1] = -numpy.inf
 
-    def block(y, x):
-        work[max(y - radius, 0):y + radius + 1, max(x - radius, 0):x + radius + 1] = -numpy.inf
-
-    for y, x in taken:
-        block(y, x)
-    chosen = []
-    while len(chosen) < k:
-        q = int(work.argmax())
-        if work.flat[q] == -numpy.inf:
-            break
-        chosen.append(q)
-        block(q // width, q % width)
-    return chosen
+        for q in list(cached) + first:
+            block(q)
+        while len(packs) < copies:
+            q = int(work.argmax())
+            if work.flat[q] == -numpy.inf:
+                break
+            packs.append([q])
+            block(q)
+    return packs
 
 
-def _second_derivative_groups(engine, count, threshold, batch, seed_upper, spread, callback):
+def _second_derivative_groups(engine, count, threshold, seed_upper, spread, callback):
     sal = engine.saliency
     height, width = sal.shape
     # -inf marks pixels that can no longer be seeds. argmax takes the first of equal values, so the
@@ -243,18 +403,23 @@ def _second_derivative_groups(engine, count, threshold, batch, seed_upper, sprea
             break
         py, px = divmod(p, width)
         if p not in cache:
-            wanted = [p]
-            if batch > 1:
-                radius = spread
-                if radius is None:
-                    radius = (int(numpy.median(radii)) if radii
-                              else max(1, min(height, width) // 20))
-                wanted += _spaced_candidates(
-                    free, [(py, px)] + [divmod(q, width) for q in cache], batch - 1, radius)
-            rows = engine.rows([divmod(q, width) for q in wanted])
+            radius = spread
+            if radius is None:
+                radius = int(numpy.median(radii)) if radii else max(1, min(height, width) // 20)
+            packs = _plan_pass(free, p, cache, engine.copies, radius, engine.support)
+            try:
+                rows = engine.packed_rows([[divmod(q, width) for q in pack] for pack in packs])
+            except SupportError:
+                warnings.warn('second-derivative rows leak out of the receptive-field boxes; '
+                              'computing them one per copy from now on')
+                engine.support = None
+                packs = _plan_pass(free, p, cache, engine.copies, radius, None)
+                rows = engine.packed_rows([[divmod(q, width) for q in pack] for pack in packs])
+            wanted = [q for pack in packs for q in pack]
             rows_computed += len(wanted)
             cache.update(zip(wanted, rows))
-        importance = cache.pop(p)
+        row = cache.pop(p)
+        importance = None if row is None else row.full((height, width))
         if importance is None or not importance.any():
             if not groups and sal[py, px] > 0:
                 raise SecondDerivativeError()
@@ -362,7 +527,7 @@ def _blob_groups(sal, keep, count, min_size):
 
 def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
-           spread=None, reuse_graph=True, callback=None):
+           spread=None, reuse_graph=True, support='auto', callback=None):
     """Detect shapes in one image from a counter's saliency.
 
     Args:
@@ -383,6 +548,10 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
             (default: the median radius of the groups found so far).
         reuse_graph: ``second``: keep the first-order graph for every row (False redoes the
             forward and first backward passes for every pass, as a plain loop would).
+        support: ``second``: a :class:`Support` to pack rows with disjoint boxes into one
+            backward pass; ``'auto'`` (default) derives it for a
+            :class:`Counting.models.Counter` and packs nothing for other models; None never packs.
+            Same groups either way.
         callback: called with each :class:`Group` as it is found.
 
     Returns:
@@ -398,6 +567,12 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         raise ValueError('threshold must be a finite number >= 0, got {}'.format(threshold))
     if method == 'second':
         engine = SecondDerivativeRows(model, image, copies=batch, reuse_graph=reuse_graph)
+        if isinstance(support, str):
+            if support != 'auto':
+                raise ValueError("support must be 'auto', None or a Support, got {!r}".format(
+                    support))
+            support = Support.of_model(model, engine.saliency.shape)
+        engine.support = support
         sal, outputs = engine.saliency, engine.outputs
     else:
         x = saliency_lib.as_batch(model, image)
@@ -416,8 +591,7 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
                 method=method)
     if method == 'second':
         groups, rows = _second_derivative_groups(
-            engine, count, threshold, engine.copies,
-            None if seed_upper is None else seed_upper * top, spread, callback)
+            engine, count, threshold, None if seed_upper is None else seed_upper * top, spread, callback)
         return Detections(groups, rows=rows, passes=engine.passes, **info)
     if method == 'upper':
         if not 0 <= lower <= upper:

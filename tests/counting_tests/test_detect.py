@@ -200,6 +200,89 @@ def test_rows_of_copies_are_each_their_own():
         numpy.testing.assert_allclose(row, alone.rows([p])[0], rtol=1e-5, atol=1e-6 * row.max())
 
 
+def test_support_boxes_by_hand():
+    lo, hi = detect._axis_support([(1, 1, 3, 2, 0)], 7)  # units see 0..2, 2..4, 4..6
+    numpy.testing.assert_array_equal(lo, [0, 0, 0, 2, 2, 4, 4])
+    numpy.testing.assert_array_equal(hi, [2, 2, 4, 4, 6, 6, 6])
+    lo, hi = detect._axis_support([(1, 1, 3, 5, 0)], 12)  # units see 0..2 and 5..7 only
+    assert list(lo <= hi) == [True] * 3 + [False] * 2 + [True] * 3 + [False] * 4
+    numpy.testing.assert_array_equal(lo[5:8], 5)
+    numpy.testing.assert_array_equal(hi[5:8], 7)
+    # Padding: layer 2 units see layer-1 units 0..2 and 2..4, i.e. pixels -1..3 and 1..5.
+    lo, hi = detect._axis_support([(1, 1, 3, 1, 1), (1, 1, 3, 2, 0)], 6)
+    numpy.testing.assert_array_equal(lo, [0, 0, 0, 0, 1, 1])
+    numpy.testing.assert_array_equal(hi, [3, 5, 5, 5, 5, 5])
+    support = detect.Support.from_convolutions([(1, 1, 3, 5, 0)], (12, 7))
+    assert support.box(6, 1) == (5, 7, 0, 2) and support.box(3, 1) is None
+    assert support.empty()[3].all() and not support.empty()[6, :3].any()
+
+
+TINY_SPECS = [(3, 4, 3, 1, 0), (4, 3, 3, 3, 0)]
+
+
+def test_packed_rows_are_the_rows_computed_alone():
+    model, x = Tiny(), tiny_image()
+    support = detect.Support.from_convolutions(TINY_SPECS, (12, 12))
+    engine = detect.SecondDerivativeRows(model, x, support=support)
+    # Layer-2 units see pixels 0..4, 3..7 and 6..10 on each axis; pixel 4 is seen by two.
+    assert support.box(4, 4) == (0, 7, 0, 7) and support.box(11, 0) is None
+    pixels = [(1, 1), (1, 10), (10, 1)]
+    boxes = [support.box(*p) for p in pixels]
+    assert boxes == [(0, 4, 0, 4), (0, 4, 6, 10), (6, 10, 0, 4)]
+    packed = engine.packed_rows([pixels])
+    assert engine.passes == 2  # the packed pass and, once per image, a check of its first row
+    for p, row in zip(pixels, packed):
+        numpy.testing.assert_array_equal(row.full((12, 12)), engine.rows([p])[0])
+
+
+def test_packing_gives_the_same_groups():
+    model, x = Tiny(), tiny_image()
+    threshold = middle_threshold(model, x)
+    support = detect.Support.from_convolutions(TINY_SPECS, (12, 12))
+    plain = detect.detect(model, x, threshold=threshold, count=10, support=None)
+    packed = detect.detect(model, x, threshold=threshold, count=10, support=support)
+    assert same_groups(plain, packed)
+    for a, b in zip(plain, packed):
+        numpy.testing.assert_array_equal(a.importance, b.importance)
+    assert packed.passes < plain.passes == 10
+    assert same_groups(plain, detect.detect(model, x, threshold=threshold, count=10, batch=3,
+                                            support=support))
+
+
+def test_packing_falls_back_when_the_boxes_are_wrong():
+    model, x = Tiny(), tiny_image()
+    threshold = middle_threshold(model, x)
+    wrong = detect.Support.from_convolutions([(3, 3, 1, 1, 0)], (12, 12))  # 1-pixel boxes
+    plain = detect.detect(model, x, threshold=threshold, count=6, support=None)
+    with pytest.warns(UserWarning, match='leak'):
+        packed = detect.detect(model, x, threshold=threshold, count=6, support=wrong)
+    assert same_groups(plain, packed)
+
+
+def test_counter_support_is_derived_and_exact(recwarn):
+    from Counting.models import build_counter
+    numpy.random.seed(0)
+    model = build_counter('convolutional', 'softplus')
+    rng = numpy.random.RandomState(0)
+    x = numpy.zeros((3, 300, 300), numpy.float32)
+    x[2, 40:90, 30:80] = 255
+    x[2, 150:260, 180:230] = 255
+    x += rng.uniform(0, 5, x.shape).astype(numpy.float32)
+    with chainer.using_config('train', False):
+        model(x[None])
+    model.fc.b.array[:] = 5.0
+    support = detect.Support.of_model(model, (300, 300))
+    # The last convolution's units see pixels 0..86, 125..211 and 250..299 on each axis.
+    assert support.box(50, 130) == (0, 86, 125, 211) and support.box(100, 50) is None
+    assert support.box(299, 299) is None  # (11 - 3) // 5 + 1 = 2 units: a 2 x 2 last map
+    assert detect.Support.of_model(Tiny(), (12, 12)) is None
+    plain = detect.detect(model, x, count=6, support=None)
+    packed = detect.detect(model, x, count=6)
+    assert same_groups(plain, packed) and len(packed) == 6
+    assert packed.passes < plain.passes
+    assert not [w for w in recwarn if 'leak' in str(w.message)]
+
+
 def test_relu_has_no_second_derivative():
     model, x = Tiny(activation=F.relu), tiny_image()
     with pytest.raises(detect.SecondDerivativeError) as e:
