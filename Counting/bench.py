@@ -1,0 +1,152 @@
+"""Counting benchmarks (``make bench``): generator, detection and training throughput.
+
+    python -m Counting.bench --out results/bench
+
+Writes ``<out>/counting.md`` (atomically) and prints it. The generator and detection sections come
+from :mod:`Counting.bench_generator` and :mod:`Counting.bench_detection`; a section whose module is
+missing or fails says so instead of stopping the others. The training section times full training
+steps (forward, MSE loss, backward, momentum SGD update) of each network and activation at the
+thesis's size: 1000 x 1000 images, batch 4.
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+import traceback
+
+import numpy
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+
+from Counting import models
+from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.runfolder import atomic_write_text
+from lenses_common.seeding import add_seed_argument, seed_everything
+
+#: (arch, activation, batch_renorm) combinations timed by default.
+CASES = (
+    ('convolutional', 'relu', False),
+    ('convolutional', 'softplus', False),
+    ('convolutional', 'sigmoid', True),
+    ('convolutional', 'modsoftplus', False),
+    ('convolutionallarge', 'relu', False),
+    ('convolutionallarge', 'softplus', False),
+    ('convolutionallarge', 'sigmoid', True),
+)
+
+
+def time_training(arch, activation, batch_renorm, device, image_size=1000, batchsize=4,
+                  iterations=3, warmup=1, seed=0):
+    """Seconds per training iteration (median over ``iterations``, after ``warmup``)."""
+    seed_everything(seed)
+    model = models.build_counter(arch, activation, batch_renorm=batch_renorm)
+    loss_fn = models.CountingLoss(model)
+    loss_fn.to_device(device)
+    optimizer = chainer.optimizers.MomentumSGD(lr=1e-6, momentum=0.85)
+    optimizer.setup(loss_fn)
+    rng = numpy.random.RandomState(seed)
+    x = device.send(rng.randint(0, 256, (batchsize, 3, image_size, image_size))
+                    .astype(numpy.float32))
+    t = device.send(rng.randint(0, 10, (batchsize, 2)).astype(numpy.float32))
+    times = []
+    for i in range(warmup + iterations):
+        start = time.perf_counter()
+        optimizer.update(loss_fn, x, t)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return float(numpy.median(times))
+
+
+def _sync(device):
+    if device.xp is not numpy:
+        device.xp.cuda.Stream.null.synchronize()
+
+
+def training_section(device, cases=CASES, image_size=1000, batchsize=4, iterations=3,
+                     progress=True):
+    lines = ['## Counting: training throughput', '',
+             'Full training steps (forward, MSE, backward, momentum SGD update) on random '
+             '{0}x{0} images, batch {1}, median of {2} iterations after one warm-up, device {3}, '
+             '{4} CPU cores reported by the OS.'.format(image_size, batchsize, iterations, device,
+                                                      os.cpu_count()), '',
+             '| network | activation | BRN | s / iteration | images / s |',
+             '| --- | --- | --- | ---: | ---: |']
+    for arch, activation, brn in cases:
+        if progress:
+            print('training benchmark: {} {}{} ...'.format(arch, activation,
+                                                          ' + BRN' if brn else ''),
+                  file=sys.stderr, flush=True)
+        sec = time_training(arch, activation, brn, device, image_size, batchsize, iterations)
+        lines.append('| {} | {} | {} | {:.3f} | {:.2f} |'.format(
+            arch, activation, 'yes' if brn else 'no', sec, batchsize / sec))
+    return '\n'.join(lines) + '\n'
+
+
+def _section(title, module_name, call):
+    """Run another engineer's benchmark; a missing module or a failure becomes a note."""
+    try:
+        module = __import__(module_name, fromlist=['run'])
+    except ImportError as e:
+        return '## {}\n\nNot run: module {} is missing ({}).\n'.format(title, module_name, e)
+    try:
+        return call(module).rstrip('\n') + '\n'
+    except Exception as e:
+        traceback.print_exc()
+        return '## {}\n\nNot run: {}.run() failed ({}: {}).\n'.format(
+            title, module_name, type(e).__name__, e)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description='Counting benchmarks: dataset generator, detection, training throughput; '
+                    'writes <out>/counting.md.')
+    p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
+                   help='folder for counting.md (default: %(default)s)')
+    p.add_argument('--iterations', type=positive_int, default=3,
+                   help='timed training iterations per network (default: %(default)s)')
+    p.add_argument('--batchsize', '-b', type=positive_int, default=4,
+                   help='training batch size (default: %(default)s)')
+    p.add_argument('--image-size', type=positive_int, default=1000,
+                   help='side of the square training images (default: %(default)s, the '
+                        'thesis\'s)')
+    p.add_argument('--skip', nargs='*', default=[], choices=('generator', 'detection', 'training'),
+                   help='sections to leave out')
+    add_device_argument(p)
+    add_seed_argument(p)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.image_size < 835 and 'training' not in args.skip:
+        parser.error('--image-size {}: the convolutionallarge network needs at least 835 '
+                     'pixels'.format(args.image_size))
+    device = device_from_args(args, parser)
+    seed_everything(args.seed)
+    parts = ['# Counting benchmarks', '',
+             'Python {}, Chainer {}, NumPy {}, {}.'.format(
+                 platform.python_version(), chainer.__version__, numpy.__version__,
+                 platform.processor() or platform.machine()), '']
+    if 'generator' not in args.skip:
+        parts.append(_section('Counting: dataset generator', 'Counting.bench_generator',
+                              lambda m: m.run()))
+    if 'detection' not in args.skip:
+        parts.append(_section('Counting: second-derivative detection', 'Counting.bench_detection',
+                              lambda m: m.run(device=device)))
+    if 'training' not in args.skip:
+        parts.append(training_section(device, image_size=args.image_size,
+                                      batchsize=args.batchsize, iterations=args.iterations))
+    text = '\n'.join(parts)
+    path = os.path.join(args.out, 'counting.md')
+    atomic_write_text(path, text)
+    print(text)
+    print('wrote {}'.format(path), file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""Chapter 2 end to end (``make counting``): data, three counters, evaluation, saliency, detection.
+
+    python -m Counting.run_all --preset quick --seed 0 --out results --data-dir data/counting
+
+1. generates the training and test sets into ``<data-dir>/<preset>/{train,test}`` (reused when
+   their ``settings.json`` matches the preset);
+2. trains the ReLU, SoftPlus and sigmoid (+ Batch Renormalization, as in the thesis) counters into
+   ``<out>/counting/runs/<name>`` (skipped when ``model.npz`` exists with matching settings, resumed
+   from the newest snapshot when one exists);
+3. evaluates each on the test set (``<out>/counting/<name>/metrics.*``, ``scatter.png``);
+4. writes saliency pictures and detection pictures for a few test images
+   (``<out>/counting/<name>/saliency``, ``.../detection``);
+5. writes ``<out>/counting/summary.md``.
+
+Presets (see Counting/README.md for what each one shortens): ``smoke`` for CI (< 3 minutes),
+``quick`` (default, <= 30 minutes on a 2-core CPU), ``thesis`` (1000 x 1000 images,
+``convolutionallarge``, 100 epochs: meant for a GPU).
+"""
+import argparse
+import glob
+import json
+import os
+import shlex
+import sys
+import time
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.runfolder import atomic_write_text, load_json
+from lenses_common.seeding import add_seed_argument
+
+#: Dataset options per preset, passed to Counting.generate.generate_dataset.
+#: 87 x 87 is the one image size at which every pixel reaches the small network's output: its
+#: last convolution (3 x 3, stride 5) reads a 3 x 3 map there; on larger images it skips two of
+#: every five rows and columns of the map before it (at 1000 x 1000 it sees about half the image).
+DATASETS = {
+    'smoke': dict(n_train=200, n_test=40, image_size=(87, 87), shape_limit=6, scale=(8, 14)),
+    'quick': dict(n_train=4000, n_test=500, image_size=(87, 87), shape_limit=10, scale=(8, 14)),
+    'thesis': dict(n_train=10000, n_test=1000, image_size=(1000, 1000), shape_limit=20,
+                   scale=(60, 120)),
+}
+COMMON_DATA = dict(types=('tri', 'sq'), shape_scaling=True, shape_rotations=True,
+                   limit_scale_resampling=True)
+
+#: The three counters of the thesis: (run name, activation, Batch Renormalization).
+COUNTERS = (
+    ('relu', 'relu', False),
+    ('softplus', 'softplus', False),
+    ('sigmoid_brn', 'sigmoid', True),
+)
+
+#: Training options per preset; per-counter overrides below.
+TRAINING = {
+    'smoke': dict(arch='convolutional', epoch=2, batchsize=20, optimizer='rmsprop', lr=1e-3,
+                  snapshot_interval=1),
+    'quick': dict(arch='convolutional', epoch=20, batchsize=20, optimizer='rmsprop', lr=1e-3,
+                  snapshot_interval=5),
+    'thesis': dict(arch='convolutionallarge', epoch=100, batchsize=20, optimizer='momentum',
+                   lr=0.07, snapshot_interval=10),
+}
+OVERRIDES = {
+    ('quick', 'sigmoid_brn'): dict(lr=1e-2),
+    ('smoke', 'sigmoid_brn'): dict(lr=1e-2),
+}
+
+#: Test images that get saliency and detection pictures.
+N_PICTURES = {'smoke': 2, 'quick': 4, 'thesis': 4}
+
+#: Keys of a dataset's settings.json that must match for it to be reused.
+DATA_KEYS = ('count', 'image_size', 'types', 'shape_limit', 'scale', 'shape_scaling',
+             'shape_rotations', 'limit_scale_resampling', 'seed')
+#: Keys of a run's settings.json that must match for it to be reused or resumed.
+RUN_KEYS = ('arch', 'activation', 'batch_renorm', 'optimizer', 'lr', 'batchsize', 'epoch',
+            'seed', 'types', 'image_size', 'n_train', 'train')
+
+
+def dataset_options(preset, split, seed):
+    d = DATASETS[preset]
+    opts = dict(COMMON_DATA, image_size=d['image_size'], shape_limit=d['shape_limit'],
+                scale=d['scale'])
+    opts['count'] = d['n_train'] if split == 'train' else d['n_test']
+    # Different seeds keep the test images apart from the training images.
+    opts['seed'] = seed * 2 + (0 if split == 'train' else 1)
+    return opts
+
+
+def _norm(value):
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _matches(existing, wanted, keys):
+    return all(_norm(existing.get(k)) == _norm(wanted.get(k)) for k in keys if k in wanted)
+
+
+def ensure_dataset(folder, opts, log):
+    """Generate ``folder`` unless it already holds a dataset made with the same options."""
+    from Counting.generate import generate_dataset
+    settings_path = os.path.join(folder, 'settings.json')
+    if os.path.exists(os.path.join(folder, 'truths.json')) and os.path.exists(settings_path):
+        try:
+            existing = load_json(settings_path)
+        except ValueError:
+            existing = {}
+        if _matches(existing, opts, DATA_KEYS):
+            log('dataset {}: reusing ({} images)'.format(folder, opts['count']))
+            return False
+    log('dataset {}: generating {} images of {}x{}'.format(folder, opts['count'],
+                                                           *opts['image_size']))
+    kwargs = dict(opts)
+    count = kwargs.pop('count')
+    generate_dataset(folder, count, workers=2, progress=True, **kwargs)
+    return True
+
+
+def train_argv(preset, name, activation, batch_renorm, train_dir, test_dir, run_dir, seed,
+               device):
+    t = dict(TRAINING[preset], **OVERRIDES.get((preset, name), {}))
+    argv = ['--train', train_dir, '--out', run_dir, '--arch', t['arch'],
+            '--activation', activation, '--optimizer', t['optimizer'], '--lr', repr(t['lr']),
+            '--batchsize', str(t['batchsize']), '--epoch', str(t['epoch']),
+            '--snapshot-interval', str(t['snapshot_interval']), '--seed', str(seed),
+            '--eval-interval', str(max(1, t['epoch'] // 5))]
+    if test_dir:
+        argv += ['--test', test_dir]
+    if batch_renorm:
+        argv.append('--batch-renorm')
+    if device is not None:
+        argv += ['--device', device]
+    return argv, t
+
+
+def run_state(run_dir, wanted):
+    """'done', 'resume' or 'fresh' for a run folder, given the settings it should have."""
+    settings_path = os.path.join(run_dir, 'settings.json')
+    if not os.path.exists(settings_path):
+        return 'fresh'
+    try:
+        existing = load_json(settings_path)
+    except ValueError:
+        return 'fresh'
+    if not _matches(existing, wanted, RUN_KEYS):
+        return 'fresh'
+    if os.path.exists(os.path.join(run_dir, 'model.npz')):
+        return 'done'
+    if glob.glob(os.path.join(run_dir, 'snapshot_iter_*')):
+        return 'resume'
+    return 'fresh'
+
+
+def clear_run(run_dir):
+    """Remove the model and snapshots of an earlier run with other settings."""
+    for path in glob.glob(os.path.join(run_dir, 'snapshot_iter_*')) + [
+            os.path.join(run_dir, 'model.npz'), os.path.join(run_dir, 'log')]:
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+def _fmt_pct(v):
+    return '{:.1%}'.format(v)
+
+
+def summary_markdown(preset, seed, command, data, counters, elapsed):
+    lines = ['# Counting (thesis chapter 2): preset `{}`'.format(preset), '',
+             'Made by `{}` (seed {}) in {:.0f} s.'.format(command, seed, elapsed), '']
+    d = DATASETS[preset]
+    lines += ['Data: {} training and {} test images of {}x{}, triangles and squares, at most {} '
+              'shapes per image, one scale in {}..{} px per image (limit scale resampling), '
+              'random rotations. Baseline: always predict the training set\'s mean count.'.format(
+                  d['n_train'], d['n_test'], d['image_size'][0], d['image_size'][1],
+                  d['shape_limit'], d['scale'][0], d['scale'][1]), '']
+    lines += ['| counter | arch | BRN | optimizer, lr, epochs | type | MAE | baseline MAE | '
+              'baseline / ours | RMSE (baseline) | exact (baseline) | off by one (baseline) |',
+              '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+    for c in counters:
+        t = c['training']
+        if c.get('error'):
+            lines.append('| {} | {} | {} | {}, {}, {} | - | {} | | | | | |'.format(
+                c['activation'], t['arch'], 'yes' if c['batch_renorm'] else 'no',
+                t['optimizer'], t['lr'], t['epoch'], c['error']))
+            continue
+        for typ, m in c['metrics'].items():
+            o, b = m['ours'], m['baseline']
+            lines.append('| {} | {} | {} | {}, {}, {} | {} | {:.3f} | {:.3f} | {:.2f}x | '
+                         '{:.3f} ({:.3f}) | {} ({}) | {} ({}) |'.format(
+                             c['activation'], t['arch'], 'yes' if c['batch_renorm'] else 'no',
+                             t['optimizer'], t['lr'], t['epoch'], typ, o['mae'], b['mae'],
+                             m['mae_ratio'], o['rmse'], b['rmse'], _fmt_pct(o['exact']),
+                             _fmt_pct(b['exact']), _fmt_pct(o['off_by_one']),
+                             _fmt_pct(b['off_by_one'])))
+    lines += ['', '## Pictures', '']
+    for c in counters:
+        if c.get('error'):
+            continue
+        name = c['name']
+        lines.append('### {}'.format(name))
+        lines.append('')
+        lines.append('- scatter plot: [{0}/scatter.png]({0}/scatter.png)'.format(name))
+        for kind in ('saliency', 'detection'):
+            pics = c.get(kind, [])
+            if pics:
+                links = ', '.join('[{0}]({0})'.format(p) for p in pics[:8])
+                lines.append('- {} ({}): {}'.format(kind, c.get(kind + '_note', ''), links)
+                             if c.get(kind + '_note') else '- {}: {}'.format(kind, links))
+            elif c.get(kind + '_error'):
+                lines.append('- {}: not made ({})'.format(kind, c[kind + '_error']))
+        if c.get('detection_scores'):
+            s = c['detection_scores']
+            lines.append('- detection boxes against the annotations (IoU >= 0.5): '
+                         'precision {}, recall {}, over {} images'.format(
+                             _fmt_opt(s.get('precision')), _fmt_opt(s.get('recall')),
+                             s.get('images')))
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def _fmt_opt(v):
+    return '-' if v is None else '{:.2f}'.format(v)
+
+
+def _pictures(folder, root, suffix):
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.relpath(os.path.join(folder, n), root)
+                  for n in os.listdir(folder) if n.endswith(suffix))
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description='Thesis chapter 2 end to end: datasets, ReLU/SoftPlus/sigmoid+BRN counters, '
+                    'evaluation against the mean baseline, saliency and detection pictures, '
+                    'summary.md.')
+    p.add_argument('--preset', choices=sorted(DATASETS), default='quick',
+                   help='smoke (CI, < 3 min), quick (default, <= 30 min on a 2-core CPU) or '
+                        'thesis (1000x1000, convolutionallarge, for a GPU)')
+    p.add_argument('--out', '-o', default='results',
+                   help='results root; writes <out>/counting (default: %(default)s)')
+    p.add_argument('--data-dir', default=os.path.join('data', 'counting'),
+                   help='datasets go to <data-dir>/<preset>/{train,test} (default: %(default)s)')
+    add_device_argument(p)
+    add_seed_argument(p)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    device = device_from_args(args, parser)
+    device_spec = None if args.device is None else str(args.device)
+    start = time.time()
+    command = 'python -m Counting.run_all ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+    def log(msg):
+        print('[run_all {:6.0f}s] {}'.format(time.time() - start, msg), flush=True)
+
+    log('preset {}, seed {}, device {}'.format(args.preset, args.seed, device))
+    from Counting import evaluate, train
+    from Counting import detect as detect_mod
+    from Counting import saliency as saliency_mod
+
+    data_root = os.path.join(args.data_dir, args.preset)
+    folders = {}
+    for split in ('train', 'test'):
+        folders[split] = os.path.join(data_root, split)
+        try:
+            ensure_dataset(folders[split], dataset_options(args.preset, split, args.seed), log)
+        except ValueError as e:
+            parser.error('dataset {}: {}'.format(folders[split], e))
+
+    results_dir = os.path.join(args.out, 'counting')
+    os.makedirs(results_dir, exist_ok=True)
+    counters = []
+    for name, activation, batch_renorm in COUNTERS:
+        run_dir = os.path.join(results_dir, 'runs', name)
+        targv, t = train_argv(args.preset, name, activation, batch_renorm, folders['train'],
+                              folders['test'], run_dir, args.seed, device_spec)
+        wanted = dict(t, activation=activation, batch_renorm=batch_renorm, seed=args.seed,
+                      train=os.path.abspath(folders['train']))
+        state = run_state(run_dir, wanted)
+        info = dict(name=name, activation=activation, batch_renorm=batch_renorm, training=t,
+                    run=run_dir)
+        counters.append(info)
+        if state == 'done':
+            log('counter {}: trained model found, skipping training'.format(name))
+        else:
+            if state == 'fresh':
+                clear_run(run_dir)
+            else:
+                targv += ['--resume', 'auto']
+            log('counter {}: training ({}): python -m Counting.train {}'.format(
+                name, 'resuming' if state == 'resume' else 'new',
+                ' '.join(shlex.quote(a) for a in targv)))
+            code = train.main(targv)
+            if code != 0:
+                info['error'] = 'training diverged (see {}/log)'.format(run_dir)
+                log('counter {}: {}'.format(name, info['error']))
+                continue
+        counter_out = os.path.join(results_dir, name)
+        result = evaluate.evaluate_run(run_dir, folders['test'], out=counter_out,
+                                       device=device)
+        info['metrics'] = result['metrics']
+        for typ, m in result['metrics'].items():
+            log('counter {} {}: MAE {:.3f}, baseline {:.3f} ({:.2f}x)'.format(
+                name, typ, m['ours']['mae'], m['baseline']['mae'], m['mae_ratio']))
+
+        n = str(N_PICTURES[args.preset])
+        dev = [] if device_spec is None else ['--device', device_spec]
+        sal_dir = os.path.join(counter_out, 'saliency')
+        code = saliency_mod.main(['--run', run_dir, '--images', folders['test'], '--limit', n,
+                                  '--out', sal_dir] + dev)
+        if code:
+            info['saliency_error'] = 'Counting.saliency exited with {}'.format(code)
+        info['saliency'] = _pictures(sal_dir, results_dir, '_saliency.png')
+        # The thesis's loop needs a non-zero second derivative: ReLU gets the first-derivative
+        # variant of thesis 2.2.3 instead.
+        method = 'upper' if activation == 'relu' else 'second'
+        det_dir = os.path.join(counter_out, 'detection')
+        det_argv = ['--run', run_dir, '--images', folders['test'], '--limit', n,
+                    '--out', det_dir, '--method', method] + dev
+        annotations = os.path.join(folders['test'], 'annotations.json')
+        if os.path.exists(annotations):
+            det_argv += ['--annotations', annotations]
+        try:
+            code = detect_mod.main(det_argv)
+        except SystemExit as e:
+            code = e.code
+        if code:
+            info['detection_error'] = 'Counting.detect exited with {}'.format(code)
+        info['detection'] = _pictures(det_dir, results_dir, '_boxes.png')
+        info['detection_note'] = 'method {}'.format(method)
+        det_json = os.path.join(det_dir, 'detections.json')
+        if os.path.exists(det_json):
+            with open(det_json) as f:
+                det = json.load(f)
+            if isinstance(det, dict) and isinstance(det.get('scores'), dict):
+                info['detection_scores'] = det['scores']
+
+    summary = summary_markdown(args.preset, args.seed, command, folders, counters,
+                               time.time() - start)
+    atomic_write_text(os.path.join(results_dir, 'summary.md'), summary)
+    print(summary)
+    log('wrote {}'.format(os.path.join(results_dir, 'summary.md')))
+    return 0 if all(not c.get('error') for c in counters) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
