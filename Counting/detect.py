@@ -34,8 +34,12 @@ Command line::
     python -m Counting.detect --run RUN_DIR --images FOLDER --out DIR [--names ...] [--limit N]
         [--threshold 5e-10] [--method second|upper|kmeans] [--batch K] [--device D]
 
-writes ``<name>_group<k>_mask.png``, ``<name>_group<k>_importance.png``, ``<name>_boxes.png`` and
-``detections.json``.
+writes ``<name>_group<k>_mask.png`` (the group's pixels white), ``<name>_group<k>_importance.png``
+(its importance map, tenth root, normalised), ``<name>_boxes.png`` (the input with the boxes in
+red, the annotated ones in green) and ``detections.json``: ``settings``; ``images``, per image the
+network's ``outputs``, the ``count`` looked for, its ``groups`` (``seed`` as ``[x, y]``, ``box``,
+``pixels``), ``seconds`` and, with annotations, ``truth_boxes`` and ``score``; and ``scores``,
+pooled over the images (None without annotations).
 """
 import argparse
 import os
@@ -735,6 +739,10 @@ def build_parser():
                         help='second: second-derivative rows per backward pass, as copies of the '
                              'image in one batch; same groups for any value, memory grows with '
                              'it (default: %(default)s; see Counting/README.md for timings)')
+    parser.add_argument('--no-pack', action='store_true',
+                        help='second: give every row its own backward pass instead of packing '
+                             'rows with disjoint receptive-field boxes into one (same groups; '
+                             'for checking and timing)')
     parser.add_argument('--count', type=int, default=None,
                         help='number of groups to look for (default: round(sum of the '
                              'network\'s outputs), as in the thesis)')
@@ -824,7 +832,7 @@ def run_detection(args, model, settings, names, annotations):
     annotations_path = args.annotations or os.path.join(args.images, 'annotations.json')
     options = {k: getattr(args, k) for k in (
         'run', 'images', 'method', 'threshold', 'batch', 'count', 'seed_upper', 'upper', 'lower',
-        'kmeans_space', 'min_size', 'iou', 'seed')}
+        'kmeans_space', 'min_size', 'iou', 'seed', 'no_pack')}
     options['annotations'] = annotations_path if annotations is not None else None
     results, scores = {}, []
     with Progress(len(names), desc='detect', unit='image') as bar:
@@ -836,7 +844,8 @@ def run_detection(args, model, settings, names, annotations):
             found = detect(model, image, threshold=args.threshold, batch=args.batch,
                            method=args.method, count=args.count, seed_upper=args.seed_upper,
                            upper=args.upper, lower=args.lower, kmeans_space=args.kmeans_space,
-                           seed=args.seed, min_size=args.min_size)
+                           seed=args.seed, min_size=args.min_size,
+                           support=None if args.no_pack else 'auto')
             seconds = time.perf_counter() - start
             write_pictures(args.out, name, image, found, truth)
             entry = {'outputs': [float(v) for v in found.outputs], 'count': found.count,
@@ -849,7 +858,7 @@ def run_detection(args, model, settings, names, annotations):
             bar.update()
     summary = combine_scores(scores) if annotations is not None else None
     atomic_write_json(os.path.join(args.out, 'detections.json'),
-                      {'settings': options, 'images': results, 'score': summary})
+                      {'settings': options, 'images': results, 'scores': summary})
     if summary is not None:
         print('detect: {} matched of {} predicted and {} annotated boxes: precision {}, recall {}, '
               'mean IoU {}'.format(summary['matched'], summary['predicted'], summary['truth'],

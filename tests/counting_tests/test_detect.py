@@ -472,7 +472,8 @@ def test_cli_second_derivative(tmp_path):
             saliency.saliency_picture(group.importance))
     assert entry['truth_boxes'] == [[10, 10, 40, 40], [50, 50, 80, 80]]
     assert entry['score'] == detect.score_boxes(expected.boxes, entry['truth_boxes'])
-    assert result['score']['truth'] == 2 and result['settings']['method'] == 'second'
+    assert result['scores']['truth'] == 2 and result['scores']['images'] == 1
+    assert result['settings']['method'] == 'second'
 
 
 def test_cli_relu_run_refuses_second_but_runs_kmeans(tmp_path, capsys):
