@@ -33,6 +33,7 @@ from lenses_common.seeding import add_seed_argument
 from lenses_common.seeding import seed_everything
 
 BATCH = 20
+EVAL_BATCH = 200  # SPEC: evaluation in batches of 200
 IMAGE = (1, 28, 28)
 OUTPUTS = 100
 
@@ -88,6 +89,25 @@ def _memory_mib(function, x, W, gy):
     finally:
         tracemalloc.stop()
     return peak / 2 ** 20, kept / 2 ** 20
+
+
+def _forward_only(layer_function, x, W):
+    def step():
+        with chainer.no_backprop_mode():
+            layer_function(x, W)
+    return step
+
+
+def _forward_peak_mib(layer_function, x, W):
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        _forward_only(layer_function, x, W)()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    return peak / 2 ** 20
 
 
 def _layer_step(layer_function, x, W, gy):
@@ -177,7 +197,18 @@ def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
         if needs_gx:
             agree &= numpy.allclose(gx_f, gx_c, rtol=1e-3, atol=1e-3)
     W.cleargrad()
-    del W
+
+    # Evaluation (and attacks) run in batches of 200: forward only, no graph kept.
+    eval_batch = batch * EVAL_BATCH // BATCH
+    x_eval = numpy.concatenate([x] * (EVAL_BATCH // BATCH))[:eval_batch]
+    eval_rows = []
+    for name, function in (fused, composed):
+        _log('bench_layers: PD forward only, batch {}, {} ...'.format(eval_batch, name))
+        ms = _median_ms(_forward_only(function, x_eval, W), max(1, repeats // 2), warmup)
+        peak = _forward_peak_mib(function, x_eval, W)
+        eval_rows.append((name, ms, peak))
+        _log('  {:.0f} ms (CPU {:.0f} ms), peak {:.0f} MiB'.format(ms[0], ms[1], peak))
+    del W, x_eval
     gc.collect()
 
     onehot = numpy.eye(10, dtype=numpy.float32)[rng.randint(0, 10, batch)]
@@ -219,6 +250,15 @@ def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
                 'with input gradient (attacks, saliency, GMR)',
                 c[2][0] / f[2][0], c[2][1] / f[2][1], f[3], c[3], gw_mib))
     lines += [
+        '',
+        '| PD forward only, batch {} (evaluation) | time (ms) | CPU time (ms) | peak memory '
+        '(MiB) |'.format(eval_batch),
+        '| --- | ---: | ---: | ---: |',
+    ]
+    for name, ms, peak in eval_rows:
+        lines.append('| {} | {:.0f} | {:.0f} | {:.0f} |'.format(name, ms[0], ms[1], peak))
+    lines += [
+        '',
         '- Gradients of the two forms {}. Memory: `tracemalloc` (NumPy reports its array '
         'allocations to it), above what was allocated before the pass; "kept" excludes the '
         'output.'.format('agree' if agree else '**DISAGREE**'),
