@@ -1,0 +1,93 @@
+import json
+import os
+
+import pytest
+
+from lenses_common import compat  # noqa: F401
+
+from Counting import run_all
+
+
+def test_presets_are_complete():
+    for preset in ('smoke', 'quick', 'thesis'):
+        assert preset in run_all.DATASETS and preset in run_all.TRAINING
+        assert preset in run_all.N_PICTURES
+    # The thesis preset is the faithful one.
+    t = run_all.TRAINING['thesis']
+    assert (t['arch'], t['optimizer'], t['lr'], t['batchsize'], t['epoch']) == (
+        'convolutionallarge', 'momentum', 0.07, 20, 100)
+    assert run_all.DATASETS['thesis']['image_size'] == (1000, 1000)
+    assert [c[1] for c in run_all.COUNTERS] == ['relu', 'softplus', 'sigmoid']
+    assert [c[2] for c in run_all.COUNTERS] == [False, False, True]
+
+
+def test_dataset_options_split_seeds():
+    a = run_all.dataset_options('quick', 'train', 5)
+    b = run_all.dataset_options('quick', 'test', 5)
+    assert a['seed'] != b['seed']
+    assert a['count'] == run_all.DATASETS['quick']['n_train']
+    assert b['count'] == run_all.DATASETS['quick']['n_test']
+    assert run_all.dataset_options('quick', 'train', 6)['seed'] not in (a['seed'], b['seed'])
+
+
+def test_run_state(tmp_path):
+    run = str(tmp_path / 'run')
+    wanted = {'arch': 'convolutional', 'activation': 'relu', 'lr': 0.001, 'epoch': 3}
+    assert run_all.run_state(run, wanted) == 'fresh'
+    os.makedirs(run)
+    with open(os.path.join(run, 'settings.json'), 'w') as f:
+        json.dump(dict(wanted, image_size=[87, 87]), f)
+    assert run_all.run_state(run, wanted) == 'fresh'
+    open(os.path.join(run, 'snapshot_iter_10'), 'w').close()
+    assert run_all.run_state(run, wanted) == 'resume'
+    open(os.path.join(run, 'model.npz'), 'w').close()
+    assert run_all.run_state(run, wanted) == 'done'
+    assert run_all.run_state(run, dict(wanted, lr=0.07)) == 'fresh'
+    run_all.clear_run(run)
+    assert sorted(os.listdir(run)) == ['settings.json']
+
+
+@pytest.fixture
+def tiny_presets(monkeypatch):
+    monkeypatch.setitem(run_all.DATASETS, 'smoke', dict(
+        n_train=10, n_test=3, image_size=(87, 87), shape_limit=3, scale=(11, 11),
+        shape_scaling=False))
+    monkeypatch.setitem(run_all.TRAINING, 'smoke', dict(
+        arch='convolutional', epoch=1, batchsize=5, optimizer='rmsprop', lr=1e-3,
+        snapshot_interval=1))
+    monkeypatch.setitem(run_all.N_PICTURES, 'smoke', 1)
+
+
+def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
+    out, data = str(tmp_path / 'results'), str(tmp_path / 'data')
+    argv = ['--preset', 'smoke', '--out', out, '--data-dir', data, '--device', '@numpy']
+    code = run_all.main(argv)
+    assert code in (0, 1)
+    counting = os.path.join(out, 'counting')
+    with open(os.path.join(counting, 'summary.md')) as f:
+        summary = f.read()
+    assert 'python -m Counting.run_all --preset smoke' in summary
+    assert summary.count('| relu |') == 2 and summary.count('| sigmoid |') == 2
+    for name in ('relu', 'softplus', 'sigmoid_brn'):
+        assert os.path.exists(os.path.join(counting, 'runs', name, 'model.npz'))
+        assert os.path.exists(os.path.join(counting, name, 'scatter.png'))
+        assert os.path.exists(os.path.join(counting, name, 'saliency', '0000_saliency.png'))
+        assert os.path.exists(os.path.join(counting, name, 'detection', '0000_boxes.png'))
+        assert '{}/scatter.png'.format(name) in summary
+    assert os.path.exists(os.path.join(data, 'smoke', 'train', 'truths.json'))
+    capsys.readouterr()
+
+    # A second run reuses the datasets and the trained models.
+    stamp = os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model.npz'))
+    run_all.main(argv)
+    printed = capsys.readouterr().out
+    assert printed.count('reusing') == 2
+    assert printed.count('skipping training') == 3
+    assert os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model.npz')) == stamp
+
+
+@pytest.mark.slow
+def test_smoke_preset(tmp_path):
+    out, data = str(tmp_path / 'results'), str(tmp_path / 'data')
+    run_all.main(['--preset', 'smoke', '--out', out, '--data-dir', data, '--device', '@numpy'])
+    assert os.path.exists(os.path.join(out, 'counting', 'summary.md'))
