@@ -54,18 +54,25 @@ def _log(message):
     sys.stderr.flush()
 
 
-def _median_ms(step, repeats, warmup):
-    """Median wall-clock and median CPU time (all threads of this process) of ``step``, in ms."""
+def _median_ms(steps, repeats, warmup):
+    """Median wall-clock and CPU time (all threads of this process) of each step, in ms.
+
+    The steps take turns within every repeat, so that a busy spell on a shared machine hits
+    all of them rather than only the one that happened to be running.
+    """
     for _ in range(warmup):
-        step()
-    wall, cpu = [], []
+        for step in steps:
+            step()
+    wall = [[] for _ in steps]
+    cpu = [[] for _ in steps]
     for _ in range(repeats):
-        gc.collect()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        step()
-        cpu.append(time.process_time() - start_cpu)
-        wall.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
+        for i, step in enumerate(steps):
+            gc.collect()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            step()
+            cpu[i].append(time.process_time() - start_cpu)
+            wall[i].append(time.perf_counter() - start)
+    return [(1e3 * statistics.median(w), 1e3 * statistics.median(c)) for w, c in zip(wall, cpu)]
 
 
 def _memory_mib(function, x, W, gy):
@@ -141,17 +148,21 @@ class _PDNet(chainer.Chain):
         return F.sigmoid(self.n3(self.l3(h)))
 
 
-def _iteration_ms(optimizer_class, x, t, repeats, warmup, chunk_size, outputs):
-    model = _PDNet(chunk_size, x.size // len(x), outputs)
-    optimizer = optimizer_class(lr=0.002, momentum=0.85)
-    optimizer.setup(model)
+def _iteration_ms(optimizer_classes, x, t, repeats, warmup, chunk_size, outputs):
+    """Median times of one training iteration of the PD network, one per optimizer class."""
+    steps = []
+    for optimizer_class in optimizer_classes:
+        model = _PDNet(chunk_size, x.size // len(x), outputs)
+        optimizer = optimizer_class(lr=0.002, momentum=0.85)
+        optimizer.setup(model)
 
-    def loss(x, t):
-        # SPEC's loss: (1/s) sum over the batch of ||onehot - output||^2.
-        return F.sum(F.square(model(x) - t)) / len(x)
+        def loss(x, t, model=model):
+            # SPEC's loss: (1/s) sum over the batch of ||onehot - output||^2.
+            return F.sum(F.square(model(x) - t)) / len(x)
 
-    ms = _median_ms(lambda: optimizer.update(loss, x, t), repeats, warmup)
-    del model, optimizer
+        steps.append(lambda optimizer=optimizer, loss=loss: optimizer.update(loss, x, t))
+    ms = _median_ms(steps, repeats, warmup)
+    del steps
     gc.collect()
     return ms
 
@@ -182,16 +193,17 @@ def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
         # False: the first layer in training (the image needs no gradient); True: attacks,
         # saliency and GMR, which differentiate with respect to the image.
         xin = chainer.Variable(x) if needs_gx else x
+        _log('bench_layers: PD forward+backward, input gradient {}: fused and composed, '
+             'taking turns ...'.format('yes' if needs_gx else 'no'))
+        times = _median_ms([_layer_step(function, xin, W, gy) for _, function in
+                            (fused, composed)], repeats, warmup)
         results = []
-        for name, function in (fused, composed):
-            _log('bench_layers: PD forward+backward, {}, input gradient {} ...'.format(
-                name, 'yes' if needs_gx else 'no'))
-            ms = _median_ms(_layer_step(function, xin, W, gy), repeats, warmup)
+        for (name, function), ms in zip((fused, composed), times):
             peak, kept = _memory_mib(function, xin, W, gy)
             results.append((W.grad.copy(), None if not needs_gx else xin.grad.copy()))
             rows.append((name, needs_gx, ms, peak, kept))
-            _log('  {:.0f} ms (CPU {:.0f} ms), peak {:.0f} MiB, kept {:.1f} MiB'.format(
-                ms[0], ms[1], peak, kept))
+            _log('  {}: {:.0f} ms (CPU {:.0f} ms), peak {:.0f} MiB, kept {:.1f} MiB'.format(
+                name, ms[0], ms[1], peak, kept))
         (gW_f, gx_f), (gW_c, gx_c) = results
         agree &= numpy.allclose(gW_f, gW_c, rtol=1e-4, atol=1e-3)
         if needs_gx:
@@ -202,23 +214,26 @@ def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
     eval_batch = batch * EVAL_BATCH // BATCH
     x_eval = numpy.concatenate([x] * (EVAL_BATCH // BATCH))[:eval_batch]
     eval_rows = []
-    for name, function in (fused, composed):
-        _log('bench_layers: PD forward only, batch {}, {} ...'.format(eval_batch, name))
-        ms = _median_ms(_forward_only(function, x_eval, W), max(1, repeats // 2), warmup)
+    _log('bench_layers: PD forward only, batch {}: fused and composed ...'.format(eval_batch))
+    times = _median_ms([_forward_only(function, x_eval, W) for _, function in (fused, composed)],
+                       max(1, repeats // 2), warmup)
+    for (name, function), ms in zip((fused, composed), times):
         peak = _forward_peak_mib(function, x_eval, W)
         eval_rows.append((name, ms, peak))
-        _log('  {:.0f} ms (CPU {:.0f} ms), peak {:.0f} MiB'.format(ms[0], ms[1], peak))
+        _log('  {}: {:.0f} ms (CPU {:.0f} ms), peak {:.0f} MiB'.format(
+            name, ms[0], ms[1], peak))
     del W, x_eval
     gc.collect()
 
     onehot = numpy.eye(10, dtype=numpy.float32)[rng.randint(0, 10, batch)]
-    iterations = []
-    for name, cls in (('`FastMomentumSGD`', FastMomentumSGD),
-                      ('`chainer.optimizers.MomentumSGD`', chainer.optimizers.MomentumSGD)):
-        _log('bench_layers: PD network training iteration with {} ...'.format(name))
-        ms = _iteration_ms(cls, x, onehot, repeats, max(warmup, 1) + 1, chunk_size, outputs)
-        iterations.append((name, ms))
-        _log('  {:.0f} ms (CPU {:.0f} ms)'.format(*ms))
+    names = ('`FastMomentumSGD`', '`chainer.optimizers.MomentumSGD`')
+    _log('bench_layers: PD network training iterations, {} and {}, taking turns ...'.format(
+        *names))
+    times = _iteration_ms((FastMomentumSGD, chainer.optimizers.MomentumSGD), x, onehot,
+                          repeats, max(warmup, 1) + 1, chunk_size, outputs)
+    iterations = list(zip(names, times))
+    for name, ms in iterations:
+        _log('  {}: {:.0f} ms (CPU {:.0f} ms)'.format(name, *ms))
 
     gw_mib = outputs * P * P * 4 / 2 ** 20
     load = ', '.join('{:.1f}'.format(a) for a in os.getloadavg())
@@ -226,7 +241,8 @@ def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
         '## Pairwise Difference layer (CPU)',
         '',
         'Batch {}, input {}, {} outputs (W: {:.1f} M weights, {:.0f} MiB), float32, NumPy '
-        '{}, Chainer {}; wall-clock median of {} runs after {} warm-up; chunk_size {}; '
+        '{}, Chainer {}; wall-clock median of {} runs after {} warm-up, the compared forms '
+        'taking turns; chunk_size {}; '
         'load average at the end {} on {} CPUs.'.format(
             batch, 'x'.join(map(str, image)), outputs, outputs * P * P / 1e6, gw_mib,
             numpy.__version__, chainer.__version__, repeats, warmup, chunk_size, load,
