@@ -105,7 +105,7 @@ def _backward(v, W, gy, chunk_size, need_v=True, need_W=True):
                 _sigmoid_differences(v, i0, i1, b.reshape(B, c, P))
                 gW[:, cols] = xp.matmul(gy_t, b)
             if need_v:
-                xp.matmul(gy, W[:, cols], out=b)
+                b[...] = xp.matmul(gy, W[:, cols])
                 cuda.elementwise(
                     'T vi, T vj, T G', 'T t',
                     '''T th = tanh((vi - vj) * (T)0.5);
