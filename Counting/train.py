@@ -123,7 +123,9 @@ def load_sets(args, parser):
     """Load --train (and --test) with the dataset engineer's loader; one-line errors."""
     from Counting.dataset import DatasetError, load_dataset
     try:
-        train = load_dataset(args.train, types=args.types, workers=args.workers)
+        types = None if args.types is None else [
+            t for t in re.split(r'[,\s]+', args.types) if t]
+        train = load_dataset(args.train, types=types, workers=args.workers)
         test = None
         if args.test:
             test = load_dataset(args.test, types=train.types, workers=args.workers)

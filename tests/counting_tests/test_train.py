@@ -97,6 +97,14 @@ def test_diverging_lr_is_reported(tiny_sets, tmp_path, capsys):
     assert not os.path.exists(os.path.join(out, 'model.npz'))
 
 
+def test_one_type(tiny_sets, tmp_path):
+    train_dir, _ = tiny_sets
+    out = str(tmp_path / 'sq')
+    assert train.main(_args(train_dir, out, '--epoch', '1', '--lr', '1e-4', '--types', 'sq')) == 0
+    model, settings = models.load_counter(out)
+    assert settings['types'] == ['sq'] and model.fc.W.shape[0] == 1
+
+
 def test_bad_options_are_one_line_errors(tiny_sets, tmp_path, capsys):
     train_dir, _ = tiny_sets
     cases = [
