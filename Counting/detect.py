@@ -10,12 +10,20 @@ assigned. Each group gets a bounding box.
 
 Only the row of the second derivative at ``p`` is needed, so the forward pass and the first
 backward pass are done once per image and their graph is kept; each row then costs one more
-backward pass. ``batch=K`` stacks K copies of the image in one batch: in test mode the copies are
-independent, so seeding copy ``k``'s gradient at its own pixel gives K rows in one pass. The loop is
-then replayed exactly: the next seed is still the argmax over unassigned pixels, and new rows are
-computed only when that pixel has none yet. The other K - 1 rows of a pass go to the most salient
-free pixels spaced apart by about a group's size (they would otherwise be swallowed by the group of
-the pixel in hand). The groups are the same as with ``batch=1``; only the speed changes.
+backward pass. Two ways put several rows into one pass. In both the loop is replayed exactly (the
+next seed is still the argmax over the unassigned pixels, and rows are computed only when that
+pixel has none yet), so the groups are those of the one-at-a-time loop:
+
+* packing (``support``, automatic for :class:`Counting.models.Counter`): the row of ``p`` is zero
+  outside the receptive fields of the last convolution's units that see ``p`` (:class:`Support`).
+  Pixels whose boxes are disjoint are seeded together in one copy; the pass gives the sum of their
+  rows, which separates exactly. The small network's last units see separate 87 x 87 blocks, so
+  one pass gives a row in every block; each unit of the large one sees the whole image, so nothing
+  packs there;
+* stacking (``batch=K``): K copies of the image in one batch; in test mode the copies are
+  independent, so seeding copy ``k`` at its own pixel gives K rows per pass. The extra copies go
+  to the most salient free pixels spaced about a group's size apart. On a CPU a pass over K copies
+  costs about K passes (see :mod:`Counting.bench_detection`), so this is for GPUs.
 
 Beyond the thesis (2.2.3 proposes them; both use only the first derivative, so ReLU counters work):
 
