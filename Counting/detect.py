@@ -31,7 +31,8 @@ Beyond the thesis (2.2.3 proposes them; both use only the first derivative, so R
   bound drops the over-salient pixels between shapes), then the ``n`` largest 8-connected blobs;
 * ``method='kmeans'``: K-means with 3 clusters over the saliency values (optionally after a tenth
   root or a logarithm), keep the middle cluster, then the ``n`` largest 8-connected blobs;
-* ``seed_upper`` for the thesis's loop: seeds only among pixels with ``saliency <= seed_upper * max``;
+* ``seed_upper`` for the thesis's loop: seeds only among pixels with
+  ``saliency <= seed_upper * max``;
 * scoring against the generator's annotations: greedy one-to-one matching of boxes by IoU >= 0.5,
   precision, recall and mean IoU of the matches.
 
@@ -603,7 +604,8 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
                 method=method)
     if method == 'second':
         groups, rows = _second_derivative_groups(
-            engine, count, threshold, None if seed_upper is None else seed_upper * top, spread, callback)
+            engine, count, threshold, None if seed_upper is None else seed_upper * top, spread,
+            callback)
         return Detections(groups, rows=rows, passes=engine.passes, **info)
     if method == 'upper':
         if not 0 <= lower <= upper:
@@ -693,7 +695,7 @@ def mask_picture(mask):
 
 
 def boxes_picture(image, boxes, truth_boxes=()):
-    """The input image (uint8 HWC) with predicted boxes in red (2 px) and annotated ones in green."""
+    """The input image (uint8 HWC), predicted boxes in red (2 px), annotated ones in green."""
     canvas = Image.fromarray(saliency_lib.image_to_rgb(image))
     draw = ImageDraw.Draw(canvas)
     for box in truth_boxes:

@@ -96,7 +96,7 @@ def saliency_map(model, x):
 
 
 def saliency_picture(sal, root=10):
-    """The thesis's picture of a saliency map: ``round(255 * s / max(s))`` with ``s = sal^(1/root)``.
+    """The thesis's picture of a saliency map: ``round(255 * s / max(s))``, ``s = sal^(1/root)``.
 
     Returns a uint8 ``(H, W)`` array (all zeros for an all-zero map). Raises ValueError for
     negative or non-finite values (a network whose derivative overflowed).
@@ -124,7 +124,7 @@ def save_png(path, array):
 
 
 def load_image(path):
-    """Read an image file as float32 ``(3, H, W)`` with raw 0..255 values (ValueError if unreadable)."""
+    """Read an image file as float32 ``(3, H, W)``, raw 0..255 values (ValueError if unreadable)."""
     try:
         with Image.open(path) as im:
             array = numpy.asarray(im.convert('RGB'), dtype=numpy.float32)
