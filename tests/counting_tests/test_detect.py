@@ -517,3 +517,12 @@ def test_detect_on_gpu_runs_and_matches_cpu_saliency():
     gpu = detect.detect(model, x, threshold=threshold, count=4, batch=3)
     numpy.testing.assert_allclose(gpu.saliency, cpu.saliency, rtol=1e-5)
     assert len(gpu) == 4 and gpu[0].seed == cpu[0].seed
+
+
+@pytest.mark.slow
+def test_detection_benchmark_runs_and_finds_the_same_groups():
+    from Counting import bench_detection
+    text = bench_detection.run(archs=('convolutional',), groups=3, batches=(2,), progress=False)
+    rows = [line for line in text.splitlines() if line.startswith('| convolutional |')]
+    assert len(rows) == 5  # one step, thesis loop, kept graph, packed, K = 2
+    assert all(row.rstrip().endswith('| yes |') for row in rows[1:])
