@@ -415,6 +415,9 @@ def _second_derivative_groups(engine, count, threshold, seed_upper, spread, call
         if flat_free[p] == -numpy.inf:
             break
         py, px = divmod(p, width)
+        if (p not in cache and engine.support is not None
+                and engine.support.box(py, px) is None):
+            cache[p] = Row((py, py, px, px), numpy.zeros((1, 1), numpy.float32))  # no unit sees p
         if p not in cache:
             radius = spread
             if radius is None:

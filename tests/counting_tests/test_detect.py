@@ -249,6 +249,20 @@ def test_packing_gives_the_same_groups():
                                             support=support))
 
 
+def test_unseen_pixels_cost_no_pass():
+    model, x = Tiny(), tiny_image()
+    support = detect.Support.from_convolutions(TINY_SPECS, (12, 12))
+    # An unreachable threshold: every group is empty and every pixel becomes a seed in turn.
+    plain = detect.detect(model, x, threshold=1e9, count=144, support=None)
+    packed = detect.detect(model, x, threshold=1e9, count=144, support=support)
+    assert len(plain) == 144 and same_groups(plain, packed)
+    assert plain.passes == 144
+    # Row 11 and column 11 feed no unit (23 pixels): zero saliency, zero rows, no pass.
+    unseen = [g for g in packed if g.seed[0] == 11 or g.seed[1] == 11]
+    assert len(unseen) == 23 and all(packed.saliency[g.seed] == 0 for g in unseen)
+    assert packed.passes <= 144 - 23 + 1
+
+
 def test_packing_falls_back_when_the_boxes_are_wrong():
     model, x = Tiny(), tiny_image()
     threshold = middle_threshold(model, x)
