@@ -51,6 +51,7 @@ network's ``outputs``, the ``count`` looked for, its ``groups`` (``seed`` as ``[
 pooled over the images (None without annotations).
 """
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -58,6 +59,8 @@ import warnings
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
+from chainer.functions.connection import convolution_2d
+from chainer.utils import conv as conv_utils
 import numpy
 from PIL import Image, ImageDraw
 
@@ -218,6 +221,72 @@ def _axis_support(specs, size):
     return lo, hi
 
 
+# ---------------------------------------------------------------------------------------------
+# Convolutions of mostly-zero inputs
+
+def _window_range(lo, hi, size, k, s, p, d):
+    """Output size along one axis and the first and last outputs whose window reads any of the
+    inputs ``lo..hi``."""
+    out = (size + 2 * p - (k - 1) * d - 1) // s + 1
+    first = max(0, -(-(lo + p - (k - 1) * d) // s))
+    last = min(out - 1, (hi + p) // s)
+    return out, first, last
+
+
+def _sparse_convolution_core(node, dense_core, x, W, b):
+    """``Convolution2DFunction._forward_cpu_core`` for an input that is zero outside a small box:
+    the outputs whose windows read only zeros are the bias, the others are computed on a crop."""
+    if node._use_ideep or node.cover_all:
+        return dense_core(node, x, W, b)
+    n, _, h, w = x.shape
+    _, _, kh, kw = W.shape
+    seen = x.any(axis=(0, 1))
+    rows = numpy.flatnonzero(seen.any(axis=1))
+    cols = numpy.flatnonzero(seen.any(axis=0))
+    if rows.size == 0:
+        rows = cols = numpy.array([-kh * node.dy - node.ph - 1])  # no window reads it
+    out_h, y0, y1 = _window_range(rows[0], rows[-1], h, kh, node.sy, node.ph, node.dy)
+    out_w, x0, x1 = _window_range(cols[0], cols[-1], w, kw, node.sx, node.pw, node.dx)
+    if 4 * max(y1 - y0 + 1, 0) * max(x1 - x0 + 1, 0) > out_h * out_w:
+        return dense_core(node, x, W, b)
+    y = numpy.zeros((n, out_h, out_w, W.shape[0]), dtype=x.dtype)
+    if y1 >= y0 and x1 >= x0:
+        # The input span those outputs read, zero-filled where it leaves the image (padding).
+        iy0, iy1 = y0 * node.sy - node.ph, y1 * node.sy - node.ph + (kh - 1) * node.dy
+        ix0, ix1 = x0 * node.sx - node.pw, x1 * node.sx - node.pw + (kw - 1) * node.dx
+        crop = numpy.zeros(x.shape[:2] + (iy1 - iy0 + 1, ix1 - ix0 + 1), dtype=x.dtype)
+        a0, a1, c0, c1 = max(iy0, 0), min(iy1, h - 1), max(ix0, 0), min(ix1, w - 1)
+        crop[:, :, a0 - iy0:a1 - iy0 + 1, c0 - ix0:c1 - ix0 + 1] = x[:, :, a0:a1 + 1, c0:c1 + 1]
+        col = conv_utils.im2col_cpu(crop, kh, kw, node.sy, node.sx, 0, 0, dy=node.dy, dx=node.dx)
+        y[:, y0:y1 + 1, x0:x1 + 1] = numpy.tensordot(col, W, ((1, 2, 3), (1, 2, 3)))
+    if b is not None:
+        y += b
+    return numpy.rollaxis(y, 3, 1),
+
+
+@contextlib.contextmanager
+def sparse_convolutions():
+    """Within the block, CPU convolutions of inputs that are zero outside a small box compute only
+    the outputs that can be non-zero (same values up to rounding).
+
+    The tangent that a second-derivative row pushes through the network starts as one pixel, so
+    the first convolutions of that pass read almost only zeros; on the large counter they are about
+    a third of the pass. Patches ``Convolution2DFunction._forward_cpu_core`` for the block and
+    puts it back after it (not thread-safe).
+    """
+    cls = convolution_2d.Convolution2DFunction
+    dense_core = cls._forward_cpu_core
+
+    def core(node, x, W, b):
+        return _sparse_convolution_core(node, dense_core, x, W, b)
+
+    cls._forward_cpu_core = core
+    try:
+        yield
+    finally:
+        cls._forward_cpu_core = dense_core
+
+
 class SupportError(RuntimeError):
     """A packed backward pass had non-zero values outside the boxes of its pixels."""
 
@@ -238,7 +307,7 @@ class SecondDerivativeRows:
     loop would (kept for the benchmark).
     """
 
-    def __init__(self, model, x, copies=1, reuse_graph=True, support=None):
+    def __init__(self, model, x, copies=1, reuse_graph=True, support=None, sparse=True):
         self.model = model
         self.x = saliency_lib.as_batch(model, x)
         self.copies = int(copies)
@@ -246,6 +315,7 @@ class SecondDerivativeRows:
             raise ValueError('batch must be at least 1, got {}'.format(copies))
         self.reuse_graph = bool(reuse_graph)
         self.support = support
+        self.sparse = bool(sparse)
         self.passes = 0
         self._checked = False  # whether a packed pass has been checked against a lone row
         self._build()
@@ -293,7 +363,8 @@ class SecondDerivativeRows:
             for y, x in pack:
                 # d|g|/dg = sign(g) only flips h's sign, which max_c |h| ignores.
                 seed[k, int(self.channel[y, x]), y, x] = 1
-        with chainer.using_config('train', False):
+        sparse = sparse_convolutions() if self.sparse and xp is numpy else contextlib.nullcontext()
+        with chainer.using_config('train', False), sparse:
             h, = chainer.grad([self._g], [self._xs], grad_outputs=[seed])
         self.passes += 1
         n = sum(len(pack) for pack in packs)
@@ -543,7 +614,7 @@ def _blob_groups(sal, keep, count, min_size):
 
 def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
-           spread=None, reuse_graph=True, support='auto', callback=None):
+           spread=None, reuse_graph=True, support='auto', sparse=True, callback=None):
     """Detect shapes in one image from a counter's saliency.
 
     Args:
@@ -568,6 +639,8 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
             backward pass; ``'auto'`` (default) derives it for a
             :class:`Counting.models.Counter` and packs nothing for other models; None never packs.
             Same groups either way.
+        sparse: ``second``, CPU: compute the convolutions of each row's pass only where their
+            input is non-zero (:func:`sparse_convolutions`; same values up to rounding).
         callback: called with each :class:`Group` as it is found.
 
     Returns:
@@ -582,7 +655,8 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
     if not (numpy.isfinite(threshold) and threshold >= 0):
         raise ValueError('threshold must be a finite number >= 0, got {}'.format(threshold))
     if method == 'second':
-        engine = SecondDerivativeRows(model, image, copies=batch, reuse_graph=reuse_graph)
+        engine = SecondDerivativeRows(model, image, copies=batch, reuse_graph=reuse_graph,
+                                      sparse=sparse)
         if isinstance(support, str):
             if support != 'auto':
                 raise ValueError("support must be 'auto', None or a Support, got {!r}".format(
@@ -752,10 +826,10 @@ def build_parser():
                         help='second: second-derivative rows per backward pass, as copies of the '
                              'image in one batch; same groups for any value, memory grows with '
                              'it (default: %(default)s; see Counting/README.md for timings)')
-    parser.add_argument('--no-pack', action='store_true',
-                        help='second: give every row its own backward pass instead of packing '
-                             'rows with disjoint receptive-field boxes into one (same groups; '
-                             'for checking and timing)')
+    parser.add_argument('--plain', action='store_true',
+                        help='second: one plain backward pass per row, without packing rows '
+                             'with disjoint receptive-field boxes into one pass and without '
+                             'sparse convolutions (same groups; for checking and timing)')
     parser.add_argument('--count', type=int, default=None,
                         help='number of groups to look for (default: round(sum of the '
                              'network\'s outputs), as in the thesis)')
@@ -845,7 +919,7 @@ def run_detection(args, model, settings, names, annotations):
     annotations_path = args.annotations or os.path.join(args.images, 'annotations.json')
     options = {k: getattr(args, k) for k in (
         'run', 'images', 'method', 'threshold', 'batch', 'count', 'seed_upper', 'upper', 'lower',
-        'kmeans_space', 'min_size', 'iou', 'seed', 'no_pack')}
+        'kmeans_space', 'min_size', 'iou', 'seed', 'plain')}
     options['annotations'] = annotations_path if annotations is not None else None
     results, scores = {}, []
     with Progress(len(names), desc='detect', unit='image') as bar:
@@ -858,7 +932,7 @@ def run_detection(args, model, settings, names, annotations):
                            method=args.method, count=args.count, seed_upper=args.seed_upper,
                            upper=args.upper, lower=args.lower, kmeans_space=args.kmeans_space,
                            seed=args.seed, min_size=args.min_size,
-                           support=None if args.no_pack else 'auto')
+                           support=None if args.plain else 'auto', sparse=not args.plain)
             seconds = time.perf_counter() - start
             write_pictures(args.out, name, image, found, truth)
             entry = {'outputs': [float(v) for v in found.outputs], 'count': found.count,

@@ -223,7 +223,8 @@ TINY_SPECS = [(3, 4, 3, 1, 0), (4, 3, 3, 3, 0)]
 def test_packed_rows_are_the_rows_computed_alone():
     model, x = Tiny(), tiny_image()
     support = detect.Support.from_convolutions(TINY_SPECS, (12, 12))
-    engine = detect.SecondDerivativeRows(model, x, support=support)
+    # Bit for bit with dense convolutions (sparse ones crop differently, so round differently).
+    engine = detect.SecondDerivativeRows(model, x, support=support, sparse=False)
     # Layer-2 units see pixels 0..4, 3..7 and 6..10 on each axis; pixel 4 is seen by two.
     assert support.box(4, 4) == (0, 7, 0, 7) and support.box(11, 0) is None
     pixels = [(1, 1), (1, 10), (10, 1)]
@@ -239,8 +240,9 @@ def test_packing_gives_the_same_groups():
     model, x = Tiny(), tiny_image()
     threshold = middle_threshold(model, x)
     support = detect.Support.from_convolutions(TINY_SPECS, (12, 12))
-    plain = detect.detect(model, x, threshold=threshold, count=10, support=None)
-    packed = detect.detect(model, x, threshold=threshold, count=10, support=support)
+    plain = detect.detect(model, x, threshold=threshold, count=10, support=None, sparse=False)
+    packed = detect.detect(model, x, threshold=threshold, count=10, support=support,
+                           sparse=False)
     assert same_groups(plain, packed)
     for a, b in zip(plain, packed):
         numpy.testing.assert_array_equal(a.importance, b.importance)
@@ -290,11 +292,44 @@ def test_counter_support_is_derived_and_exact(recwarn):
     assert support.box(50, 130) == (0, 86, 125, 211) and support.box(100, 50) is None
     assert support.box(299, 299) is None  # (11 - 3) // 5 + 1 = 2 units: a 2 x 2 last map
     assert detect.Support.of_model(Tiny(), (12, 12)) is None
-    plain = detect.detect(model, x, count=6, support=None)
+    plain = detect.detect(model, x, count=6, support=None, sparse=False)
     packed = detect.detect(model, x, count=6)
     assert same_groups(plain, packed) and len(packed) == 6
     assert packed.passes < plain.passes
+    assert same_groups(plain, detect.detect(model, x, count=6, support=None, sparse=True))
     assert not [w for w in recwarn if 'leak' in str(w.message)]
+
+
+@pytest.mark.parametrize('ksize,stride,pad,dilate', [(3, 1, 0, 1), (7, 5, 0, 1), (5, 2, 2, 1),
+                                                    (3, 3, 1, 2), (1, 1, 0, 1)])
+def test_sparse_convolution_equals_the_dense_one(ksize, stride, pad, dilate):
+    from chainer.functions.connection import convolution_2d
+    rng = numpy.random.RandomState(ksize + stride)
+    W = rng.normal(size=(4, 3, ksize, ksize)).astype(numpy.float32)
+    b = rng.normal(size=4).astype(numpy.float32)
+    node = convolution_2d.Convolution2DFunction(stride=stride, pad=pad, dilate=dilate)
+    node._use_ideep = False
+
+    def must_not_run(*args):
+        raise AssertionError('took the dense path')
+
+    for y, x in [(0, 0), (20, 31), (47, 47), (10, 46)]:  # corners and edges meet the padding
+        image = numpy.zeros((2, 3, 48, 48), numpy.float32)
+        image[:, :, y:y + 2, x:x + 2] = rng.normal(size=(2, 3, 2, 2))[:, :, :48 - y, :48 - x]
+        dense = F.convolution_2d(image, W, b, stride=stride, pad=pad, dilate=dilate).array
+        sparse, = detect._sparse_convolution_core(node, must_not_run, image, W, b)
+        numpy.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-5)
+        with detect.sparse_convolutions():
+            numpy.testing.assert_allclose(
+                F.convolution_2d(image, W, b, stride=stride, pad=pad, dilate=dilate).array,
+                dense, rtol=1e-5, atol=1e-5)
+    zero = numpy.zeros((1, 3, 48, 48), numpy.float32)
+    out, = detect._sparse_convolution_core(node, must_not_run, zero, W, b)
+    numpy.testing.assert_array_equal(out, numpy.broadcast_to(b[None, :, None, None], out.shape))
+    # A dense input takes the library's own path, and the patch is undone after the block.
+    with detect.sparse_convolutions():
+        F.convolution_2d(rng.normal(size=(1, 3, 48, 48)).astype(numpy.float32), W)
+    assert convolution_2d.Convolution2DFunction._forward_cpu_core.__name__ == '_forward_cpu_core'
 
 
 def test_relu_has_no_second_derivative():
@@ -538,5 +573,5 @@ def test_detection_benchmark_runs_and_finds_the_same_groups():
     from Counting import bench_detection
     text = bench_detection.run(archs=('convolutional',), groups=3, batches=(2,), progress=False)
     rows = [line for line in text.splitlines() if line.startswith('| convolutional |')]
-    assert len(rows) == 5  # one step, thesis loop, kept graph, packed, K = 2
+    assert len(rows) == 6  # one step, thesis loop, kept graph, sparse, packed, K = 2
     assert all(row.rstrip().endswith('| yes |') for row in rows[1:])
