@@ -158,7 +158,8 @@ def run(archs=ARCHS, groups=16, batches=(2, 4), threshold=detect_lib.DEFAULT_THR
         'scratch (forward, first backward with its graph, second backward for one pixel), which '
         'is what the thesis\'s loop pays per shape. "same" compares seeds and masks with the '
         'thesis\'s loop (sparse convolutions round differently, so a pixel whose importance is '
-        'within rounding of the threshold could change sides).'.format(IMAGE_SIZE[0], IMAGE_SIZE[1], seed, groups, threshold, device),
+        'within rounding of the threshold could change sides).'.format(
+            IMAGE_SIZE[0], IMAGE_SIZE[1], seed, groups, threshold, device),
         '',
         '| network | variant | K | s/shape | x step | rows / passes | same groups |',
         '| --- | --- | --- | --- | --- | --- | --- |',
