@@ -38,7 +38,7 @@ from lenses_common.seeding import add_seed_argument
 #: a scale drawn per image the small network overfits at this size and does not beat the baseline
 #: within the time budget (measured; see Counting/README.md).
 DATASETS = {
-    'smoke': dict(n_train=200, n_test=40, image_size=(87, 87), shape_limit=6, scale=(11, 11),
+    'smoke': dict(n_train=1500, n_test=100, image_size=(87, 87), shape_limit=6, scale=(11, 11),
                   shape_scaling=False),
     'quick': dict(n_train=10000, n_test=1000, image_size=(87, 87), shape_limit=10, scale=(11, 11),
                   shape_scaling=False),
@@ -57,7 +57,7 @@ COUNTERS = (
 
 #: Training options per preset; per-counter overrides below.
 TRAINING = {
-    'smoke': dict(arch='convolutional', epoch=2, batchsize=20, optimizer='rmsprop', lr=1e-3,
+    'smoke': dict(arch='convolutional', epoch=5, batchsize=20, optimizer='rmsprop', lr=1e-3,
                   snapshot_interval=1),
     'quick': dict(arch='convolutional', epoch=20, batchsize=20, optimizer='rmsprop', lr=1e-3,
                   snapshot_interval=5),
