@@ -1,8 +1,8 @@
 """The counting networks of thesis 2.2 and SPEC "Counting networks", and loading a trained one.
 
 A counter maps float32 images (B, 3, H, W) with raw 0..255 pixels to (B, n_types) non-negative
-counts (a ReLU on the last linear layer), in the order of its ``types`` (``tri``, ``sq``). The linear
-layer's input size is lazy, so any image size works; ``convolutional`` is the small network,
+counts (a ReLU on the last linear layer), in the order of its ``types`` (``tri``, ``sq``). The
+linear layer's input size is lazy, so any image size works; ``convolutional`` is the small network,
 ``convolutionallarge`` the larger one the thesis moved to (names kept from the original code).
 """
 import math
