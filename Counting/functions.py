@@ -4,7 +4,8 @@ The detection loop of thesis 2.2.2 differentiates the saliency map once more, so
 a counter needs a second derivative that is non-zero and *finite* on the raw 0..255 pixels.
 Chainer's own ``F.softplus`` computes its second derivative as ``e / (1 + e) ** 2`` with
 ``e = exp(x)``; for x above about 89 (float32) or 710 (float64) ``e`` overflows to inf and the
-second derivative becomes inf / inf = NaN. That is the "numerical issue" the thesis ran into with its SoftPlus counter.
+second derivative becomes inf / inf = NaN. That is the "numerical issue" the thesis ran into with
+its SoftPlus counter.
 
 This module writes the softplus family so that no step overflows:
 
