@@ -16,6 +16,8 @@ import os
 import re
 import sys
 
+import numpy
+
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 from chainer import training
@@ -96,6 +98,25 @@ def make_optimizer(name, lr, momentum):
     if name == 'rmsprop':
         return chainer.optimizers.RMSprop(lr=lr)
     raise ValueError('unknown optimizer {}'.format(name))
+
+
+class EpochOrderSampler(chainer.iterators.OrderSampler):
+
+    """Shuffle each epoch with its own generator, seeded by ``(seed, epoch)``.
+
+    The default sampler draws from NumPy's global generator, whose state no snapshot holds; with
+    this one the epoch counter that the iterator saves is all a resumed run needs to see the data
+    in the same order as an uninterrupted one.
+    """
+
+    def __init__(self, seed):
+        self.seed = int(seed)
+        self.iterator = None  # set once the iterator exists; its first order is drawn before
+
+    def __call__(self, current_order, current_position):
+        epoch = -1 if self.iterator is None else int(self.iterator.epoch)
+        rng = numpy.random.RandomState([self.seed, epoch + 1])
+        return rng.permutation(len(current_order))
 
 
 class DivergenceCheck(training.Extension):
@@ -192,7 +213,9 @@ def main(argv=None):
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
     optimizer.setup(loss)
 
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize)
+    sampler = EpochOrderSampler(args.seed)
+    train_iter = chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=sampler)
+    sampler.iterator = train_iter
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
     trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
 
@@ -229,6 +252,9 @@ def main(argv=None):
 
     if resume:
         chainer.serializers.load_npz(resume, trainer)
+        # Trainer.run skips initialize() of an extension whose trigger has finished, so after the
+        # last step ExponentialShift would not put the lr back; set it from the iteration.
+        optimizer.lr = args.lr * 0.1 ** sum(updater.iteration >= p for p in points)
     try:
         trainer.run(show_loop_exception_msg=False)
     except Diverged as e:

@@ -85,6 +85,35 @@ def test_resume_continues_and_restores_renorm_schedule(tiny_sets, tmp_path):
         assert f.read().count('Counting.train') == 2
 
 
+def test_interrupted_run_resumes_to_the_same_weights(tiny_sets, tmp_path):
+    train_dir, _ = tiny_sets
+    common = ['--epoch', '3', '--lr', '1e-3', '--optimizer', 'rmsprop', '--snapshot-interval', '1',
+              '--seed', '1']
+    whole = str(tmp_path / 'whole')
+    assert train.main(_args(train_dir, whole, *common)) == 0
+    # "Interrupt" a second run after its second epoch: keep only that snapshot (the two newest
+    # are kept), then resume.
+    part = str(tmp_path / 'part')
+    assert train.main(_args(train_dir, part, *common)) == 0
+    for name in os.listdir(part):
+        if name.startswith('snapshot_iter_') and name != 'snapshot_iter_6' or name == 'model.npz':
+            os.remove(os.path.join(part, name))
+    assert train.latest_snapshot(part).endswith('snapshot_iter_6')
+    assert train.main(_args(train_dir, part, *common, '--resume', 'auto')) == 0
+    a, _ = models.load_counter(whole)
+    b, _ = models.load_counter(part)
+    for (name, pa), (_, pb) in zip(sorted(a.namedparams()), sorted(b.namedparams())):
+        numpy.testing.assert_array_equal(pa.array, pb.array, err_msg=name)
+
+
+def test_epoch_order_sampler():
+    sampler = train.EpochOrderSampler(5)
+    first = sampler(numpy.arange(10), 0)
+    assert sorted(first) == list(range(10))
+    numpy.testing.assert_array_equal(first, train.EpochOrderSampler(5)(numpy.arange(10), 0))
+    assert not numpy.array_equal(first, train.EpochOrderSampler(6)(numpy.arange(10), 0))
+
+
 def test_diverging_lr_is_reported(tiny_sets, tmp_path, capsys):
     train_dir, _ = tiny_sets
     out = str(tmp_path / 'nan')
