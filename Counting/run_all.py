@@ -351,7 +351,11 @@ def main(argv=None):
     atomic_write_text(os.path.join(results_dir, 'summary.md'), summary)
     print(summary)
     log('wrote {}'.format(os.path.join(results_dir, 'summary.md')))
-    return 0 if all(not c.get('error') for c in counters) else 1
+    # A diverged counter is a result (the faithful lr 0.07 can diverge), reported in the summary.
+    for c in counters:
+        if c.get('error'):
+            print('warning: counter {}: {}'.format(c['name'], c['error']), file=sys.stderr)
+    return 0
 
 
 if __name__ == '__main__':
