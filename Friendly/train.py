@@ -109,6 +109,24 @@ class RenormSchedule(training.Extension):
         self.loss_count = int(serializer('loss_count', self.loss_count))
 
 
+class EpochSeededOrder(object):
+    """Order sampler for SerialIterator: epoch ``e`` is shuffled by ``RandomState([seed, e])``.
+
+    Each epoch's order depends only on the seed and the epoch number, so a run resumed from a
+    snapshot sees the same batches as an uninterrupted one (Chainer's default sampler draws from a
+    generator whose state snapshots do not keep).
+    """
+
+    def __init__(self, seed):
+        self.seed = int(seed)
+        self.iterator = None    # set once the iterator exists; its epoch counter picks the order
+
+    def __call__(self, current_order, current_position):
+        # Called when an epoch ends, before the iterator counts it: the next epoch is epoch + 1.
+        epoch = 0 if self.iterator is None else self.iterator.epoch + 1
+        return numpy.random.RandomState([self.seed, epoch]).permutation(len(current_order))
+
+
 class ResumableEarlyStopping(triggers.EarlyStoppingTrigger):
     """Chainer's EarlyStoppingTrigger with its best value and patience counter in snapshots."""
 
@@ -341,7 +359,9 @@ def main(argv=None):
     optimizer = make_optimizer(args.optimizer, settings['lr'], args.momentum)
     optimizer.setup(model)
 
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize)
+    order = EpochSeededOrder(args.seed)
+    train_iter = chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=order)
+    order.iterator = train_iter
     val_iter = chainer.iterators.SerialIterator(val, args.eval_batchsize, repeat=False,
                                                 shuffle=False)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)

@@ -195,6 +195,37 @@ def test_resume_continues_from_snapshot(tiny_run, mnist_dir, tmp_path, capsys):
     assert 'belongs to another network' in msg and 'variant' in msg
 
 
+def test_resumed_run_matches_uninterrupted(mnist_dir, tmp_path):
+    straight = tmp_path / 'straight'
+    train.main(['--variant', 'RS', '--out', str(straight), '--epoch', '3', '--train-subset', '50',
+                '--val-subset', '200', '--no-progress', '--mnist-dir', mnist_dir])
+    split = tmp_path / 'split'
+    common = ['--variant', 'RS', '--out', str(split), '--train-subset', '50', '--val-subset',
+              '200', '--no-progress', '--mnist-dir', mnist_dir]
+    # interrupted after epoch 2: a sampler drawing from the global generator would give
+    # epoch 3 another order than the uninterrupted run
+    train.main(common + ['--epoch', '2'])
+    train.main(common + ['--epoch', '3', '--resume'])
+    a = numpy.load(str(straight / 'model_final.npz'))
+    b = numpy.load(str(split / 'model_final.npz'))
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        numpy.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    order = train.EpochSeededOrder(5)
+    it = chainer.iterators.SerialIterator(list(range(7)), 7, order_sampler=order)
+    order.iterator = it
+    epochs = [sorted(it.next()) == list(range(7)) for _ in range(3)]
+    assert all(epochs)
+    first = list(numpy.random.RandomState([5, 0]).permutation(7))
+    it2 = chainer.iterators.SerialIterator(list(range(7)), 7,
+                                           order_sampler=train.EpochSeededOrder(5))
+    assert it2.next() == first
+    assert list(numpy.random.RandomState([5, 1]).permutation(7)) != first
+
+
 def test_load_run_errors(tiny_run, tmp_path):
     out, _ = tiny_run
     with pytest.raises(ValueError, match='does not exist'):
