@@ -16,12 +16,12 @@ export MNIST_DIR
 
 RUN_ARGS = --preset $(PRESET) --seed $(SEED) --out $(OUT) $(if $(DEVICE),--device $(DEVICE))
 
-.PHONY: install test test-all counting friendly bench clean help
+.PHONY: install test test-fast counting friendly bench clean help
 
 help:
 	@echo "make install   create $(VENV) and install the project with its test extra"
-	@echo "make test      run the test suite (slow and GPU tests excluded; GPU tests need a GPU)"
-	@echo "make test-all  run every test, the slow ones too"
+	@echo "make test      run the whole test suite, smoke runs of both pipelines included (GPU tests need a GPU)"
+	@echo "make test-fast the test suite without the tests marked slow"
 	@echo "make counting  chapter 2: datasets, counters, evaluation, saliency and detection"
 	@echo "make friendly  chapter 3: six MNIST networks, FGSM white-box and black-box tables"
 	@echo "make bench     speed and memory benchmarks"
@@ -36,10 +36,10 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" tests
-
-test-all: $(STAMP)
 	$(PY) -m pytest tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" tests
 
 counting: $(STAMP)
 	$(PY) -m Counting.run_all $(RUN_ARGS) --data-dir $(DATA)/counting
