@@ -59,9 +59,18 @@ def fgsm(model, x, t, eps=THESIS_EPS, return_output=False):
     return x_adv
 
 
-def pgd_step_size(eps):
-    """SPEC: ``round(2.5 eps / 100)``, at least 1 so that the attack moves."""
-    return max(1.0, float(numpy.round(2.5 * float(eps) / 100.0)))
+def pgd_step_size(eps, steps=100):
+    """Madry et al.'s rule, ``2.5 eps / steps``, in whole pixel units.
+
+    The step is rounded to the nearest integer, halves to even (``numpy.round``: 38.5 -> 38), and
+    is never below 1, so that the attack moves and the examples stay integral. ``steps`` steps of
+    it cover ``2.5 eps`` (the ball's diameter and some to spare), less the rounding; with the
+    SPEC's 100 steps it is the SPEC's ``round(2.5 eps / 100)``.
+    """
+    steps = int(steps)
+    if steps <= 0:
+        raise ValueError('steps must be positive, got {}'.format(steps))
+    return max(1.0, float(numpy.round(2.5 * float(eps) / steps)))
 
 
 def _project(x_adv, x, eps, xp):
@@ -74,13 +83,16 @@ def pgd(model, x, t, eps=THESIS_EPS, steps=100, step_size=None, restarts=1, rng=
     """Projected gradient descent (Madry et al.) with random starts in the eps-ball.
 
     Each restart starts from ``x`` plus integer noise uniform in [-eps, eps] and takes ``steps``
-    signed-gradient steps of ``step_size`` (default :func:`pgd_step_size`), projecting back onto
+    signed-gradient steps of ``step_size`` (default :func:`pgd_step_size` of ``eps`` and
+    ``steps``), projecting back onto
     the eps-ball and 0..255 after each. Per image the worst case over the restarts is kept: an
     example that ``judge`` (default: ``model``) misclassifies wins, otherwise the one with the
     largest loss.
     """
     eps = check_eps(eps)
-    step_size = pgd_step_size(eps) if step_size is None else float(step_size)
+    step_size = pgd_step_size(eps, steps) if step_size is None else float(step_size)
+    if not step_size > 0 or step_size == numpy.inf:
+        raise ValueError('step_size must be positive and finite, got {}'.format(step_size))
     rng = numpy.random.RandomState(0) if rng is None else rng
     judge = model if judge is None else judge
     xp = chainer.backend.get_array_module(x)

@@ -206,7 +206,10 @@ def build_parser():
     parser.add_argument('--pgd-restarts', type=int, default=5,
                         help='PGD random restarts, worst case kept per image (default: 5)')
     parser.add_argument('--pgd-step-size', type=float, default=None,
-                        help='PGD step in pixel units (default: round(2.5 eps / 100))')
+                        help='PGD step in pixel units, positive (default: Madry et al.\'s '
+                             '2.5 eps / steps, rounded to the nearest whole pixel unit with '
+                             'halves to even, at least 1; 2 for eps 77 and 100 steps, 38 for '
+                             '5 steps)')
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
@@ -225,6 +228,10 @@ def main(argv=None):
             parser.error('--{} must be positive'.format(name.replace('_', '-')))
     if args.test_subset is not None and args.test_subset <= 0:
         parser.error('--test-subset must be positive')
+    if args.pgd_step_size is not None and not 0 < args.pgd_step_size < float('inf'):
+        # A negative step would descend the loss and overstate robustness.
+        parser.error('--pgd-step-size must be positive and finite, got {}'.format(
+            args.pgd_step_size))
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
@@ -272,7 +279,8 @@ def main(argv=None):
     pgd_options = None
     if args.pgd:
         pgd_options = {'steps': args.pgd_steps, 'restarts': args.pgd_restarts,
-                       'step_size': args.pgd_step_size,
+                       'step_size': (args.pgd_step_size if args.pgd_step_size is not None
+                                     else attacks.pgd_step_size(eps, args.pgd_steps)),
                        'rng': numpy.random.RandomState(args.seed)}
     timings = {}
     black = pgd_black = None

@@ -83,11 +83,66 @@ def test_loss_gradient_against_finite_differences():
     numpy.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-9)
 
 
-def test_pgd_step_size():
-    assert attacks.pgd_step_size(77) == 2.0     # round(1.925)
-    assert attacks.pgd_step_size(100) == 2.0    # round(2.5)
-    assert attacks.pgd_step_size(200) == 5.0
-    assert attacks.pgd_step_size(10) == 1.0     # never 0
+@pytest.mark.parametrize('eps, steps, expected', [
+    (77, 100, 2.0),     # 1.925: the SPEC's round(2.5 eps / 100)
+    (100, 100, 2.0),    # 2.5, a half: to even
+    (200, 100, 5.0),
+    (10, 100, 1.0),     # 0.25: never 0
+    (77, 5, 38.0),      # 38.5, a half: to even
+    (77, 1, 192.0),     # 192.5: to even
+    (77, 10, 19.0),     # 19.25
+    (77, 40, 5.0),      # 4.8125
+    (77, 1000, 1.0),    # 0.1925: at least 1
+])
+def test_pgd_step_size_follows_steps(eps, steps, expected):
+    assert attacks.pgd_step_size(eps, steps) == expected
+
+
+@pytest.mark.parametrize('steps', [0, -3])
+def test_pgd_step_size_needs_positive_steps(steps):
+    with pytest.raises(ValueError):
+        attacks.pgd_step_size(77, steps)
+
+
+@pytest.mark.parametrize('step_size', [-4.0, 0.0, float('inf'), float('nan')])
+def test_pgd_refuses_a_step_that_cannot_ascend(step_size):
+    x = numpy.zeros((1, 1, 2, 2), numpy.float32)
+    with pytest.raises(ValueError):
+        attacks.pgd(LinearNet(W), x, numpy.zeros(1, numpy.int32), eps=20, steps=2,
+                    step_size=step_size)
+
+
+class TrueClassLinear(chainer.Chain):
+    """Output 0 is ``-s w . x``, the others 0, and every truth is class 0.
+
+    ``s |w . x| < 1`` on all of 0..255, so the loss ``(1 - y_0)^2`` grows with ``w . x`` and its
+    maximum over the eps-ball inside 0..255 is known in closed form:
+    ``clip(x + eps sign(w), 0, 255)``, the same corner for every start.
+    """
+
+    def __init__(self, w):
+        super(TrueClassLinear, self).__init__()
+        self.w = numpy.asarray(w, numpy.float32).ravel()
+        self.s = numpy.float32(0.5 / (255.0 * numpy.abs(self.w).sum()))
+
+    def forward(self, x):
+        flat = F.reshape(x, (x.shape[0], -1))
+        y0 = -self.s * F.matmul(flat, self.w[:, None])
+        return F.concat([y0, F.broadcast_to(y0 * 0, (x.shape[0], 9))], axis=1)
+
+
+@pytest.mark.parametrize('eps', [20, 77])
+@pytest.mark.parametrize('steps', [1, 2, 5, 10, 40, 100])
+def test_pgd_default_step_reaches_the_closed_form_optimum(eps, steps):
+    rng = numpy.random.RandomState(steps)
+    w = rng.choice([-1.0, 1.0], size=16) * rng.uniform(0.5, 1.5, size=16)
+    x = rng.randint(0, 256, (8, 1, 4, 4)).astype(numpy.float32)
+    t = numpy.zeros(8, numpy.int32)
+    optimum = numpy.clip(x + eps * numpy.sign(w).reshape(1, 1, 4, 4), 0, 255)
+    x_adv = attacks.pgd(TrueClassLinear(w), x, t, eps=eps, steps=steps, restarts=2,
+                        rng=numpy.random.RandomState(3))
+    # From the farthest random start the optimum is 2 eps away: the default step covers it.
+    numpy.testing.assert_array_equal(x_adv, optimum)
 
 
 def test_pgd_stays_in_ball_integral_and_beats_clean_loss():

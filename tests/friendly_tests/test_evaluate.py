@@ -71,7 +71,8 @@ def test_end_to_end_tables(runs, mnist_dir, tmp_path):
         assert (out / name).exists()
     s = results['S']
     assert 50 < s['clean'] <= 100
-    assert s['fgsm_white'] < s['clean'] - 20          # the white-box attack works
+    assert s['fgsm_white'] < s['clean'] - 10          # the white-box attack works (25 points
+    # with one BLAS thread, 34 with two: the margin leaves room for other CPUs)
     assert s['fgsm_black'] < s['clean']               # transferred examples hurt too
     saved = json.loads((out / 'results.json').read_text())
     assert saved['test_images'] == 400 and saved['eps'] == 77
@@ -93,12 +94,29 @@ def test_running_average_mode_leaves_plain_networks_alone(runs, mnist_dir, tmp_p
 
 
 def test_pgd_option(runs, mnist_dir, tmp_path):
+    n = 500
     results = evaluate.main(['--run', runs['S'], '--source', runs['source'], '--out',
-                             str(tmp_path), '--test-subset', '40', '--pgd', '--pgd-steps', '5',
+                             str(tmp_path), '--test-subset', str(n), '--pgd', '--pgd-steps', '5',
                              '--pgd-restarts', '2', '--mnist-dir', mnist_dir])
     s = results['S']
-    assert s['pgd_white'] <= s['fgsm_white'] + 10   # PGD is at least about as strong
+    # PGD with the default step (38 units here) is at least as strong as FGSM in expectation. On
+    # n images the sampling error of an accuracy is at most 50 / sqrt(n) points; allow three of
+    # them (6.7 points at n = 500), far less than the ~25 points PGD gains on such a network.
+    assert s['pgd_white'] <= s['fgsm_white'] + 3 * 50 / n ** 0.5
+    assert s['fgsm_white'] < s['clean'] - 10     # the bound is about a network FGSM can hurt
+    saved = json.loads((tmp_path / 'results.json').read_text())
+    assert saved['pgd']['step_size'] == 38.0 and saved['pgd']['steps'] == 5
     assert 'white-box PGD' in (tmp_path / 'table.md').read_text()
+
+
+@pytest.mark.parametrize('step', ['-4', '0', 'inf', 'nan'])
+def test_pgd_step_size_must_be_positive_and_finite(capsys, runs, tmp_path, step):
+    with pytest.raises(SystemExit) as info:
+        evaluate.main(['--run', runs['S'], '--out', str(tmp_path), '--pgd',
+                       '--pgd-step-size', step])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert '--pgd-step-size' in err and 'positive' in err
 
 
 def _error(capsys, argv):
