@@ -14,6 +14,9 @@ setup(
         'shapely>=2',
         'pillow',
         'matplotlib',
+        # issue 15: labelling and K-means (SciPy), progress bars outside the Trainer (tqdm)
+        'scipy>=1.9',
+        'tqdm>=4.60',
     ],
     extras_require={
         'gpu': ['cupy-cuda12x'],
