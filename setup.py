@@ -21,6 +21,7 @@ setup(
     extras_require={
         'gpu': ['cupy-cuda12x'],
         'test': ['pytest'],
+        'lint': ['ruff==0.17.6'],  # issue 15: `make lint`; the Makefile pins the same version
     },
     entry_points={'console_scripts': [
         'counting-generate = Counting.generate:main',
