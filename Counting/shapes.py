@@ -164,17 +164,16 @@ def label_blobs(mask):
     order of their first pixel, row-major). :func:`scipy.ndimage.label` does the work; a CuPy
     mask is labelled where it lives, by :func:`cupyx.scipy.ndimage.label`, and gives a CuPy array.
     """
-    if type(mask).__module__.split('.')[0] == 'cupy':
-        import cupy
-        import cupyx.scipy.ndimage
-        mask = mask.astype(bool, copy=False)
-        if mask.ndim != 2:
-            raise ValueError('label_blobs needs a 2-D mask, got shape {}'.format(mask.shape))
-        labels, n = cupyx.scipy.ndimage.label(mask, structure=cupy.asarray(EIGHT_CONNECTED))
-        return labels.astype(cupy.int32, copy=False), int(n)
-    mask = numpy.asarray(mask, dtype=bool)
+    on_gpu = type(mask).__module__.split('.')[0] == 'cupy'
+    mask = mask.astype(bool, copy=False) if on_gpu else numpy.asarray(mask, dtype=bool)
     if mask.ndim != 2:
         raise ValueError('label_blobs needs a 2-D mask, got shape {}'.format(mask.shape))
+    if on_gpu:
+        import cupyx.scipy.ndimage
+        # int32 labels numbered like SciPy's: each component's union-find root is its smallest
+        # flat index, and the roots are ranked.
+        labels, n = cupyx.scipy.ndimage.label(mask, structure=EIGHT_CONNECTED)
+        return labels, int(n)
     labels, n = scipy.ndimage.label(mask, structure=EIGHT_CONNECTED)
     return labels.astype(numpy.int32, copy=False), int(n)
 
