@@ -25,7 +25,7 @@ help:
 	@echo "make counting  chapter 2: datasets, counters, evaluation, saliency and detection"
 	@echo "make friendly  chapter 3: six MNIST networks, FGSM white-box and black-box tables"
 	@echo "make bench     speed and memory benchmarks"
-	@echo "make lint      style check (ruff, rules in ruff.toml); installs ruff into $(VENV) if missing"
+	@echo "make lint      style check (ruff, ruff.toml); installs ruff into $(VENV) if missing"
 	@echo "variables: PRESET=smoke|quick|thesis (default quick) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
 
 install: $(STAMP)
