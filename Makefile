@@ -25,6 +25,7 @@ help:
 	@echo "make counting  chapter 2: datasets, counters, evaluation, saliency and detection"
 	@echo "make friendly  chapter 3: six MNIST networks, FGSM white-box and black-box tables"
 	@echo "make bench     speed and memory benchmarks"
+	@echo "make lint      style check (ruff, ruff.toml); installs ruff into $(VENV) if missing"
 	@echo "variables: PRESET=smoke|quick|thesis (default quick) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
 
 install: $(STAMP)
@@ -51,5 +52,18 @@ bench: $(STAMP)
 	$(PY) -m Friendly.bench --out $(OUT)/bench
 	$(PY) -m Counting.bench --out $(OUT)/bench
 
+# --- lint (issue 15) ------------------------------------------------------------------------
+# ruff, pinned (its pycodestyle rules are preview rules, which may change between releases); the
+# same pin as setup.py's `lint` extra. Installed into $(VENV) on first use, without installing
+# the project, so a fresh clone can lint before anything else.
+RUFF := ruff==0.17.6
+
+.PHONY: lint
+lint:
+	@test -x $(VENV)/bin/ruff || { test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+		$(PY) -m pip install --quiet "$(RUFF)"; }
+	$(VENV)/bin/ruff check .
+# --- end lint --------------------------------------------------------------------------------
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -14,10 +14,14 @@ setup(
         'shapely>=2',
         'pillow',
         'matplotlib',
+        # issue 15: labelling and K-means (SciPy), progress bars outside the Trainer (tqdm)
+        'scipy>=1.9',
+        'tqdm>=4.60',
     ],
     extras_require={
         'gpu': ['cupy-cuda12x'],
         'test': ['pytest'],
+        'lint': ['ruff==0.17.6'],  # issue 15: `make lint`; the Makefile pins the same version
     },
     entry_points={'console_scripts': [
         'counting-generate = Counting.generate:main',

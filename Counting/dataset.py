@@ -24,7 +24,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
 from Counting.shapes import TYPES
-from lenses_common.progress import Progress
+from lenses_common.progress import Progress, add_progress_argument
 
 TRUTHS = 'truths.json'
 
@@ -251,12 +251,13 @@ def main(argv=None):
                         help='worker processes (default: %(default)s)')
     parser.add_argument('--image-size', type=int, nargs=2, metavar=('WIDTH', 'HEIGHT'),
                         default=None, help='size every image must have (default: as the first)')
+    add_progress_argument(parser)
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error('--workers must be at least 1')
     try:
         data = load_dataset(args.folder, types=args.types, workers=args.workers,
-                            expect_size=args.image_size, progress=True)
+                            expect_size=args.image_size, progress=args.progress)
     except DatasetError as e:
         print('{}: error: {}'.format(parser.prog, e), file=sys.stderr)
         return 2

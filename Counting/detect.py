@@ -30,7 +30,8 @@ Beyond the thesis (2.2.3 proposes them; both use only the first derivative, so R
 * ``method='upper'``: keep the pixels with ``lower * max <= saliency <= upper * max`` (the upper
   bound drops the over-salient pixels between shapes), then the ``n`` largest 8-connected blobs;
 * ``method='kmeans'``: K-means with 3 clusters over the saliency values (optionally after a tenth
-  root or a logarithm), keep the middle cluster, then the ``n`` largest 8-connected blobs;
+  root or a logarithm; SciPy's ``kmeans2``, run to convergence), keep the middle cluster, then the
+  ``n`` largest 8-connected blobs (SciPy's labelling, CuPy's on a GPU for ``upper``);
 * ``seed_upper`` for the thesis's loop: seeds only among pixels with
   ``saliency <= seed_upper * max``;
 * scoring against the generator's annotations: greedy one-to-one matching of boxes by IoU >= 0.5,
@@ -63,8 +64,10 @@ from chainer.functions.connection import convolution_2d
 from chainer.utils import conv as conv_utils
 import numpy
 from PIL import Image, ImageDraw
+from scipy.cluster.vq import kmeans2
 
 from Counting import saliency as saliency_lib
+from Counting.shapes import label_blobs
 from lenses_common.device import device_from_args, positive_int
 from lenses_common.progress import Progress
 from lenses_common.runfolder import atomic_write_json, load_json
@@ -532,43 +535,39 @@ def _second_derivative_groups(engine, count, threshold, seed_upper, spread, call
 # ---------------------------------------------------------------------------------------------
 # First-derivative variants
 
-def kmeans(values, k=3, seed=0, iterations=100):
-    """Lloyd's K-means on the rows of ``values`` ((N,) or (N, D)), k-means++ seeding.
+#: Lloyd steps per call of :func:`scipy.cluster.vq.kmeans2` while :func:`kmeans` runs it to
+#: convergence (its default), and the most steps in all before it gives up with a warning.
+KMEANS_STEPS = 10
+KMEANS_MAX_STEPS = 300
 
-    Deterministic for a given ``seed`` (NumPy ``RandomState``). Returns ``(centres, labels)`` with
-    the clusters numbered in increasing order of their centre's first coordinate. Raises
+
+def kmeans(values, k=3, seed=0, max_steps=KMEANS_MAX_STEPS):
+    """K-means of the rows of ``values`` ((N,) or (N, D)) by :func:`scipy.cluster.vq.kmeans2`.
+
+    k-means++ seeding from ``seed``, then Lloyd steps ``KMEANS_STEPS`` at a time (``kmeans2``
+    itself stops after a fixed count) until the centres no longer move, at most ``max_steps``
+    (a RuntimeWarning then). Deterministic for a given ``seed``. Returns ``(centres, labels)``
+    with the clusters numbered in increasing order of their centre's first coordinate. Raises
     ValueError when there are fewer distinct values than clusters.
     """
     data = numpy.asarray(values, dtype=numpy.float64)
     if data.ndim == 1:
         data = data[:, None]
-    n = len(data)
-    if len(numpy.unique(data, axis=0)) < k:
-        raise ValueError('K-means needs at least {} distinct values, got {}'.format(
-            k, len(numpy.unique(data, axis=0))))
-    rng = numpy.random.RandomState(seed)
-    centres = [data[rng.randint(n)]]
-    closest = ((data - centres[0]) ** 2).sum(axis=1)
-    while len(centres) < k:
-        # k-means++: the next centre with probability proportional to the squared distance.
-        c = data[rng.choice(n, p=closest / closest.sum())]
-        centres.append(c)
-        closest = numpy.minimum(closest, ((data - c) ** 2).sum(axis=1))
-    centres = numpy.array(centres)
-    labels = None
-    for _ in range(iterations):
-        dist = ((data[:, None, :] - centres[None]) ** 2).sum(axis=2)
-        new_labels = dist.argmin(axis=1)
-        if labels is not None and numpy.array_equal(new_labels, labels):
+    distinct = len(numpy.unique(data[:, 0] if data.shape[1] == 1 else data, axis=0))
+    if distinct < k:
+        raise ValueError('K-means needs at least {} distinct values, got {}'.format(k, distinct))
+    centres, labels = kmeans2(data, k, iter=KMEANS_STEPS, minit='++', seed=seed)
+    steps = KMEANS_STEPS
+    while True:
+        if steps >= max_steps:
+            warnings.warn('K-means did not converge in {} steps'.format(steps), RuntimeWarning)
             break
-        labels = new_labels
-        for j in range(k):
-            members = data[labels == j]
-            if len(members):
-                centres[j] = members.mean(axis=0)
-            else:  # an empty cluster takes the point farthest from its centre
-                far = int(dist[numpy.arange(n), labels].argmax())
-                centres[j] = data[far]
+        moved, labels = kmeans2(data, centres, iter=KMEANS_STEPS, minit='matrix',
+                                check_finite=False)  # checked by the first call
+        steps += KMEANS_STEPS
+        if numpy.array_equal(moved, centres):
+            break
+        centres = moved
     order = numpy.argsort(centres[:, 0], kind='stable')
     rank = numpy.empty(k, dtype=numpy.int64)
     rank[order] = numpy.arange(k)
@@ -596,9 +595,12 @@ def kmeans_middle(sal, space='linear', seed=0):
 
 
 def _blob_groups(sal, keep, count, min_size):
-    from Counting.shapes import label_blobs
+    """The ``count`` largest 8-connected blobs of ``keep`` (NumPy, or CuPy: labelled on the
+    device) with at least ``min_size`` pixels, as groups; ties by label (first pixel)."""
     labels, n = label_blobs(keep)
-    sizes = numpy.bincount(labels.ravel(), minlength=n + 1)[1:]
+    xp = chainer.backend.get_array_module(labels)
+    sizes = _to_cpu(xp.bincount(labels.ravel(), minlength=n + 1))[1:]
+    labels = _to_cpu(labels)
     order = sorted((lab for lab in range(1, n + 1) if sizes[lab - 1] >= min_size),
                    key=lambda lab: (-sizes[lab - 1], lab))
     groups = []
@@ -608,6 +610,10 @@ def _blob_groups(sal, keep, count, min_size):
         seed = numpy.unravel_index(int(inside.argmax()), sal.shape)
         groups.append(Group(seed, None, mask, numpy.where(mask, sal, 0).astype(numpy.float32)))
     return groups
+
+
+def _to_cpu(a):
+    return numpy.asarray(chainer.backend.CpuDevice().send(a))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -668,9 +674,9 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
     else:
         x = saliency_lib.as_batch(model, image)
         _, out_var, g = saliency_lib.input_gradient(model, x)
-        sal = numpy.asarray(chainer.backend.CpuDevice().send(
-            saliency_lib.channel_max_abs(g.array[0])))
-        outputs = numpy.asarray(chainer.backend.CpuDevice().send(out_var.array[0]))
+        sal_device = saliency_lib.channel_max_abs(g.array[0])
+        sal = _to_cpu(sal_device)
+        outputs = _to_cpu(out_var.array[0])
     if not numpy.all(numpy.isfinite(sal)):
         raise ValueError('the saliency map holds non-finite values (the network\'s derivative '
                          'overflowed; use a stable activation)')
@@ -689,7 +695,8 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         if not 0 <= lower <= upper:
             raise ValueError('need 0 <= lower <= upper, got lower {} and upper {}'.format(
                 lower, upper))
-        keep = (sal >= lower * top) & (sal <= upper * top) & (sal > 0)
+        # Thresholded and labelled where the saliency lives (the GPU's labelling on CuPy).
+        keep = (sal_device >= lower * top) & (sal_device <= upper * top) & (sal_device > 0)
     else:
         keep = kmeans_middle(sal, kmeans_space, seed) if count else numpy.zeros(sal.shape, bool)
     groups = _blob_groups(sal, keep, count, min_size)
@@ -923,7 +930,8 @@ def run_detection(args, model, settings, names, annotations):
         'kmeans_space', 'min_size', 'iou', 'seed', 'plain')}
     options['annotations'] = annotations_path if annotations is not None else None
     results, scores = {}, []
-    with Progress(len(names), desc='detect', unit='image') as bar:
+    with Progress(len(names), desc='detect', unit='image',
+                  enabled=getattr(args, 'progress', True)) as bar:
         for name in names:
             image = saliency_lib.read_checked_image(args.images, name, settings)
             truth = (_truth_boxes(annotations, name, annotations_path)

@@ -22,7 +22,7 @@ import chainer
 
 from Counting import models
 from lenses_common.device import add_device_argument, device_from_args, positive_int
-from lenses_common.progress import Progress
+from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.seeding import add_seed_argument, seed_everything
 
@@ -198,6 +198,7 @@ def build_parser():
                    help='images per forward pass (default: %(default)s)')
     p.add_argument('--workers', type=positive_int, default=2,
                    help='processes that read the dataset (default: %(default)s)')
+    add_progress_argument(p)
     add_device_argument(p)
     add_seed_argument(p)
     return p
@@ -215,7 +216,8 @@ def main(argv=None):
         if not test_dir:
             parser.error('--test is needed: the run {} was trained without one'.format(args.run))
         result = evaluate_run(args.run, test_dir, train_dir=args.train, out=args.out,
-                              batchsize=args.batchsize, device=device, workers=args.workers)
+                              batchsize=args.batchsize, device=device, workers=args.workers,
+                              progress=args.progress)
     except (models.RunError, DatasetError, ValueError) as e:
         parser.error(str(e))
     print(metrics_markdown(result['metrics'], result['types']), end='')

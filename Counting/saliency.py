@@ -27,7 +27,7 @@ import numpy
 from PIL import Image
 
 from lenses_common.device import add_device_argument, device_from_args, positive_int
-from lenses_common.progress import Progress
+from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path
 
 
@@ -153,7 +153,8 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff')
 
 
 def add_input_arguments(parser):
-    """``--run``, ``--images``, ``--names``, ``--limit``, ``--out`` and ``--device``."""
+    """``--run``, ``--images``, ``--names``, ``--limit``, ``--out``, ``--device`` and
+    ``--no-progress``."""
     parser.add_argument('--run', required=True,
                         help='run folder of a trained counter (settings.json and model.npz, as '
                              'written by Counting.train)')
@@ -166,6 +167,7 @@ def add_input_arguments(parser):
                         help='use at most this many images (default: all)')
     parser.add_argument('--out', required=True, help='folder to write the pictures into')
     add_device_argument(parser)
+    add_progress_argument(parser)
     return parser
 
 
@@ -243,17 +245,18 @@ def main(argv=None):
         args.run, settings.get('arch'), settings.get('activation'), len(names), args.images,
         args.out, device), file=sys.stderr)
     try:
-        write_saliency_pictures(model, settings, args.images, names, args.out)
+        write_saliency_pictures(model, settings, args.images, names, args.out,
+                                progress=args.progress)
     except ValueError as e:
         print('error: {}'.format(e), file=sys.stderr)
         return 2
     return 0
 
 
-def write_saliency_pictures(model, settings, folder, names, out):
+def write_saliency_pictures(model, settings, folder, names, out, progress=True):
     """Write ``<name>_saliency.png`` into ``out`` for each image (ValueError on a bad image)."""
     os.makedirs(out, exist_ok=True)
-    with Progress(len(names), desc='saliency', unit='image') as bar:
+    with Progress(len(names), desc='saliency', unit='image', enabled=progress) as bar:
         for name in names:
             x = read_checked_image(folder, name, settings)
             picture = saliency_picture(saliency_map(model, x))

@@ -25,7 +25,7 @@ from Friendly import models
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from Friendly.train import load_run
 from lenses_common.device import add_device_argument, device_from_args
-from lenses_common.progress import Progress
+from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.seeding import add_seed_argument, seed_everything
 
@@ -56,10 +56,11 @@ def make_adversarial(model, x, t, eps, bn_mode, method='fgsm', pgd_options=None)
 
 
 def black_box_set(source, x_all, t_all, eps, batchsize, device, method='fgsm',
-                  pgd_options=None):
+                  pgd_options=None, progress=True):
     """Adversarial examples of the whole test set made by ``source`` (computed once, on the CPU)."""
     out = numpy.empty_like(x_all)
-    bar = Progress(len(x_all), desc='black-box {} from the source'.format(method), unit='img')
+    bar = Progress(len(x_all), desc='black-box {} from the source'.format(method), unit='img',
+                   enabled=progress)
     for start, stop in _batches(len(x_all), batchsize):
         x = device.send(x_all[start:stop])
         t = device.send(t_all[start:stop])
@@ -71,7 +72,7 @@ def black_box_set(source, x_all, t_all, eps, batchsize, device, method='fgsm',
 
 
 def evaluate_network(model, x_all, t_all, eps, batchsize, bn_mode, device, black=None,
-                     pgd_black=None, pgd_options=None, name=''):
+                     pgd_black=None, pgd_options=None, name='', progress=True):
     """Correct counts for one network: {'clean', 'fgsm_white', 'fgsm_black', ...}."""
     counts = {'clean': 0, 'fgsm_white': 0}
     if black is not None:
@@ -80,7 +81,8 @@ def evaluate_network(model, x_all, t_all, eps, batchsize, bn_mode, device, black
         counts['pgd_white'] = 0
         if pgd_black is not None:
             counts['pgd_black'] = 0
-    bar = Progress(len(x_all), desc='{} clean/white/black'.format(name), unit='img')
+    bar = Progress(len(x_all), desc='{} clean/white/black'.format(name), unit='img',
+                   enabled=progress)
     for start, stop in _batches(len(x_all), batchsize):
         x = device.send(x_all[start:stop])
         t = device.send(t_all[start:stop])
@@ -213,6 +215,7 @@ def build_parser():
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
+    add_progress_argument(parser)
     return parser
 
 
@@ -286,10 +289,11 @@ def main(argv=None):
     black = pgd_black = None
     if source is not None:
         start = time.time()
-        black = black_box_set(source, x_all, t_all, eps, args.batchsize, device)
+        black = black_box_set(source, x_all, t_all, eps, args.batchsize, device,
+                              progress=args.progress)
         if pgd_options is not None:
             pgd_black = black_box_set(source, x_all, t_all, eps, args.batchsize, device, 'pgd',
-                                      pgd_options)
+                                      pgd_options, progress=args.progress)
         timings['source'] = time.time() - start
 
     results = {}
@@ -297,7 +301,8 @@ def main(argv=None):
         model, settings, run_dir = networks[name]
         start = time.time()
         counts = evaluate_network(model, x_all, t_all, eps, args.batchsize, args.bn_eval,
-                                  device, black, pgd_black, pgd_options, name=name)
+                                  device, black, pgd_black, pgd_options, name=name,
+                                  progress=args.progress)
         timings[name] = time.time() - start
         results[name] = {k: 100.0 * v / n for k, v in counts.items()}
         print('{}: '.format(name) + ', '.join('{} {:.2f}%'.format(k, v)

@@ -51,8 +51,8 @@ def verify(directory):
             raise MNISTError('MNIST file {} is missing; {}'.format(path, FIX.format(md5=md5)))
         actual = md5sum(path)
         if actual != md5:
-            raise MNISTError('MNIST file {} is truncated or altered (md5 {}, expected {}); {}'.format(
-                path, actual, md5, FIX.format(md5=md5)))
+            raise MNISTError('MNIST file {} is truncated or altered (md5 {}, expected {}); '
+                             '{}'.format(path, actual, md5, FIX.format(md5=md5)))
         paths[name] = path
     return paths
 
@@ -72,7 +72,8 @@ def _read_idx(path, magic, count, item_shape):
 
 
 def load_raw(directory, split):
-    """Return ``{'x': (N, 784) uint8, 'y': (N,) uint8}`` for 'train' or 'test' from verified files."""
+    """Return ``{'x': (N, 784) uint8, 'y': (N,) uint8}`` for 'train' or 'test' from verified
+    files."""
     images, labels, count = SPLITS[split]
     x = _read_idx(os.path.join(directory, images), 2051, count, (28, 28))
     y = _read_idx(os.path.join(directory, labels), 2049, count, ())

@@ -1,44 +1,51 @@
-"""A dependency-free progress bar for work outside Chainer's Trainer (generation, evaluation)."""
+"""Progress bars for work outside Chainer's Trainer (generation, evaluation, saliency, detection,
+attacks), drawn by tqdm.
+
+On a terminal, tqdm draws the bar on standard error. When standard error is not a terminal (a log
+file, CI), a stage prints one line when it ends instead of a bar. ``enabled=False`` (the scripts'
+``--no-progress``) prints nothing. Inside the Trainer, Chainer's ``ProgressBar`` extension does
+this job.
+"""
 import sys
 import time
 
+from tqdm import tqdm
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
 
 class Progress:
-    """Print ``desc: done/total [bar] rate, ETA`` to stderr, at most every ``interval`` seconds."""
+    """A tqdm bar of ``total`` steps on ``stream`` (stderr), or one line at :meth:`close`."""
 
-    def __init__(self, total, desc='', unit='it', stream=None, interval=0.5, width=30):
-        self.total = int(total)
-        self.desc = desc
-        self.unit = unit
+    def __init__(self, total, desc='', unit='it', enabled=True, stream=None):
         self.stream = sys.stderr if stream is None else stream
-        self.interval = interval
-        self.width = width
+        self.total, self.desc, self.unit = int(total), desc, unit
         self.done = 0
-        self.start = time.perf_counter()
-        self._last = 0.0
+        self._line = enabled and not _is_terminal(self.stream)
+        self._start = time.perf_counter()
+        self._bar = tqdm(total=self.total, desc=desc or None, unit=unit, file=self.stream,
+                         disable=not enabled or self._line, dynamic_ncols=True)
+        self._closed = False
 
     def update(self, n=1):
         self.done += n
-        now = time.perf_counter()
-        if now - self._last >= self.interval or self.done >= self.total:
-            self._last = now
-            self._draw(now)
-
-    def _draw(self, now):
-        elapsed = max(now - self.start, 1e-9)
-        rate = self.done / elapsed
-        frac = self.done / self.total if self.total else 1.0
-        filled = int(round(self.width * frac))
-        eta = (self.total - self.done) / rate if rate > 0 else float('inf')
-        self.stream.write('\r{}{}/{} [{}{}] {:.1f} {}/s, ETA {:.0f}s   '.format(
-            self.desc + ': ' if self.desc else '', self.done, self.total, '#' * filled,
-            '.' * (self.width - filled), rate, self.unit, eta if eta != float('inf') else 0))
-        self.stream.flush()
+        self._bar.update(n)
 
     def close(self):
-        self._draw(time.perf_counter())
-        self.stream.write('\n')
-        self.stream.flush()
+        if self._closed:
+            return
+        self._closed = True
+        self._bar.close()
+        if self._line:
+            print('{}{}/{} {} in {:.1f} s'.format(self.desc + ': ' if self.desc else '', self.done,
+                                                  self.total, self.unit,
+                                                  time.perf_counter() - self._start),
+                  file=self.stream, flush=True)
 
     def __enter__(self):
         return self
@@ -48,11 +55,8 @@ class Progress:
         return False
 
 
-def progress(iterable, total=None, desc='', unit='it'):
-    """Wrap an iterable with a :class:`Progress` bar."""
-    if total is None:
-        total = len(iterable)
-    with Progress(total, desc=desc, unit=unit) as bar:
-        for item in iterable:
-            yield item
-            bar.update()
+def add_progress_argument(parser):
+    """``--no-progress`` (``args.progress`` False): no bars and no stage lines."""
+    parser.add_argument('--no-progress', dest='progress', action='store_false',
+                        help='no progress bars (tqdm on a terminal; otherwise one line per '
+                             'stage on standard error)')

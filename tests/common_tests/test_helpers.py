@@ -1,3 +1,5 @@
+import argparse
+import io
 import json
 import os
 import random
@@ -8,7 +10,7 @@ import numpy
 import pytest
 
 from lenses_common import device, runfolder, seeding
-from lenses_common.progress import Progress
+from lenses_common.progress import Progress, add_progress_argument
 import chainer
 
 
@@ -120,13 +122,41 @@ def test_load_json_errors_name_the_file(tmp_path):
         runfolder.load_json(bad)
 
 
-def test_progress_counts_to_total():
-    import io
-    stream = io.StringIO()
-    with Progress(4, desc='work', stream=stream, interval=0) as bar:
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_draws_a_tqdm_bar_on_a_terminal():
+    stream = _Terminal()
+    with Progress(4, desc='work', unit='img', stream=stream) as bar:
         for _ in range(4):
             bar.update()
-    assert 'work: 4/4' in stream.getvalue()
+    text = stream.getvalue()
+    assert '\r' in text  # tqdm redraws the line in place
+    assert 'work: 100%' in text and '4/4' in text
+
+
+def test_progress_prints_one_line_per_stage_off_a_terminal():
+    stream = io.StringIO()
+    with Progress(4, desc='work', unit='img', stream=stream) as bar:
+        for _ in range(3):
+            bar.update()
+        assert stream.getvalue() == ''  # nothing until the stage ends
+        bar.update()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('work: 4/4 img in ')
+
+
+def test_no_progress_turns_bars_and_lines_off():
+    parser = argparse.ArgumentParser()
+    add_progress_argument(parser)
+    assert parser.parse_args([]).progress is True
+    args = parser.parse_args(['--no-progress'])
+    for stream in (io.StringIO(), _Terminal()):
+        with Progress(4, desc='work', stream=stream, enabled=args.progress) as bar:
+            bar.update(4)
+        assert stream.getvalue() == ''
 
 
 def test_numpy2_compat_restores_sctypes():

@@ -4,6 +4,7 @@ import os
 import numpy
 import pytest
 from PIL import Image, ImageDraw
+from scipy.cluster.vq import kmeans2
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
@@ -389,6 +390,26 @@ def test_kmeans_is_deterministic_and_spaces_differ():
         detect.kmeans_middle(sal, 'cube')
 
 
+def _is_fixed_point(values, centres, labels):
+    """Every centre is the mean of its members and every value is nearest to its own centre:
+    one more Lloyd step would change nothing."""
+    means = [values[labels == j].mean() for j in range(len(centres))]
+    nearest = numpy.abs(values[:, None] - centres[None, :]).argmin(axis=1)
+    return (numpy.allclose(centres, means, rtol=1e-12, atol=0)
+            and numpy.array_equal(nearest, labels))
+
+
+def test_kmeans_runs_to_a_fixed_point():
+    # Evenly spaced values: Lloyd's steps move the boundaries slowly, and kmeans2's default ten
+    # steps stop before they settle (checked below), so this needs the run to convergence.
+    values = numpy.arange(3000.0)
+    short_centres, short_labels = kmeans2(values[:, None], 3, minit='++', seed=0)
+    assert not _is_fixed_point(values, short_centres[:, 0], short_labels)
+    centres, labels = detect.kmeans(values, k=3, seed=0)
+    assert list(centres[:, 0]) == sorted(centres[:, 0])
+    assert _is_fixed_point(values, centres[:, 0], labels)
+
+
 class Fixed(chainer.Chain):
     """out = sum(w * x) with a hand-chosen w, so the saliency map is |w|."""
 
@@ -555,6 +576,20 @@ def test_cli_errors(tmp_path, capsys):
     make_run(str(tmp_path / 'run100'), size=100)
     assert detect.main(['--run', str(tmp_path / 'run100')] + base) == 2
     assert 'trained on 100x100' in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_upper_on_gpu_labels_on_the_device_and_matches_cpu():
+    w = numpy.zeros((1, 3, 8, 10), numpy.float32)
+    w[0, 0, 1:3, 1:4] = 0.3
+    w[0, 0, 5:7, 5:9] = 0.2
+    w[0, 1, 0, 9] = 1.0
+    model = Fixed(w, bias=0.0)
+    x = numpy.zeros((3, 8, 10), numpy.float32)
+    cpu = detect.detect(model, x, method='upper', count=5)
+    model.to_device('@cupy:0')
+    gpu = detect.detect(model, model.device.send(x), method='upper', count=5)
+    assert gpu.boxes == cpu.boxes == [[5, 5, 8, 6], [1, 1, 3, 2]]
 
 
 @pytest.mark.gpu

@@ -186,6 +186,18 @@ def test_cli_names_and_limit(tmp_path):
     assert os.listdir(out) == ['0002_saliency.png']
 
 
+def test_cli_progress_is_one_line_off_a_terminal_and_none_with_no_progress(tmp_path, capsys):
+    make_run(str(tmp_path / 'run'))
+    make_images(str(tmp_path / 'images'))
+    args = ['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'), '--device',
+            '@numpy']
+    assert saliency.main(args + ['--out', str(tmp_path / 'a')]) == 0
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if line.startswith('saliency: 2/2 image')]) == 1
+    assert saliency.main(args + ['--out', str(tmp_path / 'b'), '--no-progress']) == 0
+    assert 'saliency: 2/2' not in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     make_images(str(tmp_path / 'images'))
     with pytest.raises(SystemExit) as e:

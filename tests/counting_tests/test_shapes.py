@@ -113,6 +113,20 @@ def test_label_blobs_matches_bfs_on_random_masks():
     assert shapes.label_blobs(numpy.zeros((5, 5), bool))[1] == 0
 
 
+@pytest.mark.gpu
+def test_label_blobs_of_a_cupy_mask_stays_on_the_gpu_and_matches():
+    import cupy
+    rng = numpy.random.default_rng(3)
+    for density in (0.2, 0.45, 0.6):
+        mask = rng.random((37, 41)) < density
+        labels, n = shapes.label_blobs(cupy.asarray(mask))
+        assert isinstance(labels, cupy.ndarray)
+        cpu_labels, cpu_n = shapes.label_blobs(mask)
+        assert n == cpu_n == _bfs_count(mask)
+        # Numbered alike: by each component's first pixel in row-major order.
+        numpy.testing.assert_array_equal(cupy.asnumpy(labels), cpu_labels)
+
+
 def test_pixel_box_holds_every_drawn_pixel_and_reach():
     # The two measured facts the generator relies on: Pillow's pixels of one polygon lie in
     # pixel_box, and their centres lie within RASTER_REACH of the true polygon.

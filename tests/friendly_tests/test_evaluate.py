@@ -3,7 +3,6 @@ import io
 import json
 import shutil
 
-import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401
