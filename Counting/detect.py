@@ -64,6 +64,7 @@ from chainer.utils import conv as conv_utils
 import numpy
 from PIL import Image, ImageDraw
 
+from Counting import limits
 from Counting import saliency as saliency_lib
 from lenses_common.device import device_from_args, positive_int
 from lenses_common.progress import Progress
@@ -832,8 +833,9 @@ def build_parser():
                              'with disjoint receptive-field boxes into one pass and without '
                              'sparse convolutions (same groups; for checking and timing)')
     parser.add_argument('--count', type=int, default=None,
-                        help='number of groups to look for (default: round(sum of the '
-                             'network\'s outputs), as in the thesis)')
+                        help='number of groups to look for, at most {} (default: round(sum of '
+                             'the network\'s outputs), as in the thesis)'.format(
+                                 limits.MAX_DETECT_COUNT))
     parser.add_argument('--seed-upper', type=_non_negative_float, default=None,
                         help='second: only pixels whose saliency is at most this fraction of the '
                              'largest can be seeds (thesis 2.2.3; default: no bound)')
@@ -887,8 +889,9 @@ def _truth_boxes(annotations, name, path):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.count is not None and args.count < 0:
-        parser.error('--count must be >= 0, got {}'.format(args.count))
+    if args.count is not None and not 0 <= args.count <= limits.MAX_DETECT_COUNT:
+        parser.error('--count must be in 0..{}, got {}'.format(limits.MAX_DETECT_COUNT,
+                                                               args.count))
     if not 0 < args.iou <= 1:
         parser.error('--iou must be in (0, 1], got {}'.format(args.iou))
     if args.method == 'upper' and args.lower > args.upper:

@@ -27,6 +27,7 @@ from Friendly.train import load_run
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import Progress
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
+from lenses_common.runfolder import check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 METRICS = (
@@ -225,6 +226,7 @@ def main(argv=None):
             parser.error('--{} must be positive'.format(name.replace('_', '-')))
     if args.test_subset is not None and args.test_subset <= 0:
         parser.error('--test-subset must be positive')
+    check_out_arg(parser, args.out)
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
