@@ -9,7 +9,6 @@ import os
 import shutil
 import stat
 
-import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401
@@ -326,7 +325,6 @@ def _script_argvs(counting, friendly, mnist_dir, out):
     from Counting import bench_detection, bench_generator
     from Counting import run_all as c_run_all
     from Friendly import bench as f_bench
-    from Friendly import bench_layers
     from Friendly import run_all as f_run_all
     images = ['--run', counting['run'], '--images', counting['test'], '--out', out]
     return {
