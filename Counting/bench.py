@@ -24,7 +24,7 @@ import chainer
 
 from Counting import models
 from lenses_common.device import add_device_argument, device_from_args, positive_int
-from lenses_common.runfolder import atomic_write_text
+from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 #: (arch, activation, batch_renorm) combinations timed by default.
@@ -125,6 +125,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_out_arg(parser, args.out)
     if args.image_size < 835 and 'training' not in args.skip:
         parser.error('--image-size {}: the convolutionallarge network needs at least 835 '
                      'pixels'.format(args.image_size))

@@ -36,7 +36,7 @@ import numpy
 from Counting import detect as detect_lib
 from Counting import saliency as saliency_lib
 from lenses_common.device import add_device_argument, device_from_args, positive_int
-from lenses_common.runfolder import atomic_write_text
+from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 IMAGE_SIZE = (1000, 1000)
@@ -203,6 +203,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_out_arg(parser, args.out)
     if not (numpy.isfinite(args.threshold) and args.threshold >= 0):
         parser.error('--threshold must be a finite number >= 0, got {}'.format(args.threshold))
     device = device_from_args(args, parser)

@@ -27,7 +27,7 @@ from shapely import affinity
 
 from Counting import generate, shapes
 from lenses_common.progress import Progress
-from lenses_common.runfolder import atomic_write_text
+from lenses_common.runfolder import atomic_write_text, check_out_arg
 
 IMAGE_SIZE = (1000, 1000)
 SHAPE_LIMIT = 20
@@ -163,6 +163,7 @@ def main(argv=None):
     parser.add_argument('--out', default=None,
                         help='folder for generator.md (default: print only)')
     args = parser.parse_args(argv)
+    check_out_arg(parser, args.out)
     for name in ('count', 'blob_count', 'repeats'):
         if getattr(args, name) < 1:
             parser.error('--{} must be at least 1'.format(name.replace('_', '-')))

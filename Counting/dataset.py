@@ -189,6 +189,13 @@ def load_dataset(folder, types=None, workers=2, expect_size=None, progress=False
                 truths_path, types, own_types))
         types = [t for t in TYPES if t in types]
     counts = numpy.array([[truths[n][t] for t in types] for n in names], dtype=numpy.float32)
+    unlisted = sorted(n for n in os.listdir(folder)
+                      if n.lower().endswith('.png') and not n.startswith('.') and n not in truths)
+    if unlisted:
+        raise DatasetError('{}: {} PNG file(s) in the folder are not listed there (first {}); '
+                           'a dataset folder holds only its own images (regenerate it with '
+                           'Counting.generate --force, or move them out)'.format(
+                               truths_path, len(unlisted), unlisted[0]))
 
     paths = [os.path.join(folder, n) for n in names]
     if expect_size is None:

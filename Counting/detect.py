@@ -66,6 +66,7 @@ import numpy
 from PIL import Image, ImageDraw
 from scipy.cluster.vq import kmeans2
 
+from Counting import limits
 from Counting import saliency as saliency_lib
 from Counting.shapes import label_blobs
 from lenses_common.device import device_from_args, positive_int
@@ -839,8 +840,9 @@ def build_parser():
                              'with disjoint receptive-field boxes into one pass and without '
                              'sparse convolutions (same groups; for checking and timing)')
     parser.add_argument('--count', type=int, default=None,
-                        help='number of groups to look for (default: round(sum of the '
-                             'network\'s outputs), as in the thesis)')
+                        help='number of groups to look for, at most {} (default: round(sum of '
+                             'the network\'s outputs), as in the thesis)'.format(
+                                 limits.MAX_DETECT_COUNT))
     parser.add_argument('--seed-upper', type=_non_negative_float, default=None,
                         help='second: only pixels whose saliency is at most this fraction of the '
                              'largest can be seeds (thesis 2.2.3; default: no bound)')
@@ -894,8 +896,9 @@ def _truth_boxes(annotations, name, path):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.count is not None and args.count < 0:
-        parser.error('--count must be >= 0, got {}'.format(args.count))
+    if args.count is not None and not 0 <= args.count <= limits.MAX_DETECT_COUNT:
+        parser.error('--count must be in 0..{}, got {}'.format(limits.MAX_DETECT_COUNT,
+                                                               args.count))
     if not 0 < args.iou <= 1:
         parser.error('--iou must be in (0, 1], got {}'.format(args.iou))
     if args.method == 'upper' and args.lower > args.upper:

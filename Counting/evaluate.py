@@ -24,6 +24,7 @@ from Counting import models
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
+from lenses_common.runfolder import check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 METRICS = ('mae', 'rmse', 'exact', 'off_by_one')
@@ -207,6 +208,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_out_arg(parser, args.out or os.path.join(args.run, 'eval'))
     device = device_from_args(args, parser)
     seed_everything(args.seed)
     from Counting.dataset import DatasetError

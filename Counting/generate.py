@@ -56,9 +56,11 @@ import zlib
 import numpy
 import shapely
 
+from Counting import limits
 from Counting import shapes
 from lenses_common.progress import Progress
-from lenses_common.runfolder import atomic_path, atomic_write_json
+from lenses_common.runfolder import OutError, atomic_path, atomic_write_json, check_out_dir
+from lenses_common.runfolder import move_aside
 
 #: Defaults. Scale 10..20 is the original generator's default (SPEC); the thesis needed larger
 #: shapes for 1000 x 1000 images, which callers choose with ``scale``.
@@ -374,11 +376,18 @@ def generate_dataset(out_dir, count, *, image_size=DEFAULT_IMAGE_SIZE, types=sha
     if not 0 <= int(png_compress_level) <= 9:
         raise ValueError('PNG compress level must be in 0..9, got {}'.format(png_compress_level))
 
+    limits.check_bounds(count, width, height, shape_limit, hi, workers)
+
     out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
     settings = _Settings(out_dir, count, (width, height), types, shape_limit, (lo, hi),
                          bool(shape_scaling), bool(shape_rotations), bool(limit_scale_resampling),
                          color, float(min_gap), seed, max_attempts, int(png_compress_level))
+    # Disk and memory estimate from a few images encoded in memory, before anything is written.
+    samples = [len(encode_mask_png(make_mask(i, settings)[0], color, settings.png_compress_level))
+               for i in range(min(count, limits.SAMPLES))]
+    limits.check_generation(out_dir, count, width, height, shape_limit, min(workers, count),
+                            samples)
+    os.makedirs(out_dir, exist_ok=True)
     record = {
         'count': count, 'image_size': [width, height], 'types': list(types),
         'shape_limit': shape_limit, 'scale': [lo, hi], 'shape_scaling': bool(shape_scaling),
@@ -431,16 +440,22 @@ def build_parser():
                     'canvas with truths.json (counts), annotations.json (polygons and boxes) and '
                     'settings.json (thesis chapter 2).')
     parser.add_argument('--out', '-o', required=True,
-                        help='output folder (created; files of the same names are replaced)')
-    parser.add_argument('--count', '-n', type=int, required=True, help='number of images')
+                        help='output folder (created; refused when not empty, unless --force)')
+    parser.add_argument('--count', '-n', type=int, required=True,
+                        help='number of images (at most {:,})'.format(limits.MAX_COUNT))
+    parser.add_argument('--force', action='store_true',
+                        help='--out is not empty: move it aside to OUT.old-N first (nothing is '
+                             'deleted); without it a non-empty --out is refused')
     parser.add_argument('--image-size', type=int, nargs=2, metavar=('WIDTH', 'HEIGHT'),
                         default=list(DEFAULT_IMAGE_SIZE),
-                        help='canvas size in pixels (default: %(default)s)')
+                        help='canvas size in pixels, each at most {:,} (default: '
+                             '%(default)s)'.format(limits.MAX_IMAGE_SIDE))
     parser.add_argument('--types', nargs='+', default=list(shapes.TYPES), choices=shapes.TYPES,
                         help='shape types to draw (default: %(default)s)')
     parser.add_argument('--shape-limit', type=int, default=DEFAULT_SHAPE_LIMIT,
-                        help='largest total number of shapes in an image; counts are drawn '
-                             'uniformly over all combinations up to it (default: %(default)s)')
+                        help='largest total number of shapes in an image, at most {:,}; counts '
+                             'are drawn uniformly over all combinations up to it (default: '
+                             '%(default)s)'.format(limits.MAX_SHAPES))
     parser.add_argument('--scale', type=int, nargs=2, metavar=('LO', 'HI'),
                         default=list(DEFAULT_SCALE),
                         help='inclusive bounds of the integer shape size in pixels (default: '
@@ -498,8 +513,17 @@ def main(argv=None):
     for bad, message in checks:
         if bad:
             parser.error(message)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        parser.error('--out {} exists and is not a folder'.format(args.out))
+    try:
+        limits.check_bounds(args.count, args.image_size[0], args.image_size[1], args.shape_limit,
+                            args.scale[1], args.workers)
+        check_out_dir(args.out)
+    except (ValueError, OutError) as e:
+        parser.error(str(e))
+    if os.path.isdir(args.out) and os.listdir(args.out):
+        if not args.force:
+            parser.error('--out {} is not empty; pass --force to move it aside to {}.old-N '
+                         'first'.format(args.out, os.path.normpath(args.out)))
+        print('moved {} aside to {}'.format(args.out, move_aside(args.out)), file=sys.stderr)
     print('Generating {} images into {} (size {}x{}, types {}, shape limit {}, scale {}..{}, '
           'seed {})'.format(args.count, args.out, args.image_size[0], args.image_size[1],
                             ' '.join(args.types), args.shape_limit, args.scale[0],

@@ -5,6 +5,7 @@ counts (a ReLU on the last linear layer), in the order of its ``types`` (``tri``
 linear layer's input size is lazy, so any image size works; ``convolutional`` is the small network,
 ``convolutionallarge`` the larger one the thesis moved to (names kept from the original code).
 """
+import json
 import math
 import os
 
@@ -15,6 +16,7 @@ import chainer.links as L
 from chainer import training
 
 from Counting import functions
+from lenses_common import safe_npz
 from lenses_common.runfolder import load_json
 
 #: (in, out, ksize, stride, pad) per convolution.
@@ -230,6 +232,51 @@ class RunError(ValueError):
 
 
 REQUIRED_SETTINGS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size')
+#: The settings that define a counter's network: a model file records them (``_meta/counter``),
+#: and loading it, or resuming its run, refuses settings that differ.
+NETWORK_KEYS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size')
+
+
+def network_identity(settings):
+    """The settings that define the network, normalised for comparison (lists, floats)."""
+    out = {}
+    for key in NETWORK_KEYS:
+        value = settings.get(key)
+        if isinstance(value, tuple):
+            value = list(value)
+        if key == 'base' and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def network_meta(settings):
+    """The ``_meta`` entries a counter's model file carries (see :func:`load_counter`)."""
+    return {'counter': json.dumps(network_identity(settings), sort_keys=True)}
+
+
+def check_settings_types(settings, settings_path):
+    """Raise :class:`RunError` when a network setting has the wrong type or range."""
+    def bad(key, want):
+        raise RunError('{}: bad settings ({} is {!r}; expected {})'.format(
+            settings_path, key, settings.get(key), want))
+    if not isinstance(settings['arch'], str) or settings['arch'] not in ARCHITECTURES:
+        bad('arch', 'one of ' + ', '.join(sorted(ARCHITECTURES)))
+    if not isinstance(settings['activation'], str) or settings['activation'] not in ACTIVATIONS:
+        bad('activation', 'one of ' + ', '.join(ACTIVATIONS))
+    base = settings['base']
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not math.isfinite(base):
+        bad('base', 'a finite number')
+    if not isinstance(settings['batch_renorm'], bool):
+        bad('batch_renorm', 'true or false')
+    types = settings['types']
+    if (not isinstance(types, list) or not types or len(set(map(str, types))) != len(types)
+            or not all(isinstance(t, str) for t in types)):
+        bad('types', 'a list of distinct shape type names')
+    size = settings['image_size']
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        bad('image_size', '[width, height], two positive integers')
 
 
 def counter_from_settings(settings):
@@ -265,6 +312,7 @@ def load_counter(run_dir, model_file='model.npz'):
     if missing:
         raise RunError('{} is not a counting run: missing {}'.format(
             settings_path, ', '.join(missing)))
+    check_settings_types(settings, settings_path)
     try:
         model = counter_from_settings(settings)
         width, height = settings['image_size']
@@ -274,15 +322,33 @@ def load_counter(run_dir, model_file='model.npz'):
     model_path = os.path.join(run_dir, model_file)
     if not os.path.isfile(model_path):
         raise RunError('model file {} does not exist (training not finished?)'.format(model_path))
-    # The linear layer's weight must have its shape before load_npz can fill it.
+    # The linear layer's weight must have its shape before the file can be compared and loaded.
     _initialize_lazy(model, (height, width))
-    try:
-        chainer.serializers.load_npz(model_path, model)
-    except Exception as e:
-        raise RunError('model file {} does not fit the settings in {} ({}: {})'.format(
-            model_path, settings_path, type(e).__name__, str(e).splitlines()[0] if str(e) else ''
-        )) from None
+    load_model_file(model_path, model, settings, settings_path)
     return model, settings
+
+
+def load_model_file(model_path, model, settings, settings_path):
+    """Safely load ``model_path`` into ``model`` (no pickle; names, shapes and dtypes checked) and
+    refuse a file whose recorded network (``_meta/counter``) differs from ``settings``."""
+    try:
+        meta = safe_npz.load_npz(model_path, model, what='model file')
+    except safe_npz.ModelFileError as e:
+        raise RunError('{} (settings {})'.format(e, settings_path)) from None
+    recorded = safe_npz.meta_text(meta, 'counter')
+    if recorded is not None:
+        try:
+            recorded = json.loads(recorded)
+        except ValueError:
+            raise RunError('model file {}: unreadable _meta/counter entry'.format(
+                model_path)) from None
+        wanted = network_identity(settings)
+        diff = [k for k in NETWORK_KEYS if k in recorded and recorded[k] != wanted[k]]
+        if diff:
+            raise RunError('model file {} was trained as {} but {} says {}'.format(
+                model_path, ', '.join('{}={}'.format(k, json.dumps(recorded[k])) for k in diff),
+                settings_path, ', '.join('{}={}'.format(k, json.dumps(wanted[k]))
+                                         for k in diff)))
 
 
 def _initialize_lazy(model, hw):

@@ -27,7 +27,7 @@ import time
 from lenses_common import compat  # noqa: F401  (before chainer)
 
 from lenses_common.device import add_device_argument, device_from_args
-from lenses_common.runfolder import atomic_write_text, load_json
+from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json, move_aside
 from lenses_common.seeding import add_seed_argument
 
 #: Dataset options per preset, passed to Counting.generate.generate_dataset.
@@ -114,6 +114,8 @@ def ensure_dataset(folder, opts, log):
         if _matches(existing, opts, DATA_KEYS):
             log('dataset {}: reusing ({} images)'.format(folder, opts['count']))
             return False
+    if os.path.isdir(folder) and os.listdir(folder):
+        log('dataset {}: holds other data; moved to {}'.format(folder, move_aside(folder)))
     log('dataset {}: generating {} images of {}x{}'.format(folder, opts['count'],
                                                            *opts['image_size']))
     kwargs = dict(opts)
@@ -158,11 +160,12 @@ def run_state(run_dir, wanted):
 
 
 def clear_run(run_dir):
-    """Remove the model and snapshots of an earlier run with other settings."""
-    for path in glob.glob(os.path.join(run_dir, 'snapshot_iter_*')) + [
-            os.path.join(run_dir, 'model.npz'), os.path.join(run_dir, 'log')]:
-        if os.path.isfile(path):
-            os.remove(path)
+    """Move an earlier run with other settings aside to ``RUN.old-N`` (nothing is deleted);
+    returns the new name, or None when ``run_dir`` holds no model or snapshot."""
+    if glob.glob(os.path.join(glob.escape(run_dir), 'snapshot_iter_*')) or os.path.exists(
+            os.path.join(run_dir, 'model.npz')):
+        return move_aside(run_dir)
+    return None
 
 
 def _fmt_pct(v):
@@ -255,6 +258,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_out_arg(parser, args.out)
     device = device_from_args(args, parser)
     device_spec = None if args.device is None else str(args.device)
     start = time.time()
@@ -295,7 +299,10 @@ def main(argv=None):
             log('counter {}: trained model found, skipping training'.format(name))
         else:
             if state == 'fresh':
-                clear_run(run_dir)
+                moved = clear_run(run_dir)
+                if moved:
+                    log('counter {}: {} holds another run; moved to {}'.format(
+                        name, run_dir, moved))
             else:
                 targv += ['--resume', 'auto']
             log('counter {}: training ({}): python -m Counting.train {}'.format(

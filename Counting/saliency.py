@@ -28,7 +28,7 @@ from PIL import Image
 
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.progress import Progress, add_progress_argument
-from lenses_common.runfolder import atomic_path
+from lenses_common.runfolder import atomic_path, check_out_arg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +172,9 @@ def add_input_arguments(parser):
 
 
 def select_images(args, parser):
-    """The image names to process, checked; errors go through ``parser.error``."""
+    """The image names to process, checked, and ``--out`` checked writable; errors go through
+    ``parser.error``."""
+    check_out_arg(parser, args.out)
     folder = args.images
     if not os.path.isdir(folder):
         parser.error('--images {}: folder does not exist'.format(folder))

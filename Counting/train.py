@@ -25,6 +25,7 @@ from chainer.training import extensions
 from chainer.training import triggers
 
 from Counting import models
+from Counting import train_checks
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import RunFolder
 from lenses_common.seeding import add_seed_argument, seed_everything
@@ -75,6 +76,7 @@ def build_parser():
     p.add_argument('--workers', type=positive_int, default=2,
                    help='processes that read the dataset folder (default: %(default)s)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    train_checks.add_force_argument(p)
     add_device_argument(p)
     add_seed_argument(p)
     return p
@@ -167,7 +169,7 @@ def load_sets(args, parser):
 def run_settings(args, train):
     """The settings.json of a run (what load_counter and run_all read)."""
     settings = dict(vars(args))
-    for key in ('resume', 'no_progress', 'workers', 'device'):
+    for key in ('resume', 'no_progress', 'workers', 'device', 'force'):
         settings.pop(key, None)
     settings['types'] = list(train.types)
     settings['image_size'] = [int(s) for s in train.image_size]
@@ -184,18 +186,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
-    if not args.lr > 0:
-        parser.error('--lr must be positive, got {}'.format(args.lr))
+    train_checks.check_numbers(args, parser)
     resume = args.resume
     if resume == 'auto':
         resume = latest_snapshot(args.out)
     elif resume is not None and not os.path.isfile(resume):
         parser.error('--resume {}: no such snapshot file'.format(resume))
+    moved = train_checks.check_out(args, parser, resume)
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
     train, test = load_sets(args, parser)
     settings = run_settings(args, train)
+    if resume:
+        train_checks.check_resume_identity(resume, args.out, settings, parser)
+    if moved:
+        print(moved, flush=True)
     run = RunFolder(args.out, settings, resume=resume is not None,
                     argv=[sys.executable, '-m', 'Counting.train'] + list(
                         sys.argv[1:] if argv is None else argv))
@@ -251,7 +257,7 @@ def main(argv=None):
         trainer.extend(extensions.ProgressBar(update_interval=5))
 
     if resume:
-        chainer.serializers.load_npz(resume, trainer)
+        train_checks.load_snapshot(resume, trainer, model, train.image_size, parser)
         # Trainer.run skips initialize() of an extension whose trigger has finished, so after the
         # last step ExponentialShift would not put the lr back; set it from the iteration.
         optimizer.lr = args.lr * 0.1 ** sum(updater.iteration >= p for p in points)
@@ -262,7 +268,7 @@ def main(argv=None):
               file=sys.stderr)
         return 3
     model.to_device('@numpy')
-    run.save_model('model.npz', model)
+    run.save_model('model.npz', model, meta=models.network_meta(settings))
     print('saved {}'.format(run.file('model.npz')), flush=True)
     return 0
 

@@ -28,7 +28,7 @@ from Friendly import evaluate
 from Friendly import models
 from Friendly import train
 from lenses_common.device import add_device_argument, device_from_args
-from lenses_common.runfolder import atomic_write_text
+from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import seed_everything
 
 
@@ -144,6 +144,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_out_arg(parser, args.out)
     for name in ('repeats', 'pd_repeats', 'fgsm_images', 'pd_fgsm_images'):
         if getattr(args, name) <= 0:
             parser.error('--{} must be positive'.format(name.replace('_', '-')))

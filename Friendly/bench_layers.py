@@ -316,6 +316,8 @@ def main(argv=None):
                         help='also write the Markdown to this file (atomically)')
     add_seed_argument(parser)
     args = parser.parse_args(argv)
+    from lenses_common.runfolder import check_out_arg
+    check_out_arg(parser, args.out, is_file=True)
     for option in ('repeats', 'chunk_size', 'batchsize', 'outputs'):
         if getattr(args, option) < 1:
             parser.error('--{} must be a positive integer'.format(option.replace('_', '-')))

@@ -27,6 +27,7 @@ from Friendly.train import load_run
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
+from lenses_common.runfolder import check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 METRICS = (
@@ -235,6 +236,7 @@ def main(argv=None):
         # A negative step would descend the loss and overstate robustness.
         parser.error('--pgd-step-size must be positive and finite, got {}'.format(
             args.pgd_step_size))
+    check_out_arg(parser, args.out)
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 

@@ -15,7 +15,6 @@ Presets (the README's table says the same):
 """
 import argparse
 import os
-import shutil
 import sys
 import time
 
@@ -26,7 +25,8 @@ from Friendly import models
 from Friendly import train as train_module
 from Friendly.mnist import add_mnist_argument
 from lenses_common.device import add_device_argument, get_device, DeviceError
-from lenses_common.runfolder import RunFolder, atomic_write_json, load_json
+from lenses_common.runfolder import RunFolder, atomic_write_json, check_out_arg, load_json
+from lenses_common.runfolder import move_aside
 
 SOURCE = 'source'   # run folder name of the separately trained black-box S network
 SOURCE_SEED_OFFSET = 1000
@@ -100,15 +100,6 @@ def run_state(run_dir, wanted):
     return 'fresh'
 
 
-def move_aside(run_dir):
-    n = 1
-    while os.path.exists('{}.old-{}'.format(run_dir, n)):
-        n += 1
-    target = '{}.old-{}'.format(run_dir, n)
-    shutil.move(run_dir, target)
-    return target
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         description='Thesis chapter 3 end to end: train S, RS, A, GMR, GMRES, PD and the '
@@ -138,6 +129,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_out_arg(parser, args.out)
     networks = [n.strip() for n in args.networks.split(',') if n.strip()]
     for n in networks:
         try:

@@ -27,7 +27,9 @@ from chainer.training import triggers
 from Friendly import models
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from lenses_common.device import add_device_argument, device_from_args
+from lenses_common import safe_npz
 from lenses_common.runfolder import RunFolder, atomic_path, atomic_write_json, load_json
+from lenses_common.runfolder import OutError, check_out_dir, guard_run_folder
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 VALIDATION_SIZE = 4200
@@ -274,6 +276,9 @@ def build_parser():
     parser.add_argument('--resume', '-r', nargs='?', const='auto', default=None,
                         help='resume from a snapshot: a path, or with no value the latest '
                              'snapshot_epoch_* in --out')
+    parser.add_argument('--force', action='store_true',
+                        help='--out holds a run (a final model or snapshots): move it aside to '
+                             'OUT.old-N and start anew (nothing is deleted)')
     parser.add_argument('--snapshot-interval', type=int, default=1,
                         help='epochs between snapshots (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true',
@@ -335,6 +340,15 @@ def main(argv=None):
     _check_args(parser, args)
     settings = settings_from_args(args)
     resume_path = _resolve_resume(parser, args, settings)
+    try:
+        check_out_dir(args.out)
+        moved = guard_run_folder(args.out, finished=(FINAL_MODEL,),
+                                 in_progress=('snapshot_epoch_*',),
+                                 resume=resume_path is not None, force=args.force)
+    except OutError as e:
+        parser.error(str(e))
+    if moved:
+        print(moved)
     device = device_from_args(args, parser)
     try:
         seed_everything(args.seed)
@@ -400,10 +414,9 @@ def main(argv=None):
     if resume_path is not None:
         print('resuming from {}'.format(resume_path))
         try:
-            chainer.serializers.load_npz(resume_path, trainer)
-        except Exception as e:
-            parser.exit(2, 'error: --resume: cannot load {} ({}: {})\n'.format(
-                resume_path, type(e).__name__, e))
+            safe_npz.load_npz(resume_path, trainer, what='snapshot')
+        except safe_npz.ModelFileError as e:
+            parser.exit(2, 'error: --resume: {}\n'.format(e))
 
     start = time.time()
     trainer.run()
@@ -437,12 +450,13 @@ def load_run(run_dir, which='final', device=None):
     """
     settings_path = os.path.join(run_dir, RunFolder.SETTINGS)
     settings = load_json(settings_path)
-    if settings.get('kind') != 'friendly-train' or 'variant' not in settings:
+    if (not isinstance(settings, dict) or settings.get('kind') != 'friendly-train'
+            or 'variant' not in settings):
         raise ValueError('settings file {} was not written by Friendly.train'.format(
             settings_path))
     try:
         models.check_variant(settings['variant'])
-    except models.VariantError as e:
+    except (models.VariantError, TypeError) as e:
         raise ValueError('settings file {}: {}'.format(settings_path, e)) from None
     if which in ('final', 'best'):
         path = os.path.join(run_dir, FINAL_MODEL if which == 'final' else BEST_MODEL)
@@ -451,35 +465,18 @@ def load_run(run_dir, which='final', device=None):
     if not os.path.isfile(path):
         raise ValueError('model file {} does not exist (train it with python -m Friendly.train '
                          '--out {})'.format(path, run_dir))
-    predictor = models.FC100(settings['variant'], sizes=settings.get('sizes', models.LAYER_SIZES),
-                             pd_chunk_size=settings.get('pd_chunk_size', 64))
-    expected = chainer.serializers.DictionarySerializer()
-    expected.save(predictor)
     try:
-        with numpy.load(path) as archive:
-            found = set(archive.files)
-    except Exception as e:
-        raise ValueError('model file {} is not a readable .npz ({}: {})'.format(
-            path, type(e).__name__, str(e).splitlines()[0] if str(e) else '')) from None
-    if found != set(expected.target):
-        extra = sorted(found - set(expected.target))
-        missing = sorted(set(expected.target) - found)
-        raise ValueError('model file {} does not fit the {} network of {} ({}{})'.format(
-            path, settings['variant'], settings_path,
-            'unexpected ' + ', '.join(extra[:3]) if extra else '',
-            ('; ' if extra and missing else '') + ('missing ' + ', '.join(missing[:3])
-                                                   if missing else ''))) from None
+        predictor = models.FC100(settings['variant'],
+                                 sizes=settings.get('sizes', models.LAYER_SIZES),
+                                 pd_chunk_size=settings.get('pd_chunk_size', 64))
+    except (TypeError, ValueError, KeyError, IndexError) as e:
+        raise ValueError('settings file {}: bad sizes or pd_chunk_size ({})'.format(
+            settings_path, e)) from None
     try:
-        chainer.serializers.load_npz(path, predictor)
-    except KeyError as e:
-        raise ValueError('model file {} does not fit the {} network of {} (missing {})'.format(
-            path, settings['variant'], settings_path, e)) from None
-    except ValueError as e:
-        raise ValueError('model file {} does not fit the {} network of {} ({})'.format(
-            path, settings['variant'], settings_path, str(e).splitlines()[0])) from None
-    except Exception as e:
-        raise ValueError('model file {} cannot be read ({}: {})'.format(
-            path, type(e).__name__, str(e).splitlines()[0] if str(e) else '')) from None
+        safe_npz.load_npz(path, predictor, what='model file', network='{} network of {}'.format(
+            settings['variant'], settings_path))
+    except safe_npz.ModelFileError as e:
+        raise ValueError(str(e)) from None
     if device is not None:
         predictor.to_device(device)
     return predictor, settings

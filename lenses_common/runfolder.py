@@ -4,10 +4,25 @@ import datetime
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 
 import numpy
+
+
+def current_umask():
+    """The process's umask, read without changing it where Linux reports it."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -24,7 +39,11 @@ def atomic_path(path, suffix=None):
         suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
                                suffix='.tmp' + suffix, dir=directory)
-    os.close(fd)
+    try:
+        # mkstemp makes the file 0600; give it the mode open() would (0644 under umask 022).
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -58,11 +77,100 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + '\n')
 
 
-def save_npz(path, target):
-    """``chainer.serializers.save_npz`` through a temporary file, so ``path`` is never partial."""
+def save_npz(path, target, meta=None, compression=True):
+    """Save ``target`` as ``chainer.serializers.save_npz`` does, through a temporary file, so
+    ``path`` is never partial. ``meta`` (``{key: str}``) adds ``_meta/<key>`` text entries, which
+    :func:`lenses_common.safe_npz.load_npz` returns and Chainer's loader ignores."""
     import chainer
+    serializer = chainer.serializers.DictionarySerializer()
+    serializer.save(target)
+    arrays = dict(serializer.target)
+    for key, value in (meta or {}).items():
+        arrays['_meta/' + key] = numpy.array(str(value))
     with atomic_path(path, suffix='.npz') as tmp:
-        chainer.serializers.save_npz(tmp, target)
+        with open(tmp, 'wb') as f:
+            (numpy.savez_compressed if compression else numpy.savez)(f, **arrays)
+
+
+class OutError(ValueError):
+    """An output path that cannot be used; the message is one line naming it."""
+
+
+def check_out_dir(path, option='--out'):
+    """Check, before any work, that the folder ``path`` exists and is writable or can be created.
+
+    Nothing is created: the nearest existing folder is probed with a temporary file. Raises
+    :class:`OutError` with a one-line message naming ``option`` and ``path``.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutError('{} {}: exists and is not a folder'.format(option, path))
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise OutError('{} {}: cannot be created, {} is not a folder'.format(option, path, probe))
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise OutError('{} {}: {} is not writable ({})'.format(
+            option, path, probe, e.strerror or e)) from None
+    return path
+
+
+def check_out_arg(parser, path, option='--out', is_file=False):
+    """:func:`check_out_dir` for a command line: a bad ``path`` exits through ``parser.error``
+    (one line, status 2). ``is_file``: ``path`` names a file, whose folder is checked. ``None``
+    (no such output asked for) passes."""
+    if path is None:
+        return None
+    try:
+        if is_file:
+            if os.path.isdir(path):
+                raise OutError('{} {}: is a folder, not a file'.format(option, path))
+            check_out_dir(os.path.dirname(os.path.abspath(path)), option)
+            return os.path.abspath(path)
+        return check_out_dir(path, option)
+    except OutError as e:
+        parser.error(str(e))
+
+
+def move_aside(path):
+    """Rename ``path`` to the first free ``<path>.old-N``; return the new name (never deletes)."""
+    path = os.path.normpath(os.fspath(path))
+    n = 1
+    while os.path.lexists('{}.old-{}'.format(path, n)):
+        n += 1
+    target = '{}.old-{}'.format(path, n)
+    shutil.move(path, target)
+    return target
+
+
+def guard_run_folder(out, finished, in_progress, resume=False, force=False, option='--out'):
+    """Refuse to write a new run over an old one; return a message when ``force`` moved it aside.
+
+    ``finished`` and ``in_progress`` are glob patterns inside ``out`` (the final model, the
+    snapshots). When ``out`` holds a match and neither ``resume`` nor ``force`` is given, raise
+    :class:`OutError`; with ``force`` the old folder becomes ``<out>.old-N``.
+    """
+    import glob
+    if resume or not os.path.isdir(out):
+        return None
+    found = [p for pattern in tuple(finished) + tuple(in_progress)
+             for p in glob.glob(os.path.join(glob.escape(out), pattern))]
+    if not found:
+        return None
+    done = any(glob.glob(os.path.join(glob.escape(out), p)) for p in finished)
+    if not force:
+        raise OutError('{} {} holds {} run ({}); pass --resume to continue it or --force to '
+                       'move it aside and start anew'.format(
+                           option, out, 'a finished' if done else 'an unfinished',
+                           os.path.basename(sorted(found)[0])))
+    return 'moved the earlier run in {} aside to {}'.format(out, move_aside(out))
 
 
 def load_json(path, what='settings file'):
@@ -109,8 +217,8 @@ class RunFolder:
     def file(self, *names):
         return os.path.join(self.path, *names)
 
-    def save_model(self, name, target):
-        save_npz(self.file(name), target)
+    def save_model(self, name, target, meta=None):
+        save_npz(self.file(name), target, meta=meta)
 
     def save_json(self, name, obj):
         atomic_write_json(self.file(name), obj)

@@ -1,5 +1,7 @@
 import os
+import pickle
 
+import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401  (before chainer)
@@ -25,3 +27,36 @@ def mnist_dir():
     if not os.path.isdir(directory):
         pytest.skip('no MNIST folder (set MNIST_DIR)')
     return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# Booby-trapped model files (issue 9): loading them the unsafe way runs code that creates a file.
+
+class Payload:
+    """Unpickling this creates ``marker``: the stand-in for code run from a model file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, 'w')
+
+
+def write_pickle_payload(path, marker):
+    """A plain pickle (named like a model file) that creates ``marker`` when loaded."""
+    with open(path, 'wb') as f:
+        pickle.dump({'W': Payload(marker)}, f)
+
+
+def write_object_npz(path, marker):
+    """An .npz whose ``W`` member is an object array that creates ``marker`` when unpickled."""
+    obj = numpy.empty(1, dtype=object)
+    obj[0] = Payload(marker)
+    with open(path, 'wb') as f:
+        numpy.savez(f, W=obj)
+
+
+@pytest.fixture
+def payloads():
+    """``(write_pickle_payload, write_object_npz)``, each ``(path, marker)``."""
+    return write_pickle_payload, write_object_npz

@@ -278,6 +278,13 @@ def test_png_level_changes_bytes_not_pixels(tmp_path):
     for name in ('0000.png', '0001.png', '0002.png'):
         with Image.open(tmp_path / 'l1' / name) as a, Image.open(tmp_path / 'l6' / name) as b:
             numpy.testing.assert_array_equal(numpy.asarray(a), numpy.asarray(b))
+        fast, default = (open(tmp_path / d / name, 'rb').read() for d in ('l1', 'l6'))
+        assert fast != default
+        # The zlib header after "IDAT" records the level class (RFC 1950 FLEVEL, the top two bits
+        # of FLG): 0 for level 1 (fastest), 2 for level 6 (default).
+        for data, flevel in ((fast, 0), (default, 2)):
+            at = data.index(b'IDAT') + 4
+            assert data[at + 1] >> 6 == flevel, name
 
 
 @pytest.mark.parametrize('kwargs', [

@@ -43,8 +43,11 @@ def test_run_state(tmp_path):
     open(os.path.join(run, 'model.npz'), 'w').close()
     assert run_all.run_state(run, wanted) == 'done'
     assert run_all.run_state(run, dict(wanted, lr=0.07)) == 'fresh'
-    run_all.clear_run(run)
-    assert sorted(os.listdir(run)) == ['settings.json']
+    moved = run_all.clear_run(run)
+    # Moved aside, never deleted: the old run is whole under RUN.old-1.
+    assert moved == run + '.old-1' and not os.path.exists(run)
+    assert sorted(os.listdir(moved)) == ['model.npz', 'settings.json', 'snapshot_iter_10']
+    assert run_all.clear_run(run) is None
 
 
 @pytest.fixture
