@@ -1,6 +1,6 @@
 """Loading model files and snapshots without running code from them.
 
-``chainer.serializers.load_npz`` opens the archive with ``allow_pickle=True``: a pickle named
+Chainer's own npz loader opens the archive with pickles allowed: a pickle named
 ``model.npz``, or an ``.npz`` member holding an object array, runs its payload while it loads.
 :func:`load_npz` here is used for every model and snapshot instead. It
 
