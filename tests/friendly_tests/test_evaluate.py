@@ -94,10 +94,13 @@ def test_running_average_mode_leaves_plain_networks_alone(runs, mnist_dir, tmp_p
 
 def test_pgd_option(runs, mnist_dir, tmp_path):
     results = evaluate.main(['--run', runs['S'], '--source', runs['source'], '--out',
-                             str(tmp_path), '--test-subset', '40', '--pgd', '--pgd-steps', '5',
-                             '--pgd-restarts', '2', '--mnist-dir', mnist_dir])
+                             str(tmp_path), '--test-subset', '40', '--pgd', '--pgd-steps', '10',
+                             '--pgd-step-size', '16', '--pgd-restarts', '2',
+                             '--mnist-dir', mnist_dir])
     s = results['S']
-    assert s['pgd_white'] <= s['fgsm_white'] + 10   # PGD is at least about as strong
+    # With steps that can cross the whole eps-ball (10 x 16 > 2 x 77) PGD is at least about as
+    # strong as FGSM; 5 steps of 2 from a random start were not, depending on BLAS rounding.
+    assert s['pgd_white'] <= s['fgsm_white'] + 10
     assert 'white-box PGD' in (tmp_path / 'table.md').read_text()
 
 
