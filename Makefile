@@ -74,24 +74,30 @@ WHEEL_DEPS      ?= shapely>=2 tqdm filelock typing_extensions six protobuf setup
 NUMPY2_DIR      ?= .venv-numpy2
 NUMPY2_BASE     ?= numpy>=2.4 pillow matplotlib pytest scipy
 NUMPY2_PY       := $(NUMPY2_DIR)/python/bin/python
-NUMPY2_PYTHON   ?= $(firstword $(shell for p in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12; \
-                     do $$p -c '' 2>/dev/null && echo $$p; done) $(PYTHON))
+NUMPY2_PYTHON   ?= $(firstword $(shell \
+    for p in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12; \
+    do $$p -c '' 2>/dev/null && echo $$p; done) $(PYTHON))
 
 wheelhouse: $(STAMP)
 	rm -rf $(WHEELHOUSE) build && mkdir -p $(WHEELHOUSE)
-	$(PY) -m pip wheel --no-deps --no-build-isolation --no-binary chainer -w $(WHEELHOUSE) "chainer==7.8.1"
+	$(PY) -m pip wheel --no-deps --no-build-isolation --no-binary chainer -w $(WHEELHOUSE) \
+	    "chainer==7.8.1"
 	$(PY) -m pip wheel --no-deps --no-build-isolation -w $(WHEELHOUSE) .
 	$(PY) -m pip download --no-deps --only-binary=:all: --python-version $(WHEEL_PY) \
 	    $(addprefix --platform ,$(WHEEL_PLATFORMS)) -d $(WHEELHOUSE) $(foreach d,$(WHEEL_DEPS),"$(d)")
 	rm -rf build
 	@ls -l $(WHEELHOUSE)
 	@total=$$(cat $(WHEELHOUSE)/*.whl | wc -c); \
-	 echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) wheels, $$total bytes (limit $(WHEELHOUSE_MIB) MiB)"; \
+	 echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) wheels, $$total bytes" \
+	      "(limit $(WHEELHOUSE_MIB) MiB)"; \
 	 test $$total -le $$(( $(WHEELHOUSE_MIB) * 1048576 )) || \
 	   { echo "error: $(WHEELHOUSE)/ is larger than $(WHEELHOUSE_MIB) MiB" >&2; exit 1; }
 
+# With PYTHON=$(PY) (a venv made with --system-site-packages over the node's Python) the Make
+# targets then run without a registry.
 install-offline:
 	bash tools/install_offline.sh "$(PYTHON)" "$(WHEELHOUSE)"
+	@if [ "$(PYTHON)" = "$(PY)" ]; then touch $(STAMP); fi
 
 $(NUMPY2_DIR)/.base: setup.py
 	rm -rf $(NUMPY2_DIR)

@@ -6,10 +6,20 @@
 #   environment: NO_INSTALL=1 skips the install; OUT=folder for the benchmark tables
 #   (default results/gpu-check). Pick the GPU with CUDA_VISIBLE_DEVICES.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
+repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${1:-python3}
-wheelhouse=${2:-wheelhouse}
+wheelhouse=${2:-$repo/wheelhouse}
+# Paths are taken from the current folder, then the checkout's root becomes the current folder.
+absolute() {
+    case $1 in
+        */*) if [ -d "$(dirname "$1")" ]; then
+                 echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; else echo "$1"; fi;;
+        *) echo "$1";;
+    esac
+}
+python=$(absolute "$python")
+case $wheelhouse in /*) ;; *) wheelhouse="$PWD/$wheelhouse";; esac
+cd "$repo"
 out=${OUT:-results/gpu-check}
 start=$(date +%s)
 

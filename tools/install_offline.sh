@@ -7,6 +7,15 @@ set -euo pipefail
 
 python=${1:?usage: tools/install_offline.sh PYTHON [WHEELHOUSE]}
 wheelhouse=${2:-wheelhouse}
+# A path to the interpreter (not a bare name looked up on PATH) is made absolute.
+absolute() {
+    case $1 in
+        */*) if [ -d "$(dirname "$1")" ]; then
+                 echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; else echo "$1"; fi;;
+        *) echo "$1";;
+    esac
+}
+python=$(absolute "$python")
 
 fail() { echo "error: $*" >&2; exit 2; }
 "$python" -c '' 2>/dev/null || fail "PYTHON=$python is not a working Python interpreter"
