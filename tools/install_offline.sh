@@ -45,9 +45,10 @@ echo "keeping: $(echo $before)"
 
 # --isolated: no pip configuration or PIP_* variables (an index, find-links) take part.
 pip=("$python" -m pip --isolated install --no-index --only-binary=:all: --find-links "$wheelhouse")
-"${pip[@]}" --constraint "$pins" alternate-lenses
-# The same version number may stand for newer code: put the project itself in again.
+# The same version number may stand for newer code: put the project itself in first, then
+# resolve its requirements (an installed project's too) against the pinned NumPy and CuPy.
 "${pip[@]}" --no-deps --force-reinstall alternate-lenses
+"${pip[@]}" --constraint "$pins" alternate-lenses
 
 after=$(array_packages)
 if [ "$before" != "$after" ]; then
