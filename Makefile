@@ -17,6 +17,7 @@ export MNIST_DIR
 RUN_ARGS = --preset $(PRESET) --seed $(SEED) --out $(OUT) $(if $(DEVICE),--device $(DEVICE))
 
 .PHONY: install test test-fast counting friendly bench clean help
+.PHONY: wheelhouse install-offline test-numpy2 gpu-check
 
 help:
 	@echo "make install   create $(VENV) and install the project with its test extra"
@@ -26,6 +27,10 @@ help:
 	@echo "make friendly  chapter 3: six MNIST networks, FGSM white-box and black-box tables"
 	@echo "make bench     speed and memory benchmarks"
 	@echo "make lint      style check (ruff, ruff.toml); installs ruff into $(VENV) if missing"
+	@echo "make test-numpy2  the test suite again under NumPy 2 (Python 3.12 when there), as on the GPU machines"
+	@echo "make wheelhouse   wheels for a machine without a registry -> $(WHEELHOUSE)/ (WHEEL_PY=$(WHEEL_PY))"
+	@echo "make install-offline PYTHON=...  install from $(WHEELHOUSE)/ into a Python that has NumPy and CuPy"
+	@echo "make gpu-check PYTHON=...        install offline, then versions, GPU tests, short benchmark"
 	@echo "variables: PRESET=smoke|quick|thesis (default quick) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
 
 install: $(STAMP)
@@ -33,7 +38,7 @@ install: $(STAMP)
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade "setuptools<70" wheel
-	$(PY) -m pip install --no-build-isolation -e ".[test]"
+	$(PY) -m pip install --no-build-isolation -e ".[test]" "$(NUMPY_SPEC)"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -66,4 +71,59 @@ lint:
 # --- end lint --------------------------------------------------------------------------------
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build $(WHEELHOUSE) $(NUMPY2_DIR)
+
+# ---- NumPy 2, wheelhouse and offline install for GPU machines (issue 10) ------------------------
+# setup.py accepts NumPy 1 and 2 (lenses_common/compat.py lets Chainer 7.8.1 import under NumPy 2).
+# The main $(VENV) keeps NumPy 1.26, the stack Chainer 7.8.1 was released for; `make test-numpy2`
+# runs the suite again on the GPU machines' stack: Python 3.12 where found, NumPy >= 2.4.
+NUMPY_SPEC      ?= numpy>=1.22,<2
+WHEELHOUSE      ?= wheelhouse
+WHEEL_PY        ?= 3.12
+WHEEL_PLATFORMS ?= manylinux_2_28_x86_64 manylinux2014_x86_64
+WHEELHOUSE_MIB  ?= 32
+# What a GPU machine with NumPy, SciPy, pillow, matplotlib, pytest and CuPy still lacks, besides
+# Chainer (built here from its source package) and this project.
+WHEEL_DEPS      ?= shapely>=2 tqdm filelock typing_extensions six protobuf setuptools<70
+NUMPY2_DIR      ?= .venv-numpy2
+NUMPY2_BASE     ?= numpy>=2.4 pillow matplotlib pytest scipy
+NUMPY2_PY       := $(NUMPY2_DIR)/python/bin/python
+NUMPY2_PYTHON   ?= $(firstword $(shell \
+    for p in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12; \
+    do $$p -c '' 2>/dev/null && echo $$p; done) $(PYTHON))
+
+wheelhouse: $(STAMP)
+	rm -rf $(WHEELHOUSE) build && mkdir -p $(WHEELHOUSE)
+	$(PY) -m pip wheel --no-deps --no-build-isolation --no-binary chainer -w $(WHEELHOUSE) \
+	    "chainer==7.8.1"
+	$(PY) -m pip wheel --no-deps --no-build-isolation -w $(WHEELHOUSE) .
+	$(PY) -m pip download --no-deps --only-binary=:all: --python-version $(WHEEL_PY) \
+	    $(addprefix --platform ,$(WHEEL_PLATFORMS)) -d $(WHEELHOUSE) $(foreach d,$(WHEEL_DEPS),"$(d)")
+	rm -rf build
+	@ls -l $(WHEELHOUSE)
+	@total=$$(cat $(WHEELHOUSE)/*.whl | wc -c); \
+	 echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) wheels, $$total bytes" \
+	      "(limit $(WHEELHOUSE_MIB) MiB)"; \
+	 test $$total -le $$(( $(WHEELHOUSE_MIB) * 1048576 )) || \
+	   { echo "error: $(WHEELHOUSE)/ is larger than $(WHEELHOUSE_MIB) MiB" >&2; exit 1; }
+
+# With PYTHON=$(PY) (a venv made with --system-site-packages over the node's Python) the Make
+# targets then run without a registry.
+install-offline:
+	bash tools/install_offline.sh "$(PYTHON)" "$(WHEELHOUSE)"
+	@if [ "$(PYTHON)" = "$(PY)" ]; then touch $(STAMP); fi
+
+$(NUMPY2_DIR)/.base: setup.py
+	rm -rf $(NUMPY2_DIR)
+	$(NUMPY2_PYTHON) -m venv $(NUMPY2_DIR)/python
+	$(NUMPY2_PY) -m pip install $(foreach d,$(NUMPY2_BASE),"$(d)")
+	touch $@
+
+test-numpy2: $(STAMP) $(NUMPY2_DIR)/.base
+	$(MAKE) wheelhouse WHEELHOUSE=$(NUMPY2_DIR)/wheelhouse \
+	    WHEEL_PY=$$($(NUMPY2_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	$(MAKE) install-offline PYTHON=$(NUMPY2_PY) WHEELHOUSE=$(NUMPY2_DIR)/wheelhouse
+	$(NUMPY2_PY) -m pytest tests
+
+gpu-check:
+	bash tools/gpu_check.sh "$(PYTHON)" "$(WHEELHOUSE)"

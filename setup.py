@@ -10,7 +10,7 @@ setup(
     python_requires='>=3.9',
     install_requires=[
         'chainer==7.8.1',
-        'numpy>=1.22,<2',
+        'numpy>=1.22',
         'shapely>=2',
         'pillow',
         'matplotlib',

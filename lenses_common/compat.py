@@ -1,11 +1,25 @@
-"""Let Chainer 7.8.1 import under NumPy 2.
+"""Let Chainer 7.8.1 import under NumPy 2 and on Python 3.12.
 
-The pinned environment uses NumPy < 2, where this module does nothing. NumPy 2 removed
-``numpy.sctypes``, which ``chainer/_environment_check.py`` reads at import time; a GPU machine whose
-Python carries NumPy 2 and CuPy 14 can still run the project once that dictionary is restored with
-the same content NumPy 1.26 had. Nothing else is patched.
+The pinned environment uses NumPy < 2 on Python 3.11, where this module does nothing. Two things
+that Chainer reads at import time can be missing on a newer stack (the GPU machines: Python 3.12,
+NumPy 2, CuPy 14):
+
+- ``numpy.sctypes``, removed by NumPy 2. It is restored with the content NumPy 1.26 had.
+- ``numpy.distutils`` (gone from NumPy 2 on Python >= 3.12) and ``pkg_resources`` (gone from
+  setuptools >= 81), both imported by ``chainer._environment_check``. That module only warns (about
+  Python 3.5.0, macOS Accelerate, and CuPy versions newer than Chainer knows); when either import is
+  missing, a stand-in whose ``check()`` does nothing is registered under its name, so Chainer
+  imports without those warnings. Where both imports exist the real check runs.
+
+Nothing else is patched.
 """
+import importlib.util
+import sys
+import types
+
 import numpy
+
+ENVIRONMENT_CHECK = 'chainer._environment_check'
 
 
 def _sctypes():
@@ -28,4 +42,28 @@ def restore_numpy_names():
     return True
 
 
+def _importable(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def stand_in_environment_check():
+    """Register a no-op ``chainer._environment_check`` when its imports are missing.
+
+    Return True when the stand-in is (now) registered. Must run before Chainer is imported.
+    """
+    if ENVIRONMENT_CHECK in sys.modules:
+        return getattr(sys.modules[ENVIRONMENT_CHECK], 'LENSES_STAND_IN', False)
+    if _importable('numpy.distutils') and _importable('pkg_resources'):
+        return False
+    module = types.ModuleType(ENVIRONMENT_CHECK, 'Stand-in from lenses_common.compat: no checks.')
+    module.check = lambda: None
+    module.LENSES_STAND_IN = True
+    sys.modules[ENVIRONMENT_CHECK] = module
+    return True
+
+
 restore_numpy_names()
+stand_in_environment_check()

@@ -159,12 +159,60 @@ def test_no_progress_turns_bars_and_lines_off():
         assert stream.getvalue() == ''
 
 
-def test_numpy2_compat_restores_sctypes():
-    # Simulate NumPy 2 (no numpy.sctypes) in a fresh interpreter and import Chainer after the shim.
-    code = ('import numpy; saved = numpy.sctypes; del numpy.sctypes\n'
-            'from lenses_common import compat\n'
-            'assert numpy.sctypes["float"] == saved["float"], numpy.sctypes\n'
-            'import chainer; print(chainer.__version__)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# numpy.sctypes as NumPy 1.26 has it on Linux x86_64, written out by type name.
+NUMPY1_SCTYPES = {
+    'int': ['int8', 'int16', 'int32', 'int64'],
+    'uint': ['uint8', 'uint16', 'uint32', 'uint64'],
+    'float': ['float16', 'float32', 'float64', 'longdouble'],
+    'complex': ['complex64', 'complex128', 'clongdouble'],
+    'others': ['bool', 'object', 'bytes', 'str', 'void'],
+}
+
+
+def run_python(code):
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
+                         check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == '7.8.1'
+    return out.stdout
+
+
+def test_numpy2_compat_restores_sctypes():
+    # In a fresh interpreter: under NumPy 1, delete numpy.sctypes to simulate NumPy 2 (which has
+    # none); then the shim must restore NumPy 1.26's content and Chainer must import.
+    code = (
+        'import json, numpy\n'
+        'native = numpy.__dict__.get("sctypes")\n'
+        'if native is not None:\n'
+        '    del numpy.sctypes\n'
+        'from lenses_common import compat\n'
+        'names = {k: [t.__name__ for t in v] for k, v in numpy.sctypes.items()}\n'
+        'import chainer\n'
+        'print(json.dumps({"numpy1": native is not None, "same": native in (None, numpy.sctypes),\n'
+        '                  "names": names, "chainer": chainer.__version__}))\n')
+    result = json.loads(run_python(code))
+    assert result['numpy1'] == numpy.__version__.startswith('1.')
+    assert result['same']
+    assert result['names'] == NUMPY1_SCTYPES
+    assert result['chainer'] == '7.8.1'
+
+
+@pytest.mark.parametrize('missing', ['pkg_resources', 'numpy.distutils'])
+def test_compat_stands_in_for_chainer_environment_check(missing):
+    # Python 3.12 with NumPy 2 has no numpy.distutils, setuptools >= 81 no pkg_resources; Chainer's
+    # environment check imports both. Hide one, and Chainer must still import, with the stand-in.
+    code = (f'import sys; sys.modules[{missing!r}] = None\n'
+            'from lenses_common import compat\n'
+            'import chainer\n'
+            'print(chainer.__version__, chainer._environment_check.LENSES_STAND_IN)')
+    assert run_python(code).split() == ['7.8.1', 'True']
+
+
+def test_compat_keeps_chainer_environment_check_when_it_can_run():
+    import importlib.util
+    runnable = all(importlib.util.find_spec(name) is not None
+                   for name in ('numpy.distutils', 'pkg_resources'))
+    stand_in = getattr(chainer._environment_check, 'LENSES_STAND_IN', False)
+    assert stand_in is not runnable
+    assert callable(chainer._environment_check.check)
