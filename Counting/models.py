@@ -38,25 +38,52 @@ ARCHITECTURES = {
     ),
 }
 
+#: Beyond the thesis: a counter that sees only small patches (receptive field 15 px) and averages
+#: their evidence over the image (a global mean before the linear layer). With one shape scale per
+#: image it can only count from local features (corners and edges), so its saliency sits on the
+#: outlines (Counting/README.md, "The quick preset's counter").
+ARCHITECTURES['local'] = (
+    (3, 8, 5, 1, 0),
+    (8, 16, 3, 2, 0),
+    (16, 16, 3, 1, 0),
+    (16, 16, 3, 1, 0),
+)
+
+#: Architectures whose last feature map is averaged over space before the linear layer.
+MEAN_POOLED = ('local',)
+
 #: Batch Renormalization decay per architecture (SPEC).
-RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95}
+RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95, 'local': 0.99}
+
+#: Architectures whose convolutions drop their bias under Batch Renormalization. The author's
+#: small network does; his ``convolutionallarge`` keeps its biases (SPEC).
+NOBIAS_UNDER_RENORM = ('convolutional', 'local')
 
 ACTIVATIONS = ('relu', 'softplus', 'sigmoid', 'sin', 'modsoftplus')
+
+#: Implementations of the ``softplus`` activation: this project's stable FunctionNode (default)
+#: or Chainer's ``F.softplus``, the author's, whose second derivative is NaN for inputs above
+#: about 89 (the "numerical issues" of thesis Figure 2.6).
+SOFTPLUS_IMPLEMENTATIONS = ('stable', 'chainer')
 
 #: Shape types in output order.
 SHAPE_TYPES = ('tri', 'sq')
 
 
-def get_activation(name, base=1.1):
+def get_activation(name, base=1.1, softplus='stable'):
     """The element-wise activation called ``name``; ``base`` is used by ``modsoftplus`` only.
 
-    ``softplus`` is :func:`Counting.functions.stable_softplus`, not ``F.softplus``, whose second
-    derivative is NaN on raw pixel values (see :mod:`Counting.functions`).
+    ``softplus`` is :func:`Counting.functions.stable_softplus` unless ``softplus='chainer'``:
+    ``F.softplus``, the author's, whose second derivative is NaN on raw pixel values (see
+    :mod:`Counting.functions`).
     """
+    if softplus not in SOFTPLUS_IMPLEMENTATIONS:
+        raise ValueError('unknown softplus implementation {!r}; choose from {}'.format(
+            softplus, ', '.join(SOFTPLUS_IMPLEMENTATIONS)))
     if name == 'relu':
         return F.relu
     if name == 'softplus':
-        return functions.stable_softplus
+        return F.softplus if softplus == 'chainer' else functions.stable_softplus
     if name == 'sigmoid':
         return F.sigmoid
     if name == 'sin':
@@ -92,13 +119,15 @@ class Counter(chainer.Chain):
         activation (str): hidden activation, one of :data:`ACTIVATIONS`.
         n_types (int): number of counts (shape types) to output.
         batch_renorm (bool): Batch Renormalization after every convolution, before the
-            activation; the convolutions then drop their bias.
+            activation; the convolutions of ``convolutional`` (and ``local``) then drop their
+            bias, those of ``convolutionallarge`` keep it, as in the author's code.
         base (float): base of the ``modsoftplus`` activation.
         renorm_decay (float): decay of the running averages (default: 0.99 small, 0.95 large).
+        softplus (str): ``stable`` or ``chainer`` (:data:`SOFTPLUS_IMPLEMENTATIONS`).
     """
 
     def __init__(self, arch='convolutional', activation='relu', n_types=2, batch_renorm=False,
-                 base=1.1, renorm_decay=None):
+                 base=1.1, renorm_decay=None, softplus='stable'):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError('unknown architecture {!r}; choose from {}'.format(
@@ -110,14 +139,17 @@ class Counter(chainer.Chain):
         self.base = float(base)
         self.n_types = int(n_types)
         self.batch_renorm = bool(batch_renorm)
-        self.activation_fn = get_activation(activation, base)
+        self.softplus = softplus
+        self.activation_fn = get_activation(activation, base, softplus)
+        self.mean_pooled = arch in MEAN_POOLED
+        nobias = self.batch_renorm and arch in NOBIAS_UNDER_RENORM
         decay = RENORM_DECAY[arch] if renorm_decay is None else renorm_decay
         specs = ARCHITECTURES[arch]
         self.n_conv = len(specs)
         with self.init_scope():
             for i, (c_in, c_out, k, s, p) in enumerate(specs):
                 setattr(self, 'conv{}'.format(i + 1), L.Convolution2D(
-                    c_in, c_out, k, stride=s, pad=p, nobias=self.batch_renorm))
+                    c_in, c_out, k, stride=s, pad=p, nobias=nobias))
                 if self.batch_renorm:
                     setattr(self, 'brn{}'.format(i + 1), L.BatchRenormalization(
                         c_out, rmax=1.0, dmax=0.0, decay=decay))
@@ -140,14 +172,17 @@ class Counter(chainer.Chain):
             if self.batch_renorm:
                 h = getattr(self, 'brn{}'.format(i + 1))(h)
             h = self.activation_fn(h)
+        if self.mean_pooled:
+            h = F.mean(h, axis=(2, 3))
         return F.relu(self.fc(h))
 
 
 def build_counter(arch='convolutional', activation='relu', n_types=2, batch_renorm=False,
-                  base=1.1, renorm_decay=None):
+                  base=1.1, renorm_decay=None, softplus='stable'):
     """Build a :class:`Counter` (see its arguments)."""
     return Counter(arch=arch, activation=activation, n_types=n_types,
-                   batch_renorm=batch_renorm, base=base, renorm_decay=renorm_decay)
+                   batch_renorm=batch_renorm, base=base, renorm_decay=renorm_decay,
+                   softplus=softplus)
 
 
 class CountingLoss(chainer.Chain):
@@ -236,7 +271,8 @@ def counter_from_settings(settings):
     """Build the (untrained, lazily shaped) counter that ``settings`` describe."""
     return build_counter(arch=settings['arch'], activation=settings['activation'],
                          n_types=len(settings['types']), batch_renorm=settings['batch_renorm'],
-                         base=settings['base'], renorm_decay=settings.get('renorm_decay'))
+                         base=settings['base'], renorm_decay=settings.get('renorm_decay'),
+                         softplus=settings.get('softplus', 'stable'))
 
 
 def load_counter(run_dir, model_file='model.npz'):
@@ -288,4 +324,6 @@ def load_counter(run_dir, model_file='model.npz'):
 def _initialize_lazy(model, hw):
     """Give the lazy linear layer its input size for (height, width) images, without a forward."""
     h, w = output_size(model.arch, hw)
+    if model.mean_pooled:
+        h = w = 1
     model.fc._initialize_params(ARCHITECTURES[model.arch][-1][1] * h * w)

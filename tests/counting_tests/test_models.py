@@ -200,3 +200,75 @@ def test_counter_on_gpu():
     x = cupy.asarray(_images(2, 90, 90))
     y = model(x)
     assert isinstance(y.array, cupy.ndarray) and y.shape == (2, 2)
+
+
+def test_biases_under_batch_renorm_follow_the_author():
+    # The author's small network drops its convolution biases under Batch Renormalization, his
+    # convolutionallarge keeps them (SPEC).
+    small = models.build_counter('convolutional', 'sigmoid', batch_renorm=True)
+    large = models.build_counter('convolutionallarge', 'sigmoid', batch_renorm=True)
+    assert all(getattr(small, 'conv{}'.format(i)).b is None for i in (1, 2, 3))
+    assert all(getattr(large, 'conv{}'.format(i)).b is not None for i in range(1, 11))
+    assert all(getattr(models.build_counter('convolutionallarge'), 'conv{}'.format(i)).b
+               is not None for i in range(1, 11))
+
+
+def test_chainer_softplus_has_the_thesis_nan_second_derivative():
+    # Same forward values, but F.softplus's second derivative is inf/inf = NaN for large inputs,
+    # where the stable one is a tiny finite number (e / (1 + e)^2 with e = exp(-100)).
+    x = chainer.Variable(numpy.array([-3.0, 0.5, 100.0], numpy.float32))
+    values = {}
+    for impl in models.SOFTPLUS_IMPLEMENTATIONS:
+        f = models.get_activation('softplus', softplus=impl)
+        y = f(x)
+        g, = chainer.grad([F.sum(y)], [x], enable_double_backprop=True)
+        h, = chainer.grad([F.sum(g)], [x])
+        values[impl] = (y.array, g.array, h.array)
+    numpy.testing.assert_allclose(values['chainer'][0], values['stable'][0], rtol=1e-6)
+    numpy.testing.assert_allclose(values['chainer'][1], values['stable'][1], rtol=1e-6)
+    s = 1 / (1 + numpy.exp(-0.5))
+    numpy.testing.assert_allclose(values['stable'][2][:2],
+                                  [numpy.exp(-3) / (1 + numpy.exp(-3)) ** 2, s * (1 - s)],
+                                  rtol=1e-5)
+    assert numpy.isfinite(values['stable'][2]).all()
+    assert numpy.isnan(values['chainer'][2][2])
+    with pytest.raises(ValueError, match='softplus'):
+        models.get_activation('softplus', softplus='torch')
+
+
+def test_chainer_softplus_counter_round_trips(tmp_path):
+    model = models.build_counter('convolutional', 'softplus', softplus='chainer')
+    assert model.activation_fn is F.softplus
+    x = _images(1, 90, 90, seed=4)
+    with chainer.using_config('train', False):
+        y = model(x).array
+    save_npz(str(tmp_path / 'model.npz'), model)
+    with open(tmp_path / 'settings.json', 'w') as f:
+        json.dump({'arch': 'convolutional', 'activation': 'softplus', 'softplus': 'chainer',
+                   'base': 1.1, 'batch_renorm': False, 'types': ['tri', 'sq'],
+                   'image_size': [90, 90]}, f)
+    loaded, _ = models.load_counter(str(tmp_path))
+    assert loaded.activation_fn is F.softplus
+    with chainer.using_config('train', False):
+        numpy.testing.assert_allclose(loaded(x).array, y, rtol=1e-6)
+
+
+def test_local_counter_adds_up_its_patches():
+    # The local counter's output is the linear layer applied to the spatial mean of its last map:
+    # moving a shape by an even offset (the stride), away from the borders, leaves it unchanged.
+    model = models.build_counter('local', 'softplus', n_types=2)
+    # 100 -> 96 (k5) -> 47 (k3 s2) -> 45 -> 43
+    assert models.output_size('local', (100, 100)) == (43, 43)
+    x = numpy.zeros((2, 3, 100, 100), numpy.float32)
+    x[0, 2, 20:34, 30:44] = 255
+    x[1, 2, 50:64, 42:56] = 255
+    with chainer.using_config('train', False):
+        y = model(x).array
+    assert model.fc.W.shape == (2, 16)
+    h = x
+    for i in range(1, 5):
+        h = functions.stable_softplus(getattr(model, 'conv{}'.format(i))(h))
+    expected = numpy.maximum(F.mean(h, axis=(2, 3)).array @ model.fc.W.array.T
+                             + model.fc.b.array, 0)
+    numpy.testing.assert_allclose(y, expected, rtol=1e-5)
+    numpy.testing.assert_allclose(y[0], y[1], rtol=1e-4)

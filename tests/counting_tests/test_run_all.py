@@ -12,10 +12,14 @@ def test_presets_are_complete():
     for preset in ('smoke', 'quick', 'thesis'):
         assert preset in run_all.DATASETS and preset in run_all.TRAINING
         assert preset in run_all.N_PICTURES
-    # The thesis preset is the faithful one.
+    # The thesis preset is the faithful one: plain SGD, momentum for the sigmoid counter.
     t = run_all.TRAINING['thesis']
     assert (t['arch'], t['optimizer'], t['lr'], t['batchsize'], t['epoch']) == (
-        'convolutionallarge', 'momentum', 0.07, 20, 100)
+        'convolutionallarge', 'sgd', 0.07, 20, 100)
+    _, sig = run_all.train_argv('thesis', 'sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0,
+                                None)
+    _, sp = run_all.train_argv('thesis', 'softplus', 'softplus', False, 'tr', 'te', 'r', 0, None)
+    assert sig['optimizer'] == 'momentum' and sp['optimizer'] == 'sgd'
     assert run_all.DATASETS['thesis']['image_size'] == (1000, 1000)
     assert [c[1] for c in run_all.COUNTERS] == ['relu', 'softplus', 'sigmoid']
     assert [c[2] for c in run_all.COUNTERS] == [False, False, True]
