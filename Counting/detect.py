@@ -728,7 +728,9 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
                 lower, upper))
         keep = (sal >= lower * top) & (sal <= upper * top) & (sal > 0)
     else:
-        keep = kmeans_middle(sal, kmeans_space, seed) if count else numpy.zeros(sal.shape, bool)
+        keep = numpy.zeros(sal.shape, bool)
+        if count and len(numpy.unique(sal)) >= 3:  # fewer distinct values: nothing to cluster
+            keep = kmeans_middle(sal, kmeans_space, seed)
     groups = _blob_groups(sal, keep, count, min_size)
     if callback is not None:
         for group in groups:

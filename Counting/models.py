@@ -38,19 +38,29 @@ ARCHITECTURES = {
     ),
 }
 
-#: Beyond the thesis: a counter that sees only small patches (receptive field 15 px) and averages
-#: their evidence over the image (a global mean before the linear layer). With one shape scale per
-#: image it can only count from local features (corners and edges), so its saliency sits on the
-#: outlines (Counting/README.md, "The quick preset's counter").
+#: Beyond the thesis: a counter that sees only small patches (receptive field 9 px) and adds up
+#: their evidence over the image (a global sum before the linear layer). With one shape scale per
+#: image it can only count from local features (corners and edges), which should put its saliency
+#: on the outlines (Counting/README.md, "The quick preset"). No stride: a stride makes the backward
+#: signal periodic, and the edge-like first layer then gives the background a grid of saliency.
 ARCHITECTURES['local'] = (
-    (3, 8, 5, 1, 0),
-    (8, 16, 3, 2, 0),
-    (16, 16, 3, 1, 0),
-    (16, 16, 3, 1, 0),
+    (3, 8, 3, 1, 0),
+    (8, 8, 3, 1, 0),
+    (8, 8, 3, 1, 0),
+    (8, 8, 3, 1, 0),
 )
 
-#: Architectures whose last feature map is averaged over space before the linear layer.
-MEAN_POOLED = ('local',)
+#: Architectures whose last feature map, less its value on a blank image, is summed over space
+#: before the linear layer. With an edge-like first layer every uniform region (inside a shape
+#: or on the background) gives the blank image's features, so only the evidence near edges and
+#: corners is added up, and an empty image counts as the linear layer's bias.
+SUM_POOLED = ('local',)
+
+#: Architectures whose first convolution is edge-like: each kernel has zero sum over its window
+#: (per input channel), so it ignores uniform regions, inside a shape as on the background. Its
+#: initial weights are LeCun's divided by 10: LeCun's scale assumes inputs of unit size, and the
+#: pixels are raw 0..255, which would start every unit far out in its saturated range.
+EDGE_FIRST = ('local',)
 
 #: Batch Renormalization decay per architecture (SPEC).
 RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95, 'local': 0.99}
@@ -110,6 +120,22 @@ def output_size(arch, image_size):
     return h, w
 
 
+class EdgeConvolution2D(L.Convolution2D):
+
+    """A convolution whose kernels are made zero-sum over their window before use.
+
+    The weights used are ``W - mean(W over (kh, kw))`` per output and input channel, so the
+    output on a constant input is the bias alone. The stored parameter ``W`` is free; the
+    projection is part of the forward pass (and of its derivatives).
+    """
+
+    def forward(self, x):
+        if self.W.array is None:
+            self._initialize_params(x.shape[1])
+        W = self.W - F.broadcast_to(F.mean(self.W, axis=(2, 3), keepdims=True), self.W.shape)
+        return F.convolution_2d(x, W, self.b, self.stride, self.pad)
+
+
 class Counter(chainer.Chain):
 
     """Convolutions (each optionally followed by Batch Renormalization), then a linear layer.
@@ -141,19 +167,29 @@ class Counter(chainer.Chain):
         self.batch_renorm = bool(batch_renorm)
         self.softplus = softplus
         self.activation_fn = get_activation(activation, base, softplus)
-        self.mean_pooled = arch in MEAN_POOLED
+        self.sum_pooled = arch in SUM_POOLED
         nobias = self.batch_renorm and arch in NOBIAS_UNDER_RENORM
         decay = RENORM_DECAY[arch] if renorm_decay is None else renorm_decay
         specs = ARCHITECTURES[arch]
         self.n_conv = len(specs)
         with self.init_scope():
             for i, (c_in, c_out, k, s, p) in enumerate(specs):
-                setattr(self, 'conv{}'.format(i + 1), L.Convolution2D(
-                    c_in, c_out, k, stride=s, pad=p, nobias=nobias))
+                if i == 0 and arch in EDGE_FIRST:
+                    conv = EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias,
+                                             initialW=chainer.initializers.LeCunNormal(0.1))
+                else:
+                    conv = L.Convolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias)
+                setattr(self, 'conv{}'.format(i + 1), conv)
                 if self.batch_renorm:
                     setattr(self, 'brn{}'.format(i + 1), L.BatchRenormalization(
                         c_out, rmax=1.0, dmax=0.0, decay=decay))
-            self.fc = L.Linear(None, self.n_types)
+            if self.sum_pooled:
+                # The sums are large (tens per channel): zero weights and a bias of one start
+                # every count at 1 with its output ReLU open, instead of far off or dead at 0.
+                self.fc = L.Linear(None, self.n_types, initial_bias=1.0,
+                                   initialW=chainer.initializers.Zero())
+            else:
+                self.fc = L.Linear(None, self.n_types)
 
     def renorm_layers(self):
         return [getattr(self, 'brn{}'.format(i + 1))
@@ -166,15 +202,25 @@ class Counter(chainer.Chain):
             layer.dmax = float(dmax)
 
     def forward(self, x):
+        if self.sum_pooled:
+            # One blank image rides along in the batch (Batch Renormalization sees it too), and
+            # its features, the same at every position, are taken off before the sum.
+            blank = self.xp.zeros((1,) + x.shape[1:], dtype=x.dtype)
+            h = self.features(F.concat([x, blank], axis=0))
+            h, blank = h[:-1], h[-1:, :, :1, :1]
+            h = F.sum(h - F.broadcast_to(blank, h.shape), axis=(2, 3))
+            return F.relu(self.fc(h))
+        return F.relu(self.fc(self.features(x)))
+
+    def features(self, x):
+        """The last convolution's activations."""
         h = x
         for i in range(self.n_conv):
             h = getattr(self, 'conv{}'.format(i + 1))(h)
             if self.batch_renorm:
                 h = getattr(self, 'brn{}'.format(i + 1))(h)
             h = self.activation_fn(h)
-        if self.mean_pooled:
-            h = F.mean(h, axis=(2, 3))
-        return F.relu(self.fc(h))
+        return h
 
 
 def build_counter(arch='convolutional', activation='relu', n_types=2, batch_renorm=False,
@@ -324,6 +370,6 @@ def load_counter(run_dir, model_file='model.npz'):
 def _initialize_lazy(model, hw):
     """Give the lazy linear layer its input size for (height, width) images, without a forward."""
     h, w = output_size(model.arch, hw)
-    if model.mean_pooled:
+    if model.sum_pooled:
         h = w = 1
     model.fc._initialize_params(ARCHITECTURES[model.arch][-1][1] * h * w)

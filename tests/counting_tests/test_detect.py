@@ -647,3 +647,14 @@ def test_cli_bad_auto_options(tmp_path, capsys):
             detect.main(base + extra)
         err = capsys.readouterr().err
         assert e.value.code == 2 and needle in err and 'Traceback' not in err
+
+
+def test_kmeans_on_a_flat_saliency_finds_nothing():
+    # An image that the counter does not react to (saliency zero everywhere) has nothing to
+    # cluster: no groups, instead of an error that would stop the whole run.
+    class Flat(chainer.Chain):
+        def forward(self, x):
+            return F.relu(F.sum(x * 0, axis=(2, 3))[:, :2] + 1)
+
+    found = detect.detect(Flat(), numpy.zeros((3, 8, 8), numpy.float32), method='kmeans')
+    assert found.count == 2 and len(found) == 0

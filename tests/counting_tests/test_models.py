@@ -254,21 +254,53 @@ def test_chainer_softplus_counter_round_trips(tmp_path):
 
 
 def test_local_counter_adds_up_its_patches():
-    # The local counter's output is the linear layer applied to the spatial mean of its last map:
-    # moving a shape by an even offset (the stride), away from the borders, leaves it unchanged.
+    # The local counter's output is the linear layer applied to the spatial sum of its last map:
+    # moving a shape away from the borders leaves it unchanged.
     model = models.build_counter('local', 'softplus', n_types=2)
-    # 100 -> 96 (k5) -> 47 (k3 s2) -> 45 -> 43
-    assert models.output_size('local', (100, 100)) == (43, 43)
+    # 100 -> 98 -> 96 -> 94 -> 92 (four 3 x 3 convolutions, no stride)
+    assert models.output_size('local', (100, 100)) == (92, 92)
     x = numpy.zeros((2, 3, 100, 100), numpy.float32)
     x[0, 2, 20:34, 30:44] = 255
-    x[1, 2, 50:64, 42:56] = 255
+    x[1, 2, 50:64, 41:55] = 255
     with chainer.using_config('train', False):
         y = model(x).array
-    assert model.fc.W.shape == (2, 16)
-    h = x
+    assert model.fc.W.shape == (2, 8)
+    # It starts at a count of one for every image (zero weights, bias 1), its output ReLU open.
+    numpy.testing.assert_array_equal(y, numpy.ones((2, 2)))
+    model.fc.W.array[:] = numpy.random.RandomState(3).normal(0, 0.1, (2, 8))
+    with chainer.using_config('train', False):
+        y = model(x).array
+    h = numpy.concatenate([x, numpy.zeros_like(x[:1])])
     for i in range(1, 5):
         h = functions.stable_softplus(getattr(model, 'conv{}'.format(i))(h))
-    expected = numpy.maximum(F.mean(h, axis=(2, 3)).array @ model.fc.W.array.T
-                             + model.fc.b.array, 0)
-    numpy.testing.assert_allclose(y, expected, rtol=1e-5)
+    h = h.array
+    assert numpy.ptp(h[2], axis=(1, 2)).max() < 1e-5  # the blank image: one value per channel
+    pooled = (h[:2] - h[2:, :, :1, :1]).sum(axis=(2, 3))
+    expected = numpy.maximum(pooled @ model.fc.W.array.T + model.fc.b.array, 0)
+    numpy.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
     numpy.testing.assert_allclose(y[0], y[1], rtol=1e-4)
+    # Uniform images, black or blue, add nothing: the output is the linear layer's bias.
+    model.fc.b.array[:] = [0.5, 2.0]
+    flat = numpy.zeros((2, 3, 40, 40), numpy.float32)
+    flat[1, 2] = 255
+    with chainer.using_config('train', False):
+        numpy.testing.assert_allclose(model(flat).array, [[0.5, 2.0], [0.5, 2.0]], atol=2e-3)
+
+
+def test_edge_convolution_ignores_uniform_regions():
+    # The local counter's first convolution uses zero-sum kernels: on a constant image its output
+    # is the bias, and on any image it equals a plain convolution with the centred kernels.
+    model = models.build_counter('local', 'sigmoid')
+    conv = model.conv1
+    assert isinstance(conv, models.EdgeConvolution2D)
+    conv.b.array[:] = numpy.arange(8, dtype=numpy.float32)
+    flat = numpy.full((1, 3, 12, 12), 200.0, numpy.float32)
+    out = conv(flat).array
+    numpy.testing.assert_allclose(out, numpy.broadcast_to(
+        numpy.arange(8, dtype=numpy.float32)[None, :, None, None], out.shape), atol=1e-3)
+    x = _images(1, 12, 12, seed=5)
+    W = conv.W.array - conv.W.array.mean(axis=(2, 3), keepdims=True)
+    numpy.testing.assert_allclose(conv(x).array, F.convolution_2d(x, W, conv.b.array).array,
+                                  rtol=1e-4, atol=1e-3)
+    # Its initial weights are LeCun's scaled down for raw 0..255 pixels (std 0.1 / sqrt(27)).
+    assert conv.W.array.std() < 0.2 / numpy.sqrt(27)
