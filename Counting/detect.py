@@ -75,7 +75,7 @@ METHODS = ('second', 'upper', 'kmeans')
 #: Rules of ``threshold='auto'`` and their default levels (chosen by measurement, see
 #: Counting/README.md "Automatic thresholds").
 AUTO_RULES = ('fraction', 'quantile')
-AUTO_LEVELS = {'fraction': 0.1, 'quantile': 0.9}
+AUTO_LEVELS = {'fraction': 0.1, 'quantile': 0.5}
 SMOOTH_ACTIVATIONS = ('softplus', 'sigmoid', 'modsoftplus', 'sin')
 KMEANS_SPACES = ('linear', 'root', 'log')
 
@@ -472,7 +472,7 @@ def _plan_pass(free, p, cached, copies, radius, support):
     return packs
 
 
-def auto_threshold(importance, free, rule='fraction', level=None):
+def auto_threshold(importance, free, rule='quantile', level=None):
     """The threshold of one group chosen from its own importance map (thesis 2.2.3 asks for
     automatic thresholds instead of the absolute 5e-10).
 
@@ -497,7 +497,7 @@ def auto_threshold(importance, free, rule='fraction', level=None):
 
 
 def _second_derivative_groups(engine, count, threshold, seed_upper, spread, callback,
-                              auto=('fraction', None)):
+                              auto=('quantile', None)):
     sal = engine.saliency
     height, width = sal.shape
     # -inf marks pixels that can no longer be seeds. argmax takes the first of equal values, so the
@@ -647,7 +647,7 @@ def _blob_groups(sal, keep, count, min_size):
 def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
            spread=None, reuse_graph=True, support='auto', sparse=True, callback=None,
-           auto_rule='fraction', auto_level=None):
+           auto_rule='quantile', auto_level=None):
     """Detect shapes in one image from a counter's saliency.
 
     Args:
@@ -874,7 +874,7 @@ def build_parser():
                              'pixel needs to join a group (default: %(default)s, the original\'s), '
                              'or "auto": a threshold per group from its own importance values '
                              '(--auto-rule)')
-    parser.add_argument('--auto-rule', choices=AUTO_RULES, default='fraction',
+    parser.add_argument('--auto-rule', choices=AUTO_RULES, default='quantile',
                         help='second with --threshold auto: "fraction": --auto-level x the '
                              'group\'s largest importance; "quantile": the --auto-level quantile '
                              'of its non-zero importance values (default: %(default)s)')

@@ -258,10 +258,10 @@ def detection_markdown(counters):
     lines = ['## Detection scores', '',
              'Boxes against the annotated ones, greedy one-to-one matching at IoU >= 0.5, pooled '
              'over the test images. Methods: `second` the thesis\'s loop with its absolute '
-             'threshold {:g}; `second_auto` the same loop with `--threshold auto` ({} x the '
-             'group\'s own largest importance); `upper` saliency between 0.05 and 0.5 of its '
+             'threshold {:g}; `second_auto` the same loop with `--threshold auto` (the {} quantile '
+             'of the group\'s own non-zero importance values); `upper` saliency between 0.05 and 0.5 of its '
              'largest value; `kmeans` the middle of 3 K-means clusters of the saliency.'.format(
-                 DEFAULT_THRESHOLD, AUTO_LEVELS['fraction']), '',
+                 DEFAULT_THRESHOLD, AUTO_LEVELS['quantile']), '',
              '| counter | method | images | predicted | annotated | matched | precision | recall | '
              'mean IoU | detections.json |',
              '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']

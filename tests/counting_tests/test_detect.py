@@ -585,6 +585,7 @@ def test_auto_threshold_rules_by_hand():
     free = numpy.array([[True, True, True], [True, False, True]])
     assert detect.auto_threshold(importance, free, 'fraction', 0.25) == 2.5
     assert detect.auto_threshold(importance, free, 'fraction') == 1.0  # default level 0.1
+    assert detect.auto_threshold(importance, free) == 3.0  # default: the median of 1, 2, 4, 10
     # Non-zero free values 1, 2, 4, 10: their median is 3.
     assert detect.auto_threshold(importance, free, 'quantile', 0.5) == 3.0
     assert detect.auto_threshold(numpy.zeros((2, 2)), numpy.ones((2, 2), bool)) == numpy.inf
