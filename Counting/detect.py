@@ -76,6 +76,10 @@ from lenses_common.seeding import add_seed_argument
 
 DEFAULT_THRESHOLD = 5e-10
 METHODS = ('second', 'upper', 'kmeans')
+#: Rules of ``threshold='auto'`` and their default levels (chosen by measurement, see
+#: Counting/README.md "Automatic thresholds").
+AUTO_RULES = ('fraction', 'quantile')
+AUTO_LEVELS = {'fraction': 0.1, 'quantile': 0.5}
 SMOOTH_ACTIVATIONS = ('softplus', 'sigmoid', 'modsoftplus', 'sin')
 KMEANS_SPACES = ('linear', 'root', 'log')
 
@@ -472,7 +476,32 @@ def _plan_pass(free, p, cached, copies, radius, support):
     return packs
 
 
-def _second_derivative_groups(engine, count, threshold, seed_upper, spread, callback):
+def auto_threshold(importance, free, rule='quantile', level=None):
+    """The threshold of one group chosen from its own importance map (thesis 2.2.3 asks for
+    automatic thresholds instead of the absolute 5e-10).
+
+    ``fraction``: ``level`` times the largest importance of the row (the group's own scale, so
+    the rule does not depend on the network's units); ``quantile``: the ``level`` quantile of the
+    non-zero importance values of the still unassigned pixels (``free``, bool). Returns inf when
+    the row is zero there (no group).
+    """
+    if rule not in AUTO_RULES:
+        raise ValueError('unknown automatic threshold rule {!r}; choose from {}'.format(
+            rule, ', '.join(AUTO_RULES)))
+    level = AUTO_LEVELS[rule] if level is None else float(level)
+    if not 0 <= level <= 1:
+        raise ValueError('the level of the {} rule must be in [0, 1], got {}'.format(rule, level))
+    if rule == 'fraction':
+        top = float(importance.max()) if importance.size else 0.0
+        return level * top if top > 0 else numpy.inf
+    values = importance[free & (importance > 0)]
+    if not values.size:
+        return numpy.inf
+    return float(numpy.quantile(values, level))
+
+
+def _second_derivative_groups(engine, count, threshold, seed_upper, spread, callback,
+                              auto=('quantile', None)):
     sal = engine.saliency
     height, width = sal.shape
     # -inf marks pixels that can no longer be seeds. argmax takes the first of equal values, so the
@@ -516,7 +545,9 @@ def _second_derivative_groups(engine, count, threshold, seed_upper, spread, call
             if not groups and sal[py, px] > 0:
                 raise SecondDerivativeError()
             importance = numpy.zeros((height, width), dtype=numpy.float32)
-        mask = (importance >= threshold) & ~assigned
+        cut = (auto_threshold(importance, ~assigned, *auto) if threshold == 'auto'
+               else threshold)
+        mask = (importance >= cut) & ~assigned
         assigned |= mask
         assigned[py, px] = True
         free[mask] = -numpy.inf
@@ -622,13 +653,16 @@ def _to_cpu(a):
 
 def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
-           spread=None, reuse_graph=True, support='auto', sparse=True, callback=None):
+           spread=None, reuse_graph=True, support='auto', sparse=True, callback=None,
+           auto_rule='quantile', auto_level=None):
     """Detect shapes in one image from a counter's saliency.
 
     Args:
         model: a Link mapping ``(B, 3, H, W)`` images to ``(B, n)`` counts; run in test mode.
         image: ``(3, H, W)`` or ``(1, 3, H, W)``, raw 0..255 values, NumPy or CuPy.
-        threshold: ``second``: importance threshold of a group (thesis: 5e-10).
+        threshold: ``second``: importance threshold of a group (thesis: 5e-10), or ``'auto'``
+            for a threshold per group from its own importance (:func:`auto_threshold` with
+            ``auto_rule`` and ``auto_level``).
         batch: ``second``: second-derivative rows per backward pass (K copies of the image in
             one batch); any K gives the groups of K = 1. Memory grows with K.
         method: ``second`` (the thesis's loop), ``upper`` or ``kmeans`` (see the module).
@@ -660,7 +694,10 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
     """
     if method not in METHODS:
         raise ValueError('unknown method {!r}; choose from {}'.format(method, ', '.join(METHODS)))
-    if not (numpy.isfinite(threshold) and threshold >= 0):
+    if threshold == 'auto':
+        auto_threshold(numpy.zeros((1, 1), numpy.float32), numpy.ones((1, 1), bool), auto_rule,
+                       auto_level)  # checks the rule and level now
+    elif not (numpy.isfinite(threshold) and threshold >= 0):
         raise ValueError('threshold must be a finite number >= 0, got {}'.format(threshold))
     if method == 'second':
         engine = SecondDerivativeRows(model, image, copies=batch, reuse_graph=reuse_graph,
@@ -690,7 +727,7 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
     if method == 'second':
         groups, rows = _second_derivative_groups(
             engine, count, threshold, None if seed_upper is None else seed_upper * top, spread,
-            callback)
+            callback, auto=(auto_rule, auto_level))
         return Detections(groups, rows=rows, passes=engine.passes, **info)
     if method == 'upper':
         if not 0 <= lower <= upper:
@@ -699,7 +736,9 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         # Thresholded and labelled where the saliency lives (the GPU's labelling on CuPy).
         keep = (sal_device >= lower * top) & (sal_device <= upper * top) & (sal_device > 0)
     else:
-        keep = kmeans_middle(sal, kmeans_space, seed) if count else numpy.zeros(sal.shape, bool)
+        keep = numpy.zeros(sal.shape, bool)
+        if count and len(numpy.unique(sal)) >= 3:  # fewer distinct values: nothing to cluster
+            keep = kmeans_middle(sal, kmeans_space, seed)
     groups = _blob_groups(sal, keep, count, min_size)
     if callback is not None:
         for group in groups:
@@ -815,6 +854,16 @@ def _non_negative_float(text):
     return value
 
 
+def _threshold(text):
+    if text == 'auto':
+        return text
+    try:
+        return _non_negative_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError('{} is neither "auto" nor a finite number >= 0'.format(
+            text)) from None
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='python -m Counting.detect',
@@ -828,9 +877,21 @@ def build_parser():
                         help='second: the thesis loop with the second derivative (needs a smooth '
                              'activation); upper: saliency between --lower and --upper; kmeans: '
                              'middle of 3 K-means clusters of the saliency (default: %(default)s)')
-    parser.add_argument('--threshold', type=_non_negative_float, default=DEFAULT_THRESHOLD,
+    parser.add_argument('--threshold', type=_threshold, default=DEFAULT_THRESHOLD,
                         help='second: importance (max over channels of |second derivative|) a '
-                             'pixel needs to join a group (default: %(default)s, the original\'s)')
+                             'pixel needs to join a group (default: %(default)s, the original\'s), '
+                             'or "auto": a threshold per group from its own importance values '
+                             '(--auto-rule)')
+    parser.add_argument('--auto-rule', choices=AUTO_RULES, default='quantile',
+                        help='second with --threshold auto: "fraction": --auto-level x the '
+                             'group\'s largest importance; "quantile": the --auto-level quantile '
+                             'of its non-zero importance values (default: %(default)s)')
+    parser.add_argument('--auto-level', type=_non_negative_float, default=None,
+                        help='level of --auto-rule in [0, 1] (default: {})'.format(
+                            ', '.join('{} for {}'.format(v, k) for k, v in AUTO_LEVELS.items())))
+    parser.add_argument('--pictures', type=int, default=None, metavar='N',
+                        help='write the pictures of the first N images only (default: all); '
+                             'every image is scored')
     parser.add_argument('--batch', type=positive_int, default=1,
                         help='second: second-derivative rows per backward pass, as copies of the '
                              'image in one batch; same groups for any value, memory grows with '
@@ -903,6 +964,10 @@ def main(argv=None):
         parser.error('--iou must be in (0, 1], got {}'.format(args.iou))
     if args.method == 'upper' and args.lower > args.upper:
         parser.error('--lower {} is above --upper {}'.format(args.lower, args.upper))
+    if args.pictures is not None and args.pictures < 0:
+        parser.error('--pictures must be >= 0, got {}'.format(args.pictures))
+    if args.auto_level is not None and args.auto_level > 1:
+        parser.error('--auto-level must be in [0, 1], got {}'.format(args.auto_level))
     device = device_from_args(args, parser)
     names = saliency_lib.select_images(args, parser)
     annotations = _load_annotations(args, parser)
@@ -930,12 +995,14 @@ def run_detection(args, model, settings, names, annotations):
     annotations_path = args.annotations or os.path.join(args.images, 'annotations.json')
     options = {k: getattr(args, k) for k in (
         'run', 'images', 'method', 'threshold', 'batch', 'count', 'seed_upper', 'upper', 'lower',
-        'kmeans_space', 'min_size', 'iou', 'seed', 'plain')}
+        'kmeans_space', 'min_size', 'iou', 'seed', 'plain', 'auto_rule', 'auto_level')}
+    if args.threshold == 'auto' and options['auto_level'] is None:
+        options['auto_level'] = AUTO_LEVELS[args.auto_rule]
     options['annotations'] = annotations_path if annotations is not None else None
     results, scores = {}, []
     with Progress(len(names), desc='detect', unit='image',
                   enabled=getattr(args, 'progress', True)) as bar:
-        for name in names:
+        for index, name in enumerate(names):
             image = saliency_lib.read_checked_image(args.images, name, settings)
             truth = (_truth_boxes(annotations, name, annotations_path)
                      if annotations is not None else [])
@@ -944,9 +1011,11 @@ def run_detection(args, model, settings, names, annotations):
                            method=args.method, count=args.count, seed_upper=args.seed_upper,
                            upper=args.upper, lower=args.lower, kmeans_space=args.kmeans_space,
                            seed=args.seed, min_size=args.min_size,
-                           support=None if args.plain else 'auto', sparse=not args.plain)
+                           support=None if args.plain else 'auto', sparse=not args.plain,
+                           auto_rule=args.auto_rule, auto_level=args.auto_level)
             seconds = time.perf_counter() - start
-            write_pictures(args.out, name, image, found, truth)
+            if args.pictures is None or index < args.pictures:
+                write_pictures(args.out, name, image, found, truth)
             entry = {'outputs': [float(v) for v in found.outputs], 'count': found.count,
                      'groups': [g.to_json() for g in found], 'seconds': round(seconds, 4)}
             if annotations is not None:

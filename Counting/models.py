@@ -40,25 +40,62 @@ ARCHITECTURES = {
     ),
 }
 
+#: Beyond the thesis: a counter that sees only small patches (receptive field 9 px) and adds up
+#: their evidence over the image (a global sum before the linear layer). With one shape scale per
+#: image it can only count from local features (corners and edges), which should put its saliency
+#: on the outlines (Counting/README.md, "The quick preset"). No stride: a stride makes the backward
+#: signal periodic, and the edge-like first layer then gives the background a grid of saliency.
+ARCHITECTURES['local'] = (
+    (3, 8, 3, 1, 0),
+    (8, 8, 3, 1, 0),
+    (8, 8, 3, 1, 0),
+    (8, 8, 3, 1, 0),
+)
+
+#: Architectures whose last feature map, less its value on a blank image, is summed over space
+#: before the linear layer. With an edge-like first layer every uniform region (inside a shape
+#: or on the background) gives the blank image's features, so only the evidence near edges and
+#: corners is added up, and an empty image counts as the linear layer's bias.
+SUM_POOLED = ('local',)
+
+#: Architectures whose first convolution is edge-like: each kernel has zero sum over its window
+#: (per input channel), so it ignores uniform regions, inside a shape as on the background. Its
+#: initial weights are LeCun's divided by 10: LeCun's scale assumes inputs of unit size, and the
+#: pixels are raw 0..255, which would start every unit far out in its saturated range.
+EDGE_FIRST = ('local',)
+
 #: Batch Renormalization decay per architecture (SPEC).
-RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95}
+RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95, 'local': 0.99}
+
+#: Architectures whose convolutions drop their bias under Batch Renormalization. The author's
+#: small network does; his ``convolutionallarge`` keeps its biases (SPEC).
+NOBIAS_UNDER_RENORM = ('convolutional', 'local')
 
 ACTIVATIONS = ('relu', 'softplus', 'sigmoid', 'sin', 'modsoftplus')
+
+#: Implementations of the ``softplus`` activation: this project's stable FunctionNode (default)
+#: or Chainer's ``F.softplus``, the author's, whose second derivative is NaN for inputs above
+#: about 89 (the "numerical issues" of thesis Figure 2.6).
+SOFTPLUS_IMPLEMENTATIONS = ('stable', 'chainer')
 
 #: Shape types in output order.
 SHAPE_TYPES = ('tri', 'sq')
 
 
-def get_activation(name, base=1.1):
+def get_activation(name, base=1.1, softplus='stable'):
     """The element-wise activation called ``name``; ``base`` is used by ``modsoftplus`` only.
 
-    ``softplus`` is :func:`Counting.functions.stable_softplus`, not ``F.softplus``, whose second
-    derivative is NaN on raw pixel values (see :mod:`Counting.functions`).
+    ``softplus`` is :func:`Counting.functions.stable_softplus` unless ``softplus='chainer'``:
+    ``F.softplus``, the author's, whose second derivative is NaN on raw pixel values (see
+    :mod:`Counting.functions`).
     """
+    if softplus not in SOFTPLUS_IMPLEMENTATIONS:
+        raise ValueError('unknown softplus implementation {!r}; choose from {}'.format(
+            softplus, ', '.join(SOFTPLUS_IMPLEMENTATIONS)))
     if name == 'relu':
         return F.relu
     if name == 'softplus':
-        return functions.stable_softplus
+        return F.softplus if softplus == 'chainer' else functions.stable_softplus
     if name == 'sigmoid':
         return F.sigmoid
     if name == 'sin':
@@ -85,6 +122,22 @@ def output_size(arch, image_size):
     return h, w
 
 
+class EdgeConvolution2D(L.Convolution2D):
+
+    """A convolution whose kernels are made zero-sum over their window before use.
+
+    The weights used are ``W - mean(W over (kh, kw))`` per output and input channel, so the
+    output on a constant input is the bias alone. The stored parameter ``W`` is free; the
+    projection is part of the forward pass (and of its derivatives).
+    """
+
+    def forward(self, x):
+        if self.W.array is None:
+            self._initialize_params(x.shape[1])
+        W = self.W - F.broadcast_to(F.mean(self.W, axis=(2, 3), keepdims=True), self.W.shape)
+        return F.convolution_2d(x, W, self.b, self.stride, self.pad)
+
+
 class Counter(chainer.Chain):
 
     """Convolutions (each optionally followed by Batch Renormalization), then a linear layer.
@@ -94,13 +147,15 @@ class Counter(chainer.Chain):
         activation (str): hidden activation, one of :data:`ACTIVATIONS`.
         n_types (int): number of counts (shape types) to output.
         batch_renorm (bool): Batch Renormalization after every convolution, before the
-            activation; the convolutions then drop their bias.
+            activation; the convolutions of ``convolutional`` (and ``local``) then drop their
+            bias, those of ``convolutionallarge`` keep it, as in the author's code.
         base (float): base of the ``modsoftplus`` activation.
         renorm_decay (float): decay of the running averages (default: 0.99 small, 0.95 large).
+        softplus (str): ``stable`` or ``chainer`` (:data:`SOFTPLUS_IMPLEMENTATIONS`).
     """
 
     def __init__(self, arch='convolutional', activation='relu', n_types=2, batch_renorm=False,
-                 base=1.1, renorm_decay=None):
+                 base=1.1, renorm_decay=None, softplus='stable'):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError('unknown architecture {!r}; choose from {}'.format(
@@ -112,18 +167,31 @@ class Counter(chainer.Chain):
         self.base = float(base)
         self.n_types = int(n_types)
         self.batch_renorm = bool(batch_renorm)
-        self.activation_fn = get_activation(activation, base)
+        self.softplus = softplus
+        self.activation_fn = get_activation(activation, base, softplus)
+        self.sum_pooled = arch in SUM_POOLED
+        nobias = self.batch_renorm and arch in NOBIAS_UNDER_RENORM
         decay = RENORM_DECAY[arch] if renorm_decay is None else renorm_decay
         specs = ARCHITECTURES[arch]
         self.n_conv = len(specs)
         with self.init_scope():
             for i, (c_in, c_out, k, s, p) in enumerate(specs):
-                setattr(self, 'conv{}'.format(i + 1), L.Convolution2D(
-                    c_in, c_out, k, stride=s, pad=p, nobias=self.batch_renorm))
+                if i == 0 and arch in EDGE_FIRST:
+                    conv = EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias,
+                                             initialW=chainer.initializers.LeCunNormal(0.1))
+                else:
+                    conv = L.Convolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias)
+                setattr(self, 'conv{}'.format(i + 1), conv)
                 if self.batch_renorm:
                     setattr(self, 'brn{}'.format(i + 1), L.BatchRenormalization(
                         c_out, rmax=1.0, dmax=0.0, decay=decay))
-            self.fc = L.Linear(None, self.n_types)
+            if self.sum_pooled:
+                # The sums are large (tens per channel): zero weights and a bias of one start
+                # every count at 1 with its output ReLU open, instead of far off or dead at 0.
+                self.fc = L.Linear(None, self.n_types, initial_bias=1.0,
+                                   initialW=chainer.initializers.Zero())
+            else:
+                self.fc = L.Linear(None, self.n_types)
 
     def renorm_layers(self):
         return [getattr(self, 'brn{}'.format(i + 1))
@@ -136,20 +204,33 @@ class Counter(chainer.Chain):
             layer.dmax = float(dmax)
 
     def forward(self, x):
+        if self.sum_pooled:
+            # One blank image rides along in the batch (Batch Renormalization sees it too), and
+            # its features, the same at every position, are taken off before the sum.
+            blank = self.xp.zeros((1,) + x.shape[1:], dtype=x.dtype)
+            h = self.features(F.concat([x, blank], axis=0))
+            h, blank = h[:-1], h[-1:, :, :1, :1]
+            h = F.sum(h - F.broadcast_to(blank, h.shape), axis=(2, 3))
+            return F.relu(self.fc(h))
+        return F.relu(self.fc(self.features(x)))
+
+    def features(self, x):
+        """The last convolution's activations."""
         h = x
         for i in range(self.n_conv):
             h = getattr(self, 'conv{}'.format(i + 1))(h)
             if self.batch_renorm:
                 h = getattr(self, 'brn{}'.format(i + 1))(h)
             h = self.activation_fn(h)
-        return F.relu(self.fc(h))
+        return h
 
 
 def build_counter(arch='convolutional', activation='relu', n_types=2, batch_renorm=False,
-                  base=1.1, renorm_decay=None):
+                  base=1.1, renorm_decay=None, softplus='stable'):
     """Build a :class:`Counter` (see its arguments)."""
     return Counter(arch=arch, activation=activation, n_types=n_types,
-                   batch_renorm=batch_renorm, base=base, renorm_decay=renorm_decay)
+                   batch_renorm=batch_renorm, base=base, renorm_decay=renorm_decay,
+                   softplus=softplus)
 
 
 class CountingLoss(chainer.Chain):
@@ -234,14 +315,14 @@ class RunError(ValueError):
 REQUIRED_SETTINGS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size')
 #: The settings that define a counter's network: a model file records them (``_meta/counter``),
 #: and loading it, or resuming its run, refuses settings that differ.
-NETWORK_KEYS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size')
+NETWORK_KEYS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size', 'softplus')
 
 
 def network_identity(settings):
     """The settings that define the network, normalised for comparison (lists, floats)."""
     out = {}
     for key in NETWORK_KEYS:
-        value = settings.get(key)
+        value = settings.get(key, 'stable' if key == 'softplus' else None)
         if isinstance(value, tuple):
             value = list(value)
         if key == 'base' and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -283,7 +364,8 @@ def counter_from_settings(settings):
     """Build the (untrained, lazily shaped) counter that ``settings`` describe."""
     return build_counter(arch=settings['arch'], activation=settings['activation'],
                          n_types=len(settings['types']), batch_renorm=settings['batch_renorm'],
-                         base=settings['base'], renorm_decay=settings.get('renorm_decay'))
+                         base=settings['base'], renorm_decay=settings.get('renorm_decay'),
+                         softplus=settings.get('softplus', 'stable'))
 
 
 def load_counter(run_dir, model_file='model.npz'):
@@ -354,4 +436,6 @@ def load_model_file(model_path, model, settings, settings_path):
 def _initialize_lazy(model, hw):
     """Give the lazy linear layer its input size for (height, width) images, without a forward."""
     h, w = output_size(model.arch, hw)
+    if model.sum_pooled:
+        h = w = 1
     model.fc._initialize_params(ARCHITECTURES[model.arch][-1][1] * h * w)

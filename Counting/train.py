@@ -48,14 +48,20 @@ def build_parser():
                    help='hidden activation (default: %(default)s)')
     p.add_argument('--base', type=float, default=1.1,
                    help='base b of the modsoftplus activation (default: %(default)s)')
+    p.add_argument('--softplus', default='stable', choices=models.SOFTPLUS_IMPLEMENTATIONS,
+                   help='implementation of --activation softplus: stable (this project\'s, finite '
+                        'second derivative) or chainer (F.softplus, the author\'s, whose second '
+                        'derivative is NaN above 89: the thesis\'s "numerical issues") '
+                        '(default: %(default)s)')
     p.add_argument('--batch-renorm', action='store_true',
                    help='Batch Renormalization after every convolution (the thesis used it for '
                         'the sigmoid counter)')
     p.add_argument('--renorm-threshold', type=float, default=3.0,
                    help='training loss below which the rmax/dmax schedule starts '
                         '(default: %(default)s)')
-    p.add_argument('--optimizer', default='momentum', choices=OPTIMIZERS,
-                   help='sgd, momentum (MomentumSGD) or rmsprop (default: %(default)s)')
+    p.add_argument('--optimizer', default='sgd', choices=OPTIMIZERS,
+                   help='sgd (plain SGD, the author\'s default), momentum (MomentumSGD, which the '
+                        'author added for the sigmoid counters) or rmsprop (default: %(default)s)')
     p.add_argument('--lr', type=float, default=0.07,
                    help='initial learning rate, multiplied by 0.1 after each third of the run '
                         '(default: %(default)s, the thesis\'s)')
@@ -213,7 +219,8 @@ def main(argv=None):
               ', resuming ' + resume if resume else ''), flush=True)
 
     model = models.build_counter(args.arch, args.activation, n_types=len(train.types),
-                                 batch_renorm=args.batch_renorm, base=args.base)
+                                 batch_renorm=args.batch_renorm, base=args.base,
+                                 softplus=args.softplus)
     loss = models.CountingLoss(model)
     loss.to_device(device)
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)

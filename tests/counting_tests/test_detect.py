@@ -610,3 +610,87 @@ def test_detection_benchmark_runs_and_finds_the_same_groups():
     rows = [line for line in text.splitlines() if line.startswith('| convolutional |')]
     assert len(rows) == 6  # one step, thesis loop, kept graph, sparse, packed, K = 2
     assert all(row.rstrip().endswith('| yes |') for row in rows[1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Automatic thresholds
+
+def test_auto_threshold_rules_by_hand():
+    importance = numpy.array([[0.0, 1.0, 2.0], [4.0, 8.0, 10.0]], numpy.float32)
+    free = numpy.array([[True, True, True], [True, False, True]])
+    assert detect.auto_threshold(importance, free, 'fraction', 0.25) == 2.5
+    assert detect.auto_threshold(importance, free, 'fraction') == 1.0  # default level 0.1
+    assert detect.auto_threshold(importance, free) == 3.0  # default: the median of 1, 2, 4, 10
+    # Non-zero free values 1, 2, 4, 10: their median is 3.
+    assert detect.auto_threshold(importance, free, 'quantile', 0.5) == 3.0
+    assert detect.auto_threshold(numpy.zeros((2, 2)), numpy.ones((2, 2), bool)) == numpy.inf
+    with pytest.raises(ValueError, match='rule'):
+        detect.auto_threshold(importance, free, 'otsu')
+    with pytest.raises(ValueError, match='level'):
+        detect.auto_threshold(importance, free, 'fraction', 1.5)
+
+
+@pytest.mark.parametrize('rule,level', [('fraction', 0.3), ('quantile', 0.8)])
+def test_auto_threshold_is_the_loop_with_each_groups_own_cut(rule, level):
+    # The thesis's loop written out, with the threshold of each group computed by hand from its
+    # own importance row.
+    model, x = Tiny(), tiny_image()
+    found = detect.detect(model, x, threshold='auto', count=3, auto_rule=rule, auto_level=level)
+    engine = detect.SecondDerivativeRows(model, x)
+    assigned = numpy.zeros(x.shape[1:], bool)
+    sal = engine.saliency
+    assert len(found) == 3
+    for group in found:
+        p = numpy.unravel_index(numpy.where(assigned, -numpy.inf, sal).argmax(), sal.shape)
+        assert group.seed == tuple(int(v) for v in p)
+        row = engine.rows([p])[0]
+        if rule == 'fraction':
+            cut = level * row.max()
+        else:
+            cut = numpy.quantile(row[~assigned & (row > 0)], level)
+        mask = (row >= cut) & ~assigned
+        numpy.testing.assert_array_equal(group.mask, mask)
+        assigned |= mask
+        assigned[p] = True
+
+
+def test_cli_auto_threshold_and_picture_limit(tmp_path):
+    make_run(str(tmp_path / 'run'))
+    make_images(str(tmp_path / 'images'))
+    out = tmp_path / 'out'
+    rc = detect.main(['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'),
+                      '--out', str(out), '--count', '2', '--threshold', 'auto',
+                      '--auto-rule', 'quantile', '--pictures', '0', '--device', '@numpy'])
+    assert rc == 0
+    assert os.listdir(out) == ['detections.json']
+    with open(out / 'detections.json') as f:
+        result = json.load(f)
+    assert result['settings']['threshold'] == 'auto'
+    assert result['settings']['auto_rule'] == 'quantile'
+    assert result['settings']['auto_level'] == detect.AUTO_LEVELS['quantile']
+    assert result['scores']['truth'] == 2
+
+
+def test_cli_bad_auto_options(tmp_path, capsys):
+    make_images(str(tmp_path / 'images'))
+    make_run(str(tmp_path / 'run'))
+    base = ['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'),
+            '--out', str(tmp_path / 'out')]
+    for extra, needle in ((['--threshold', 'automatic'], 'auto'),
+                          (['--threshold', 'auto', '--auto-level', '2'], '--auto-level'),
+                          (['--pictures', '-1'], '--pictures')):
+        with pytest.raises(SystemExit) as e:
+            detect.main(base + extra)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and needle in err and 'Traceback' not in err
+
+
+def test_kmeans_on_a_flat_saliency_finds_nothing():
+    # An image that the counter does not react to (saliency zero everywhere) has nothing to
+    # cluster: no groups, instead of an error that would stop the whole run.
+    class Flat(chainer.Chain):
+        def forward(self, x):
+            return F.relu(F.sum(x * 0, axis=(2, 3))[:, :2] + 1)
+
+    found = detect.detect(Flat(), numpy.zeros((3, 8, 8), numpy.float32), method='kmeans')
+    assert found.count == 2 and len(found) == 0

@@ -200,3 +200,107 @@ def test_counter_on_gpu():
     x = cupy.asarray(_images(2, 90, 90))
     y = model(x)
     assert isinstance(y.array, cupy.ndarray) and y.shape == (2, 2)
+
+
+def test_biases_under_batch_renorm_follow_the_author():
+    # The author's small network drops its convolution biases under Batch Renormalization, his
+    # convolutionallarge keeps them (SPEC).
+    small = models.build_counter('convolutional', 'sigmoid', batch_renorm=True)
+    large = models.build_counter('convolutionallarge', 'sigmoid', batch_renorm=True)
+    assert all(getattr(small, 'conv{}'.format(i)).b is None for i in (1, 2, 3))
+    assert all(getattr(large, 'conv{}'.format(i)).b is not None for i in range(1, 11))
+    assert all(getattr(models.build_counter('convolutionallarge'), 'conv{}'.format(i)).b
+               is not None for i in range(1, 11))
+
+
+def test_chainer_softplus_has_the_thesis_nan_second_derivative():
+    # Same forward values, but F.softplus's second derivative is inf/inf = NaN for large inputs,
+    # where the stable one is a tiny finite number (e / (1 + e)^2 with e = exp(-100)).
+    x = chainer.Variable(numpy.array([-3.0, 0.5, 100.0], numpy.float32))
+    values = {}
+    for impl in models.SOFTPLUS_IMPLEMENTATIONS:
+        f = models.get_activation('softplus', softplus=impl)
+        y = f(x)
+        g, = chainer.grad([F.sum(y)], [x], enable_double_backprop=True)
+        h, = chainer.grad([F.sum(g)], [x])
+        values[impl] = (y.array, g.array, h.array)
+    numpy.testing.assert_allclose(values['chainer'][0], values['stable'][0], rtol=1e-6)
+    numpy.testing.assert_allclose(values['chainer'][1], values['stable'][1], rtol=1e-6)
+    s = 1 / (1 + numpy.exp(-0.5))
+    numpy.testing.assert_allclose(values['stable'][2][:2],
+                                  [numpy.exp(-3) / (1 + numpy.exp(-3)) ** 2, s * (1 - s)],
+                                  rtol=1e-5)
+    assert numpy.isfinite(values['stable'][2]).all()
+    assert numpy.isnan(values['chainer'][2][2])
+    with pytest.raises(ValueError, match='softplus'):
+        models.get_activation('softplus', softplus='torch')
+
+
+def test_chainer_softplus_counter_round_trips(tmp_path):
+    model = models.build_counter('convolutional', 'softplus', softplus='chainer')
+    assert model.activation_fn is F.softplus
+    x = _images(1, 90, 90, seed=4)
+    with chainer.using_config('train', False):
+        y = model(x).array
+    save_npz(str(tmp_path / 'model.npz'), model)
+    with open(tmp_path / 'settings.json', 'w') as f:
+        json.dump({'arch': 'convolutional', 'activation': 'softplus', 'softplus': 'chainer',
+                   'base': 1.1, 'batch_renorm': False, 'types': ['tri', 'sq'],
+                   'image_size': [90, 90]}, f)
+    loaded, _ = models.load_counter(str(tmp_path))
+    assert loaded.activation_fn is F.softplus
+    with chainer.using_config('train', False):
+        numpy.testing.assert_allclose(loaded(x).array, y, rtol=1e-6)
+
+
+def test_local_counter_adds_up_its_patches():
+    # The local counter's output is the linear layer applied to the spatial sum of its last map:
+    # moving a shape away from the borders leaves it unchanged.
+    model = models.build_counter('local', 'softplus', n_types=2)
+    # 100 -> 98 -> 96 -> 94 -> 92 (four 3 x 3 convolutions, no stride)
+    assert models.output_size('local', (100, 100)) == (92, 92)
+    x = numpy.zeros((2, 3, 100, 100), numpy.float32)
+    x[0, 2, 20:34, 30:44] = 255
+    x[1, 2, 50:64, 41:55] = 255
+    with chainer.using_config('train', False):
+        y = model(x).array
+    assert model.fc.W.shape == (2, 8)
+    # It starts at a count of one for every image (zero weights, bias 1), its output ReLU open.
+    numpy.testing.assert_array_equal(y, numpy.ones((2, 2)))
+    model.fc.W.array[:] = numpy.random.RandomState(3).normal(0, 0.1, (2, 8))
+    with chainer.using_config('train', False):
+        y = model(x).array
+    h = numpy.concatenate([x, numpy.zeros_like(x[:1])])
+    for i in range(1, 5):
+        h = functions.stable_softplus(getattr(model, 'conv{}'.format(i))(h))
+    h = h.array
+    assert numpy.ptp(h[2], axis=(1, 2)).max() < 1e-5  # the blank image: one value per channel
+    pooled = (h[:2] - h[2:, :, :1, :1]).sum(axis=(2, 3))
+    expected = numpy.maximum(pooled @ model.fc.W.array.T + model.fc.b.array, 0)
+    numpy.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    numpy.testing.assert_allclose(y[0], y[1], rtol=1e-4)
+    # Uniform images, black or blue, add nothing: the output is the linear layer's bias.
+    model.fc.b.array[:] = [0.5, 2.0]
+    flat = numpy.zeros((2, 3, 40, 40), numpy.float32)
+    flat[1, 2] = 255
+    with chainer.using_config('train', False):
+        numpy.testing.assert_allclose(model(flat).array, [[0.5, 2.0], [0.5, 2.0]], atol=2e-3)
+
+
+def test_edge_convolution_ignores_uniform_regions():
+    # The local counter's first convolution uses zero-sum kernels: on a constant image its output
+    # is the bias, and on any image it equals a plain convolution with the centred kernels.
+    model = models.build_counter('local', 'sigmoid')
+    conv = model.conv1
+    assert isinstance(conv, models.EdgeConvolution2D)
+    conv.b.array[:] = numpy.arange(8, dtype=numpy.float32)
+    flat = numpy.full((1, 3, 12, 12), 200.0, numpy.float32)
+    out = conv(flat).array
+    numpy.testing.assert_allclose(out, numpy.broadcast_to(
+        numpy.arange(8, dtype=numpy.float32)[None, :, None, None], out.shape), atol=1e-3)
+    x = _images(1, 12, 12, seed=5)
+    W = conv.W.array - conv.W.array.mean(axis=(2, 3), keepdims=True)
+    numpy.testing.assert_allclose(conv(x).array, F.convolution_2d(x, W, conv.b.array).array,
+                                  rtol=1e-4, atol=1e-3)
+    # Its initial weights are LeCun's scaled down for raw 0..255 pixels (std 0.1 / sqrt(27)).
+    assert conv.W.array.std() < 0.2 / numpy.sqrt(27)

@@ -12,10 +12,14 @@ def test_presets_are_complete():
     for preset in ('smoke', 'quick', 'thesis'):
         assert preset in run_all.DATASETS and preset in run_all.TRAINING
         assert preset in run_all.N_PICTURES
-    # The thesis preset is the faithful one.
+    # The thesis preset is the faithful one: plain SGD, momentum for the sigmoid counter.
     t = run_all.TRAINING['thesis']
     assert (t['arch'], t['optimizer'], t['lr'], t['batchsize'], t['epoch']) == (
-        'convolutionallarge', 'momentum', 0.07, 20, 100)
+        'convolutionallarge', 'sgd', 0.07, 20, 100)
+    _, sig = run_all.train_argv('thesis', 'sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0,
+                                None)
+    _, sp = run_all.train_argv('thesis', 'softplus', 'softplus', False, 'tr', 'te', 'r', 0, None)
+    assert sig['optimizer'] == 'momentum' and sp['optimizer'] == 'sgd'
     assert run_all.DATASETS['thesis']['image_size'] == (1000, 1000)
     assert [c[1] for c in run_all.COUNTERS] == ['relu', 'softplus', 'sigmoid']
     assert [c[2] for c in run_all.COUNTERS] == [False, False, True]
@@ -69,12 +73,22 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
     with open(os.path.join(counting, 'summary.md')) as f:
         summary = f.read()
     assert 'python -m Counting.run_all --preset smoke' in summary
-    assert summary.count('| relu |') == 2 and summary.count('| sigmoid |') == 2
+    assert summary.count('| relu | convolutional |') == 2
+    assert summary.count('| sigmoid | convolutional |') == 2
+    # Every method is scored for the smooth counters, the first-derivative ones for ReLU.
+    for method in ('second', 'second_auto', 'upper', 'kmeans'):
+        assert '| softplus | {} | 3 |'.format(method) in summary
+    assert '| relu | upper | 3 |' in summary and '| relu | second |' not in summary
+    assert '## Does the saliency outline the shapes?' in summary
+    assert summary.count('| sigmoid_brn | 3 |') == 1  # the outline measure over 3 images
     for name in ('relu', 'softplus', 'sigmoid_brn'):
         assert os.path.exists(os.path.join(counting, 'runs', name, 'model.npz'))
         assert os.path.exists(os.path.join(counting, name, 'scatter.png'))
         assert os.path.exists(os.path.join(counting, name, 'saliency', '0000_saliency.png'))
-        assert os.path.exists(os.path.join(counting, name, 'detection', '0000_boxes.png'))
+        tag = 'upper' if name == 'relu' else 'second_auto'
+        assert os.path.exists(os.path.join(counting, name, 'detection', tag, '0000_boxes.png'))
+        assert os.path.exists(os.path.join(counting, name, 'contact_sheet.png'))
+        assert '{}/contact_sheet.png'.format(name) in summary
         assert '{}/scatter.png'.format(name) in summary
     assert os.path.exists(os.path.join(data, 'smoke', 'train', 'truths.json'))
     capsys.readouterr()

@@ -162,3 +162,15 @@ def test_optimizers():
     assert train.make_optimizer('momentum', 0.07, 0.85).momentum == 0.85
     assert isinstance(train.make_optimizer('rmsprop', 0.01, 0), chainer.optimizers.RMSprop)
     assert isinstance(train.make_optimizer('sgd', 0.01, 0), chainer.optimizers.SGD)
+
+
+def test_author_defaults_and_chainer_softplus(tiny_sets, tmp_path):
+    args = train.build_parser().parse_args(['--train', 'x'])
+    assert args.optimizer == 'sgd' and args.lr == 0.07 and args.softplus == 'stable'
+    train_dir, _ = tiny_sets
+    out = str(tmp_path / 'chainer_softplus')
+    assert train.main(_args(train_dir, out, '--epoch', '1', '--lr', '1e-6', '--activation',
+                            'softplus', '--softplus', 'chainer')) == 0
+    model, settings = models.load_counter(out)
+    assert settings['softplus'] == 'chainer' and settings['optimizer'] == 'sgd'
+    assert model.activation_fn is chainer.functions.softplus
