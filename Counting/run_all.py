@@ -265,7 +265,8 @@ def detection_markdown(counters):
              'over the test images. Methods: `second` the thesis\'s loop with its absolute '
              'threshold {:g}; `second_auto` the same loop with `--threshold auto` (the {} '
              'quantile of the group\'s own non-zero importance values); `upper` saliency between '
-             '0.05 and 0.5 of its largest value; `kmeans` the middle of 3 K-means clusters of the saliency.'.format(
+             '0.05 and 0.5 of its largest value; `kmeans` the middle of 3 K-means clusters of '
+             'the saliency.'.format(
                  DEFAULT_THRESHOLD, AUTO_LEVELS['quantile']), '',
              '| counter | method | images | predicted | annotated | matched | precision | recall | '
              'mean IoU | detections.json |',
