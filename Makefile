@@ -53,3 +53,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# ---- Robustness beyond the thesis (issue 8): run after `make friendly` with the same PRESET ----
+# Trains the PGD-adversarially trained S-PGDAT if missing, then writes OUT/friendly/robustness.md,
+# .csv, .json and eps_curve.png (Friendly.robustness: FGSM float32/float64/BN modes, PGD, margin
+# PGD, black-box, worst case, gradient-masking flags, accuracy against eps).
+.PHONY: robustness
+robustness: $(STAMP)
+	$(PY) -m Friendly.run_robustness $(RUN_ARGS)
