@@ -207,6 +207,11 @@ def flags_for(name, row, unbounded, has_bn):
         lines.append('{}: black-box FGSM (from a separate S network) leaves {:.2f}% correct, '
                      'fewer than white-box FGSM with its own gradient ({:.2f}%): the network\'s '
                      'gradient misleads the attack.'.format(name, row['blackbox'], row['fgsm']))
+    iterative = min(row['pgd'], row['pgd_margin'])
+    if iterative > row['fgsm']:
+        lines.append('{}: iterative PGD leaves more images correct ({:.2f}%, the better of its two '
+                     'losses) than single-step FGSM ({:.2f}%): its small steps stall where the '
+                     'gradient is uninformative.'.format(name, iterative, row['fgsm']))
     if row['worst_case'] < row['fgsm'] - WORST_GAP:
         lines.append('{}: worst case {:.2f}% is {:.2f} points under the thesis\'s FGSM '
                      '({:.2f}%): FGSM overstates its robustness.'.format(
@@ -260,7 +265,8 @@ def format_markdown(rows, images, flags, curve, settings):
         lines += ['- ' + f for f in flags]
     else:
         lines.append('No flag triggered.')
-    lines += ['', 'Thresholds: black-box below white-box FGSM; worst case more than {:g} points '
+    lines += ['', 'Thresholds: black-box below white-box FGSM; PGD (both losses) above FGSM; '
+              'worst case more than {:g} points '
               'under FGSM; zero-gradient share above {:g}%; FGSM with batch statistics and with '
               'running averages more than {:g} points apart; FGSM or worst-case accuracy above '
               '{:g}% at eps {} (on the eps curve\'s images).'.format(

@@ -26,7 +26,7 @@ PGDAT = 'S-PGDAT'
 # Training options of S-PGDAT per preset (40 PGD steps per update make an epoch ~40 times S's).
 PGDAT_TRAIN = {
     'thesis': {},
-    'quick': {'epoch': 3},
+    'quick': {'epoch': 1},
     'smoke': {'epoch': 1, 'train_subset': 1000, 'val_subset': 400},
 }
 

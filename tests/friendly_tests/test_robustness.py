@@ -200,6 +200,9 @@ def test_flags():
     assert robustness.flags_for('N', _row(), calm, True) == []
     flags = robustness.flags_for('N', _row(blackbox=30.0), calm, False)
     assert len(flags) == 1 and 'black-box' in flags[0]
+    flags = robustness.flags_for('N', _row(pgd=41.0, pgd_margin=40.5), calm, False)
+    assert len(flags) == 1 and 'iterative PGD' in flags[0] and '40.50%' in flags[0]
+    assert robustness.flags_for('N', _row(pgd=41.0, pgd_margin=39.5), calm, False) == []
     flags = robustness.flags_for('N', _row(worst_case=34.9), calm, False)
     assert len(flags) == 1 and '5.10 points' in flags[0]
     flags = robustness.flags_for('N', _row(zero_grad_fraction=5.5), calm, False)
