@@ -17,6 +17,8 @@ reports, per network (one row, on the first ``images`` test images):
   (the victim evaluated as in ``fgsm``); equal to ``fgsm`` for networks without it;
 * ``pgd``: PGD with random restarts on the squared distance (:func:`Friendly.attacks.pgd`);
 * ``pgd_margin``: PGD ascending the margin ``max_{j != t} y_j - y_t`` (positive when misclassified);
+* ``pgd_margin_float64``: the same with the gradients of the float64 copy (float32 PGD drives the
+  sigmoid networks into saturation, where every gradient entry is exactly 0, and stops there);
 * ``blackbox``: FGSM examples of a separately trained S network (as :mod:`Friendly.evaluate`);
 * ``worst_case``: an image counts only if it is classified correctly clean and under every attack
   above, so it is never above any of them;
@@ -50,7 +52,8 @@ from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.seeding import add_seed_argument, seed_everything
 
-ATTACKS = ('fgsm', 'fgsm_float64', 'fgsm_bn_running', 'pgd', 'pgd_margin', 'blackbox')
+ATTACKS = ('fgsm', 'fgsm_float64', 'fgsm_bn_running', 'pgd', 'pgd_margin', 'pgd_margin_float64',
+           'blackbox')
 COLUMNS = ('clean',) + ATTACKS + ('worst_case', 'zero_grad_fraction',
                                   'zero_grad_fraction_float64')
 ADVERSARIAL_SUFFIX = {'pgd': '-PGDAT'}
@@ -72,9 +75,9 @@ PRESETS = {
                   curve_pgd_steps=100, curve_pgd_restarts=5, curve_attacks=_ALL),
     },
     'quick': {
-        '*': dict(test_subset=1000, pgd_steps=100, pgd_restarts=5, curve_subset=200,
-                  curve_pgd_steps=40, curve_pgd_restarts=2, curve_attacks=_ALL),
-        'PD': dict(test_subset=200, pgd_steps=10, pgd_restarts=1, curve_subset=200,
+        '*': dict(test_subset=500, pgd_steps=100, pgd_restarts=3, curve_subset=200,
+                  curve_pgd_steps=40, curve_pgd_restarts=1, curve_attacks=_ALL),
+        'PD': dict(test_subset=200, pgd_steps=5, pgd_restarts=1, curve_subset=200,
                    curve_attacks=['fgsm', 'blackbox']),
     },
     'smoke': {
@@ -171,6 +174,14 @@ def attack_batch(model, model64, x, t, eps, bn_mode, wanted, black=None, pgd_opt
         if key in wanted:
             with models.evaluation_mode(model, bn_mode):
                 out[key] = correct(attacks.pgd(model, x, t, eps, loss=loss, **pgd_options))
+    if 'pgd_margin_float64' in wanted:
+        # Gradients from the float64 copy; the float32 victim judges which restart to keep.
+        def judge(images):
+            return model(images.astype(x.dtype))
+        with models.evaluation_mode(model, bn_mode), models.evaluation_mode(model64, bn_mode):
+            x_adv = attacks.pgd(model64, x.astype(numpy.float64), t, eps, loss='margin',
+                                judge=judge, **pgd_options)
+        out['pgd_margin_float64'] = correct(x_adv.astype(x.dtype))
     if 'blackbox' in wanted:
         out['blackbox'] = correct(black)
     return out
@@ -256,7 +267,8 @@ def format_markdown(rows, images, flags, curve, settings):
               '`fgsm_float64` takes the gradient on a float64 copy of the network; '
               '`fgsm_bn_running` takes it with Batch Renormalization\'s running averages; `pgd` '
               'ascends the squared distance, `pgd_margin` the margin max_(j != t) y_j - y_t '
-              '(positive when misclassified); `blackbox` is FGSM from a separate S network; '
+              '(positive when misclassified), `pgd_margin_float64` the same with the float64 '
+              'copy\'s gradients; `blackbox` is FGSM from a separate S network; '
               '`worst_case` counts an image only if it survives all of them (and is correct '
               'clean); `zero_grad_fraction` is the share of images whose float32 input gradient '
               'of the thesis loss is exactly zero (`_float64`: of the float64 copy).', '',
@@ -286,7 +298,8 @@ def format_markdown(rows, images, flags, curve, settings):
                     ' (PGD {} x {})'.format(c['pgd_steps'], c['pgd_restarts'])
                     if any(a.startswith('pgd') for a in c['attacks']) else ''),
                 kind.replace('_', ' ')) + ' | '.join(
-                    '{:.1f}'.format(c['accuracy']['{:g}'.format(e)][kind]) for e in eps_list) + ' |')
+                    '{:.1f}'.format(c['accuracy']['{:g}'.format(e)][kind])
+                    for e in eps_list) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -335,9 +348,9 @@ def build_parser():
         description='Evaluate Friendly networks with attacks that see through gradient masking: '
                     'FGSM in float32 and float64, with both Batch Renormalization modes, PGD on '
                     'two losses, black-box; worst case, flags and an accuracy-vs-eps curve.')
-    parser.add_argument('--run', action='append', required=True, metavar='DIR',
+    parser.add_argument('--run', action='append', metavar='DIR',
                         help='a Friendly.train run folder (repeat for each network)')
-    parser.add_argument('--source', required=True, metavar='DIR',
+    parser.add_argument('--source', metavar='DIR',
                         help='run folder of the separately trained S network that makes the '
                              'black-box examples')
     parser.add_argument('--out', '-o', required=True,
@@ -360,6 +373,10 @@ def build_parser():
     parser.add_argument('--pgd-restarts', type=int, default=None, help='overrides the preset')
     parser.add_argument('--curve-subset', type=int, default=None,
                         help='the first N test images of the eps curve (overrides the preset)')
+    parser.add_argument('--combine', nargs='+', metavar='JSON',
+                        help='instead of evaluating: merge robustness.json reports of disjoint '
+                             'networks made with the same settings (e.g. one process per network) '
+                             'into one table in --out')
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
@@ -369,6 +386,16 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.combine:
+        if args.run or args.source:
+            parser.error('--combine merges finished reports; it takes no --run or --source')
+        try:
+            report = combine(args.combine)
+        except ValueError as e:
+            parser.exit(2, 'error: --combine: {}\n'.format(e))
+        return write_outputs(args.out, report)
+    if not args.run or not args.source:
+        parser.error('--run and --source are required (or --combine)')
     try:
         eps = attacks.check_eps(args.eps)
     except ValueError as e:
@@ -470,27 +497,68 @@ def main(argv=None):
         flags += flags_for(name, row, accuracy['{:g}'.format(UNBOUNDED_EPS)],
                            has_batch_renorm(model))
 
-    os.makedirs(args.out, exist_ok=True)
     report = {
         'eps': eps, 'bn_eval': args.bn_eval, 'batchsize': args.batchsize, 'preset': args.preset,
         'budgets': budgets, 'curve_eps': [float(e) for e in CURVE_EPS],
         'unbounded_eps': UNBOUNDED_EPS, 'model': args.model,
-    }
-    text = format_markdown(rows, images, flags, curve, report)
-    atomic_write_text(os.path.join(args.out, 'robustness.md'), text)
-    atomic_write_text(os.path.join(args.out, 'robustness.csv'), format_csv(rows, images))
-    plot_curve(curve, os.path.join(args.out, 'eps_curve.png'))
-    timings['total'] = sum(timings.values())
-    report.update({
         'accuracy_pct': rows, 'images': images, 'flags': flags, 'eps_curve': curve,
         'thresholds': {'worst_gap_points': WORST_GAP, 'zero_grad_pct': ZERO_GRAD_MAX,
                        'bn_gap_points': BN_GAP, 'unbounded_pct': UNBOUNDED_MAX},
         'runs': {n: networks[n][2] for n in networks}, 'source': args.source,
         'source_seed': source_settings['seed'], 'seconds': timings,
-        'command': [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:])})
-    atomic_write_json(os.path.join(args.out, 'robustness.json'), report)
+        'command': [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:])}
+    timings['total'] = sum(timings.values())
+    return write_outputs(args.out, report)
+
+
+# What must agree between reports that --combine merges.
+SHARED_KEYS = ('eps', 'bn_eval', 'batchsize', 'preset', 'curve_eps', 'unbounded_eps', 'model',
+               'source', 'source_seed', 'thresholds')
+MERGED_KEYS = ('budgets', 'accuracy_pct', 'images', 'eps_curve', 'runs')
+
+
+def write_outputs(out, report):
+    os.makedirs(out, exist_ok=True)
+    text = format_markdown(report['accuracy_pct'], report['images'], report['flags'],
+                           report['eps_curve'], report)
+    atomic_write_text(os.path.join(out, 'robustness.md'), text)
+    atomic_write_text(os.path.join(out, 'robustness.csv'),
+                      format_csv(report['accuracy_pct'], report['images']))
+    plot_curve(report['eps_curve'], os.path.join(out, 'eps_curve.png'))
+    atomic_write_json(os.path.join(out, 'robustness.json'), report)
     print(text)
     return report
+
+
+def combine(paths):
+    """One report from several ``robustness.json`` of disjoint networks (evaluated apart, say in
+    parallel); raises ``ValueError`` when their settings differ or a network repeats."""
+    from lenses_common.runfolder import load_json
+    merged = None
+    for path in paths:
+        part = load_json(path, 'robustness report')
+        if 'accuracy_pct' not in part:
+            raise ValueError('{} is not a Friendly.robustness report'.format(path))
+        if merged is None:
+            merged = {k: part.get(k) for k in SHARED_KEYS}
+            merged.update({k: {} for k in MERGED_KEYS})
+            merged.update({'flags': [], 'seconds': {}, 'parts': []})
+        for key in SHARED_KEYS:
+            if part.get(key) != merged[key]:
+                raise ValueError('{}: {} is {!r}, not {!r} as in {}'.format(
+                    path, key, part.get(key), merged[key], merged['parts'][0]))
+        for name in part['accuracy_pct']:
+            if name in merged['accuracy_pct']:
+                raise ValueError('{}: network {} is in two reports'.format(path, name))
+        for key in MERGED_KEYS:
+            merged[key].update(part[key])
+        merged['flags'] += part['flags']
+        merged['seconds'].update({'{}: {}'.format(path, k): v
+                                  for k, v in part['seconds'].items()})
+        merged['parts'].append(path)
+    names = ordered(merged['accuracy_pct'])
+    merged['flags'] = sorted(merged['flags'], key=lambda f: names.index(f.split(':')[0]))
+    return merged
 
 
 if __name__ == '__main__':

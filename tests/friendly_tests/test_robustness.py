@@ -301,3 +301,20 @@ def test_smoke_pipeline_writes_the_robustness_table(mnist_dir, tmp_path):
     assert len(report['eps_curve']['RS']['eps']) >= 8
     assert all(curve[e]['worst_case'] <= curve[e]['white_box'] for e in curve)
     assert '## Flags' in (root / 'robustness.md').read_text()
+    # evaluated one network per process and combined: the same rows
+    parts = []
+    for name in ('RS', 'S'):
+        part = tmp_path / ('part_' + name)
+        robustness.main(['--run', str(root / 'runs' / name), '--source', str(root / 'runs' /
+                                                                             'source'),
+                         '--preset', 'smoke', '--out', str(part), '--mnist-dir', mnist_dir])
+        parts.append(str(part / 'robustness.json'))
+    combined = robustness.main(['--combine'] + parts + ['--out', str(tmp_path / 'combined')])
+    for name in ('S', 'RS'):
+        assert combined['accuracy_pct'][name] == report['accuracy_pct'][name]
+        assert combined['eps_curve'][name] == report['eps_curve'][name]
+    assert [f for f in combined['flags'] if not f.startswith('S-PGDAT')] == [
+        f for f in report['flags'] if not f.startswith('S-PGDAT')]
+    with pytest.raises(SystemExit):
+        robustness.main(['--combine', parts[0], parts[0], '--out', str(tmp_path / 'twice')])
+
