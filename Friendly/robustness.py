@@ -77,6 +77,7 @@ PRESETS = {
     'quick': {
         '*': dict(test_subset=500, pgd_steps=100, pgd_restarts=3, curve_subset=200,
                   curve_pgd_steps=40, curve_pgd_restarts=1, curve_attacks=_ALL),
+        'A': dict(pgd_restarts=1),   # its Angular layers cost ~4 times S's per image
         'PD': dict(test_subset=200, pgd_steps=5, pgd_restarts=1, curve_subset=200,
                    curve_attacks=['fgsm', 'blackbox']),
     },
