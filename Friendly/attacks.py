@@ -1,7 +1,8 @@
 """FGSM (thesis 3.3.1) and PGD (SPEC, beyond the thesis) on 0..255 MNIST pixels.
 
 Both ascend the per-sample squared distance of the attacking network's output to the one-hot truth
-(the training loss of thesis 3.3.1); PGD can ascend a margin loss instead (:func:`margin_loss`). The caller chooses the configuration the network runs in (for
+(the training loss of thesis 3.3.1); PGD can ascend a margin loss instead (:func:`margin_loss`).
+The caller chooses the configuration the network runs in (for
 Batch Renormalization: :func:`Friendly.models.evaluation_mode`); the attack only differentiates.
 Adversarial images are clipped to 0..255 and rounded to integers, so an integer-valued image and an
 integer ``eps`` give integer-valued examples, as on a real 8-bit image.
