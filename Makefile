@@ -26,6 +26,7 @@ help:
 	@echo "make counting  chapter 2: datasets, counters, evaluation, saliency and detection"
 	@echo "make friendly  chapter 3: six MNIST networks, FGSM white-box and black-box tables"
 	@echo "make bench     speed and memory benchmarks"
+	@echo "make robustness  after make friendly (same PRESET): attacks beyond FGSM, masking flags, eps curve"
 	@echo "make lint      style check (ruff, ruff.toml); installs ruff into $(VENV) if missing"
 	@echo "make test-numpy2  the test suite again under NumPy 2 (Python 3.12 when there), as on the GPU machines"
 	@echo "make wheelhouse   wheels for a machine without a registry -> $(WHEELHOUSE)/ (WHEEL_PY=$(WHEEL_PY))"
@@ -127,3 +128,11 @@ test-numpy2: $(STAMP) $(NUMPY2_DIR)/.base
 
 gpu-check:
 	bash tools/gpu_check.sh "$(PYTHON)" "$(WHEELHOUSE)"
+
+# ---- Robustness beyond the thesis (issue 8): run after `make friendly` with the same PRESET ----
+# Trains the PGD-adversarially trained S-PGDAT if missing, then writes OUT/friendly/robustness.md,
+# .csv, .json and eps_curve.png (Friendly.robustness: FGSM float32/float64/BN modes, PGD, margin
+# PGD, black-box, worst case, gradient-masking flags, accuracy against eps).
+.PHONY: robustness
+robustness: $(STAMP)
+	$(PY) -m Friendly.run_robustness $(RUN_ARGS)

@@ -40,6 +40,7 @@ RENORM_STEPS = (1.1, 10.0, 100.0, 1000.0)
 # The settings that define a trained network; a resumed run or a model file must agree on them.
 IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset', 'val_size',
                  'gmr_weight', 'optimizer', 'sizes')
+IDENTITY_KEYS += ('adversarial',)   # absent (None) for every network but the PGD-trained one
 
 
 # Uncompressed: PD's 61.5 M random weights hardly compress, and zlib takes ~15 s per save.
@@ -205,7 +206,7 @@ def settings_from_args(args):
     lr = args.lr if args.lr is not None else spec['lr']
     gmr_weight = args.gmr_weight if args.gmr_weight is not None else (
         models.GMR_WEIGHT if spec['gmr'] else 0.0)
-    return {
+    settings = {
         'kind': 'friendly-train',
         'variant': args.variant,
         'seed': args.seed,
@@ -228,6 +229,9 @@ def settings_from_args(args):
         'mnist_dir': args.mnist_dir or os.environ.get('MNIST_DIR'),
         'device': args.device,
     }
+    if args.adversarial:   # only then, so that earlier runs' settings still match
+        settings['adversarial'] = args.adversarial
+    return settings
 
 
 def build_parser():
@@ -283,6 +287,10 @@ def build_parser():
                         help='epochs between snapshots (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true',
                         help='print one log line per epoch instead of the progress bar')
+    parser.add_argument('--adversarial', choices=('pgd',), default=None,
+                        help="pgd: Madry et al.'s PGD adversarial training (eps 77, 40 steps of "
+                             "3 pixel units, random start; Friendly.adversarial) "
+                             "(default: none, the thesis)")
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
@@ -378,7 +386,12 @@ def main(argv=None):
     order.iterator = train_iter
     val_iter = chainer.iterators.SerialIterator(val, args.eval_batchsize, repeat=False,
                                                 shuffle=False)
-    updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
+    loss_func = None
+    if args.adversarial:
+        from Friendly.adversarial import PGDTrainingLoss
+        loss_func = PGDTrainingLoss(model, args.seed, lambda: updater.iteration)
+    updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device,
+                                                loss_func=loss_func)
     stop = ResumableEarlyStopping(check_trigger=(1, 'epoch'), monitor='validation/main/loss',
                                   patience=args.patience, mode='min',
                                   max_trigger=(args.epoch, 'epoch'))

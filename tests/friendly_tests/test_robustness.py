@@ -1,0 +1,319 @@
+import csv
+import json
+
+import numpy
+import pytest
+
+from lenses_common import compat  # noqa: F401
+import chainer
+import chainer.functions as F
+
+from Friendly import adversarial
+from Friendly import attacks
+from Friendly import evaluate
+from Friendly import models
+from Friendly import robustness
+from Friendly import run_all
+from Friendly import run_robustness
+from Friendly import train
+
+CPU = chainer.get_device('@numpy')
+
+
+def _small(variant, seed=0, sizes=(16, 8, 8, 10)):
+    numpy.random.seed(seed)
+    return models.FC100(variant, sizes=sizes)
+
+
+def _data(n, seed=1, shape=(1, 4, 4)):
+    rng = numpy.random.RandomState(seed)
+    x = rng.randint(0, 256, (n,) + shape).astype(numpy.float32)
+    t = rng.randint(0, 10, n).astype(numpy.int32)
+    return x, t
+
+
+# -- margin loss and margin PGD ------------------------------------------------------------------
+
+def test_margin_loss_by_hand():
+    y = numpy.array([[0.1, 0.7, 0.2], [0.5, 0.4, -0.3], [0.0, 0.0, 0.9]], numpy.float32)
+    t = numpy.array([1, 0, 0], numpy.int32)
+    # largest other output minus the true one: 0.2 - 0.7, 0.4 - 0.5, 0.9 - 0.0
+    numpy.testing.assert_allclose(attacks.margin_loss(y, t).array, [-0.5, -0.1, 0.9], rtol=1e-6)
+    # positive exactly for the misclassified sample (the sign convention)
+    assert ((attacks.margin_loss(y, t).array > 0) == (y.argmax(axis=1) != t)).all()
+
+
+class TwoClassLinear(chainer.Chain):
+    """y = W x with two rows: the margin of truth t is (w_(1-t) - w_t) . x, linear in x."""
+
+    def __init__(self, W):
+        super(TwoClassLinear, self).__init__()
+        self.W = numpy.asarray(W, numpy.float32)
+
+    def forward(self, x):
+        return F.linear(F.reshape(x, (x.shape[0], -1)), self.W)
+
+
+@pytest.mark.parametrize('eps', [10, 77])
+@pytest.mark.parametrize('stack', [True, False])
+def test_margin_pgd_on_a_linear_model_reaches_the_closed_form(eps, stack):
+    rng = numpy.random.RandomState(4)
+    W = rng.choice([-1.0, 1.0], size=(2, 16)) * rng.uniform(0.5, 1.5, size=(2, 16))
+    x = rng.randint(0, 256, (8, 1, 4, 4)).astype(numpy.float32)
+    t = rng.randint(0, 2, 8).astype(numpy.int32)
+    # A linear margin is maximised over the box (eps-ball within 0..255) at the corner
+    # x + eps sign(w_other - w_true), clipped.
+    direction = numpy.sign(W[1 - t] - W[t]).reshape(x.shape)
+    optimum = numpy.clip(x + eps * direction, 0, 255)
+    x_adv = attacks.pgd(TwoClassLinear(W), x, t, eps=eps, steps=40, restarts=3, loss='margin',
+                        rng=numpy.random.RandomState(0), stack_restarts=stack)
+    numpy.testing.assert_array_equal(x_adv, optimum)
+
+
+def test_stacked_and_looped_restarts_draw_the_same_starts():
+    # One step of size 1 from the random start: the result is start +- 1, so both ways must
+    # produce identical examples when they draw identical starts.
+    W = numpy.random.RandomState(2).uniform(-1, 1, (2, 16))
+    x, _ = _data(6, shape=(1, 4, 4))
+    t = numpy.zeros(6, numpy.int32)
+    model = TwoClassLinear(W)
+    a = attacks.pgd(model, x, t, eps=30, steps=1, step_size=1, restarts=4, loss='margin',
+                    rng=numpy.random.RandomState(7), stack_restarts=True)
+    b = attacks.pgd(model, x, t, eps=30, steps=1, step_size=1, restarts=4, loss='margin',
+                    rng=numpy.random.RandomState(7), stack_restarts=False)
+    numpy.testing.assert_array_equal(a, b)
+
+
+def test_restarts_are_not_stacked_when_batch_statistics_couple_images():
+    model = _small('RS')
+    seen = []
+    original = model.forward
+
+    def spy(x):
+        seen.append(x.shape[0])
+        return original(x)
+    model.forward = spy
+    x, t = _data(5)
+    with models.evaluation_mode(model, 'batch'):
+        attacks.pgd(model, x, t, eps=10, steps=2, restarts=3)
+    assert set(seen) == {5}     # every forward pass sees one restart's batch of 5
+    seen.clear()
+    with models.evaluation_mode(model, 'running'):
+        attacks.pgd(model, x, t, eps=10, steps=2, restarts=3)
+    assert 15 in seen           # all three restarts in one pass
+
+
+# -- zero gradients and float64 -----------------------------------------------------------------
+
+def _saturating_network():
+    """S with one hidden unit h = sigmoid(sum of the 4 pixels): exactly 1 in float32 once the sum
+    reaches ~17 (float64: ~37), and then every input gradient is exactly 0."""
+    model = models.FC100('S', sizes=(4, 1, 1, 10))
+    model.l1.W.array[...] = 1.0
+    model.l1.b.array[...] = 0.0
+    model.l2.W.array[...] = 1.0
+    model.l2.b.array[...] = 0.0
+    model.l3.W.array[...] = numpy.linspace(-1, 1, 10, dtype=numpy.float32)[:, None]
+    model.l3.b.array[...] = 0.0
+    return model
+
+
+def test_zero_gradient_count_of_a_hand_built_saturated_network():
+    # pixel sums: 0 and 3 (unsaturated everywhere), 30 (saturated in float32 only: 1 - 9e-14 in
+    # float64), 255 and 1020 (saturated in both)
+    sums = [0, 3, 30, 30, 255, 1020, 3]
+    x = numpy.zeros((len(sums), 1, 2, 2), numpy.float32)
+    x[:, 0, 0, 0] = numpy.minimum(sums, 255)
+    x[5] = 255
+    t = numpy.arange(len(sums), dtype=numpy.int32) % 10
+    model = _saturating_network()
+    got = robustness.attack_batch(model, robustness.float64_copy(model), x, t, 77, 'batch',
+                                  ['fgsm', 'fgsm_float64'], zero_grad=True)
+    assert got['zero_grad'].tolist() == [False, False, True, True, True, True, False]
+    assert got['zero_grad_float64'].tolist() == [False, False, False, False, True, True, False]
+
+
+def test_float64_copy_leaves_the_original_and_computes_the_same_function():
+    model = _small('RS')
+    before = [p.array.copy() for p in model.params()]
+    copy = robustness.float64_copy(model)
+    assert all(p.array.dtype == numpy.float32 for p in model.params())
+    assert all(p.array.dtype == numpy.float64 for p in copy.params())
+    assert all(b.avg_mean.dtype == numpy.float64 for b in copy.batch_renorm_links())
+    for b, p in zip(before, model.params()):
+        numpy.testing.assert_array_equal(b, p.array)
+    x, _ = _data(10)
+    for mode in models.BN_MODES:
+        y32 = evaluate.predict(model, x, mode)
+        with models.evaluation_mode(copy, mode), chainer.no_backprop_mode():
+            y64 = copy(x.astype(numpy.float64)).array.argmax(axis=1)
+        numpy.testing.assert_array_equal(y32, y64)
+
+
+def test_float64_fgsm_equals_float32_fgsm_on_an_unsaturated_network():
+    model = _small('S', seed=3)
+    x, t = _data(20, seed=5)
+    x = x / 255.0 * 4.0     # pre-activations of order 1: nothing near saturation
+    g64 = attacks.loss_gradient(robustness.float64_copy(model), x.astype(numpy.float64), t)
+    # no gradient entry close enough to 0 for float32 rounding (~1e-7 relative) to flip its sign
+    scale = numpy.abs(g64).reshape(len(x), -1).max(axis=1).reshape(-1, 1, 1, 1)
+    assert (numpy.abs(g64) > 1e-4 * scale).all()
+    expected = attacks.fgsm(model, x, t, 77)
+    numpy.testing.assert_array_equal(attacks.fgsm_step(x, g64, 77.0), expected)
+    got = robustness.attack_batch(model, robustness.float64_copy(model), x, t, 77, 'batch',
+                                  ['fgsm', 'fgsm_float64'])
+    numpy.testing.assert_array_equal(got['fgsm'], got['fgsm_float64'])
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('variant', ['S', 'RS'])
+def test_worst_case_is_the_conjunction_and_fgsm_is_evaluates(variant):
+    model = _small(variant, seed=2)
+    x, t = _data(30, seed=3)
+    black = attacks.fgsm(_small('S', seed=9), x, t, 77)
+    got = robustness.evaluate_set(model, robustness.float64_copy(model), x, t, 77, 20, 'batch',
+                                  CPU, robustness.ATTACKS, black, pgd_steps=5, pgd_restarts=2)
+    for key in ('clean',) + robustness.ATTACKS:
+        assert not (got['worst_case'] & ~got[key]).any()      # never above any column
+    expected = numpy.logical_and.reduce([got[k] for k in ('clean',) + robustness.ATTACKS])
+    numpy.testing.assert_array_equal(got['worst_case'], expected)
+    # the fgsm, clean and black-box columns are Friendly.evaluate's counts, batch for batch
+    counts = evaluate.evaluate_network(model, x, t, 77, 20, 'batch', CPU, black=black)
+    assert counts['clean'] == got['clean'].sum()
+    assert counts['fgsm_white'] == got['fgsm'].sum()
+    assert counts['fgsm_black'] == got['blackbox'].sum()
+    if variant == 'S':   # no Batch Renormalization: both modes take the same gradient
+        numpy.testing.assert_array_equal(got['fgsm'], got['fgsm_bn_running'])
+
+
+def _row(**changes):
+    row = dict(clean=98.0, fgsm=40.0, fgsm_float64=39.0, fgsm_bn_running=40.0, pgd=38.0,
+               pgd_margin=37.0, blackbox=60.0, worst_case=36.0, zero_grad_fraction=1.0,
+               zero_grad_fraction_float64=0.0)
+    row.update(changes)
+    return row
+
+
+def test_flags():
+    calm = {'white_box': 0.0, 'worst_case': 0.0}
+    assert robustness.flags_for('N', _row(), calm, True) == []
+    flags = robustness.flags_for('N', _row(blackbox=30.0), calm, False)
+    assert len(flags) == 1 and 'black-box' in flags[0]
+    flags = robustness.flags_for('N', _row(pgd=41.0, pgd_margin=40.5), calm, False)
+    assert len(flags) == 1 and 'iterative PGD' in flags[0] and '40.50%' in flags[0]
+    assert robustness.flags_for('N', _row(pgd=41.0, pgd_margin=39.5), calm, False) == []
+    flags = robustness.flags_for('N', _row(worst_case=34.9), calm, False)
+    assert len(flags) == 1 and '5.10 points' in flags[0]
+    flags = robustness.flags_for('N', _row(zero_grad_fraction=5.5), calm, False)
+    assert len(flags) == 1 and '5.50%' in flags[0]
+    # the Batch Renormalization mode only matters for a network that has it
+    assert robustness.flags_for('N', _row(fgsm_bn_running=1.0, worst_case=1.0), calm, False) \
+        == robustness.flags_for('N', _row(worst_case=1.0), calm, False)
+    flags = robustness.flags_for('N', _row(fgsm_bn_running=1.0), calm, True)
+    assert any('Batch Renormalization mode' in f for f in flags)
+    flags = robustness.flags_for('N', _row(), {'white_box': 20.0, 'worst_case': 0.0}, False)
+    assert len(flags) == 1 and 'eps 255' in flags[0] and 'FGSM 20.00%' in flags[0]
+
+
+def test_budgets_and_names():
+    assert robustness.budget('quick', 'PD')['test_subset'] == 200
+    assert robustness.budget('quick', 'S-PGDAT') == robustness.budget('quick', 'S')
+    assert robustness.budget('quick', 'S', {'pgd_steps': 3, 'test_subset': None})[
+        'pgd_steps'] == 3
+    assert robustness.budget('thesis', 'PD')['test_subset'] is None
+    assert len(robustness.CURVE_EPS) >= 8 and 77 in robustness.CURVE_EPS
+    assert robustness.network_name({'variant': 'S', 'adversarial': 'pgd'}) == 'S-PGDAT'
+    assert robustness.network_name({'variant': 'RS'}) == 'RS'
+
+
+def test_bad_input(capsys, tmp_path):
+    def error(argv, main=robustness.main):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert 'Traceback' not in err
+        return err.splitlines()[-1]
+    missing = str(tmp_path / 'nope')
+    assert missing in error(['--run', missing, '--source', missing, '--out', str(tmp_path)])
+    assert '--eps' in error(['--run', missing, '--source', missing, '--out', str(tmp_path),
+                             '--eps', '300'])
+    assert '--pgd-steps' in error(['--run', missing, '--source', missing, '--out',
+                                   str(tmp_path), '--pgd-steps', '0'])
+    assert 'make friendly PRESET=smoke' in error(['--preset', 'smoke', '--out', str(tmp_path)],
+                                                 run_robustness.main)
+
+
+# -- PGD adversarial training --------------------------------------------------------------------
+
+def test_pgdat_option_and_settings():
+    args = train.build_parser().parse_args(['--variant', 'S', '--out', 'x', '--adversarial',
+                                            'pgd'])
+    assert train.settings_from_args(args)['adversarial'] == 'pgd'
+    plain = train.settings_from_args(train.build_parser().parse_args(['--variant', 'S', '--out',
+                                                                      'x']))
+    assert 'adversarial' not in plain     # earlier runs' settings still match
+    assert adversarial.MADRY_STEP == numpy.rint(0.01 * 255)
+    assert adversarial.MADRY_STEPS == 40 and adversarial.MADRY_EPS == 77
+    for preset in run_robustness.PGDAT_TRAIN:
+        argv = run_robustness.pgdat_argv(preset, 0, 'x', None, None)
+        assert train.build_parser().parse_args(argv).adversarial == 'pgd'
+
+
+def test_pgd_training_loss_trains_on_in_ball_examples_and_is_reproducible():
+    model = models.FriendlyClassifier(_small('S'))
+    x, t = _data(6)
+    seen = []
+    original = model.forward
+
+    def spy(x_in, t_in):
+        seen.append(chainer.as_array(x_in).copy())
+        return original(x_in, t_in)
+    model.forward = spy
+    loss = adversarial.PGDTrainingLoss(model, seed=0, iteration=lambda: 5, steps=3)
+    value = loss(x, t)
+    assert value.shape == () and numpy.isfinite(value.array)
+    x_adv = seen[-1]
+    assert (numpy.abs(x_adv - x) <= 77).all() and (x_adv == numpy.rint(x_adv)).all()
+    assert (x_adv != x).any()
+    again = adversarial.PGDTrainingLoss(model, seed=0, iteration=lambda: 5, steps=3)
+    numpy.testing.assert_array_equal(again.adversarial_examples(x, t), x_adv)
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_writes_the_robustness_table(mnist_dir, tmp_path):
+    run_all.main(['--preset', 'smoke', '--networks', 'S,RS', '--out', str(tmp_path),
+                  '--mnist-dir', mnist_dir])
+    run_robustness.main(['--preset', 'smoke', '--networks', 'S,RS', '--out', str(tmp_path),
+                         '--mnist-dir', mnist_dir])
+    root = tmp_path / 'friendly'
+    rows = list(csv.DictReader((root / 'robustness.csv').open()))
+    assert [r['network'] for r in rows] == ['S', 'RS', 'S-PGDAT']
+    for r in rows:
+        for key in robustness.COLUMNS:
+            assert 0 <= float(r[key]) <= 100
+        for key in ('clean',) + robustness.ATTACKS:
+            assert float(r['worst_case']) <= float(r[key])
+    assert (root / 'eps_curve.png').stat().st_size > 0
+    report = json.loads((root / 'robustness.json').read_text())
+    curve = report['eps_curve']['RS']['accuracy']
+    assert len(report['eps_curve']['RS']['eps']) >= 8
+    assert all(curve[e]['worst_case'] <= curve[e]['white_box'] for e in curve)
+    assert '## Flags' in (root / 'robustness.md').read_text()
+    # evaluated one network per process and combined: the same rows
+    parts = []
+    for name in ('RS', 'S'):
+        part = tmp_path / ('part_' + name)
+        robustness.main(['--run', str(root / 'runs' / name), '--source', str(root / 'runs' /
+                                                                             'source'),
+                         '--preset', 'smoke', '--out', str(part), '--mnist-dir', mnist_dir])
+        parts.append(str(part / 'robustness.json'))
+    combined = robustness.main(['--combine'] + parts + ['--out', str(tmp_path / 'combined')])
+    for name in ('S', 'RS'):
+        assert combined['accuracy_pct'][name] == report['accuracy_pct'][name]
+        assert combined['eps_curve'][name] == report['eps_curve'][name]
+    assert [f for f in combined['flags'] if not f.startswith('S-PGDAT')] == [
+        f for f in report['flags'] if not f.startswith('S-PGDAT')]
+    with pytest.raises(SystemExit):
+        robustness.main(['--combine', parts[0], parts[0], '--out', str(tmp_path / 'twice')])
