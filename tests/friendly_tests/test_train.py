@@ -65,8 +65,8 @@ def test_renorm_schedule_steps():
     assert links[1].rmax == links[0].rmax
 
 
-def test_renorm_schedule_uses_the_epoch_mean_not_one_batch():
-    schedule = train.RenormSchedule([_Link()], threshold=0.01)
+def test_renorm_schedule_epoch_mean_rule_ignores_one_low_batch():
+    schedule = train.RenormSchedule([_Link()], threshold=0.01, rule='epoch-mean')
     trainer = _Trainer()
     # one batch under the threshold, the epoch mean above it
     trainer.updater.is_new_epoch = False
@@ -79,6 +79,46 @@ def test_renorm_schedule_uses_the_epoch_mean_not_one_batch():
     with chainer.reporter.Reporter().scope({}):
         schedule(trainer)
     assert schedule.links[0].rmax == 1.0 and schedule.start_epoch == -1
+
+
+def _feed_epoch(schedule, trainer, values):
+    """One epoch whose minibatch losses are ``values`` (the last one ends the epoch)."""
+    for i, value in enumerate(values):
+        last = i == len(values) - 1
+        trainer.updater.is_new_epoch = last
+        if last:
+            trainer.updater.epoch += 1
+        trainer.observation = {'main/loss': value}
+        with chainer.reporter.Reporter().scope({}):
+            schedule(trainer)
+
+
+def test_renorm_schedule_last_batch_rule_is_the_default(capsys):
+    schedule = train.RenormSchedule([_Link()], threshold=0.01)
+    assert schedule.rule == 'last-batch'
+    trainer = _Trainer()
+    # epoch 1: mean 0.0367 but the last batch 0.005: the author's rule starts the schedule
+    _feed_epoch(schedule, trainer, [0.1, 0.0051, 0.005])
+    assert schedule.start_epoch == 1 and schedule.links[0].rmax == 1.1
+    out = capsys.readouterr().out
+    assert 'epoch 1 is 0.005 < 0.01' in out and 'rmax = 1.1, dmax = 1.1 from epoch 2' in out
+    # epoch-mean on the same losses does not start; a low batch that is not the last does not
+    # start the last-batch rule either
+    for rule, values in (('epoch-mean', [0.1, 0.0051, 0.005]), ('last-batch', [0.001, 0.02])):
+        other = train.RenormSchedule([_Link()], threshold=0.01, rule=rule)
+        trainer = _Trainer()
+        _feed_epoch(other, trainer, values)
+        assert other.start_epoch == -1 and other.links[0].rmax == 1.0
+    # each later stage is announced when it starts (epoch 1 + 20 = 21)
+    trainer = _Trainer()
+    trainer.updater.epoch = 1
+    capsys.readouterr()
+    for _ in range(20):
+        _feed_epoch(schedule, trainer, [0.5, 0.5])
+    assert schedule.links[0].rmax == 10.0
+    assert capsys.readouterr().out.count('rmax = 10, dmax = 10 from epoch 22') == 1
+    with pytest.raises(ValueError):
+        train.RenormSchedule([_Link()], rule='median')
 
 
 def test_renorm_schedule_survives_serialization(tmp_path):
