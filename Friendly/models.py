@@ -154,10 +154,15 @@ def gmr_penalty(loss, x, weight=GMR_WEIGHT, stabilize=False):
     gradient away from 0, a gradient of 0 at g = 0.
     """
     gx, = chainer.grad([loss], [x], enable_double_backprop=True)
-    squared = F.sum(F.square(gx))
+    return weight * gradient_norm(gx, stabilize)
+
+
+def gradient_norm(g, stabilize=False):
+    """``sqrt(sum(g ** 2))``, or with ``stabilize`` ``sqrt(sum(g ** 2) + STABLE_NORM_EPS)``."""
+    squared = F.sum(F.square(g))
     if stabilize:
         squared = squared + STABLE_NORM_EPS
-    return weight * F.sqrt(squared)
+    return F.sqrt(squared)
 
 
 class FriendlyClassifier(chainer.Chain):

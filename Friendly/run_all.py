@@ -140,15 +140,22 @@ def child_env():
 def run_training(argv, log_path):
     """Run ``python -m Friendly.train argv`` with its output appended to ``log_path``.
 
-    Returns (exit status, seconds).
+    Returns (exit status, wall seconds, CPU seconds of the process or None where unknown).
     """
     command = [sys.executable, '-m', 'Friendly.train'] + list(argv)
     start = time.time()
     with open(log_path, 'a') as log:
         log.write('$ {}\n'.format(' '.join(command)))
         log.flush()
-        status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=child_env())
-    return status, time.time() - start
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env=child_env())
+        cpu = None
+        if hasattr(os, 'wait4'):
+            _, raw, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(raw)
+            cpu = usage.ru_utime + usage.ru_stime
+        status = process.wait()
+    return status, time.time() - start, cpu
 
 
 def last_line(path):
@@ -160,13 +167,31 @@ def last_line(path):
     return lines[-1] if lines else ''
 
 
+def thesis_pd_note(preset, networks, on_cpu, pd_on_cpu, device=None):
+    """The line the thesis preset prints about PD at its start ('' when PD is not concerned).
+
+    PD at thesis scale is a GPU job; on the CPU it is skipped (the line ends 'skipped ...')
+    unless ``pd_on_cpu``.
+    """
+    if preset != 'thesis' or 'PD' not in networks:
+        return ''
+    scale = ('PD at thesis scale is a GPU job: about {:.0f} hours on a 2-core CPU (~0.17 s an '
+             'iteration, 279,000 iterations)'.format(PD_CPU_HOURS))
+    if not on_cpu:
+        return '== PD: {}; training it on {}'.format(scale, device)
+    if pd_on_cpu:
+        return '== PD: {}; training it here anyway (--pd-on-cpu)'.format(scale)
+    return ('== PD: {}; skipped (--pd-on-cpu trains it here, --device @cupy:0 on a '
+            'GPU)'.format(scale))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         description='Thesis chapter 3 end to end: train S, RS, A, GMR, GMRES, PD and the '
                     'black-box source network, then write the accuracy tables.')
     parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',
                         help='smoke (CI, < 3 min), quick (every network on real MNIST, <= 30 min '
-                             'on 2 CPU cores) or thesis (the full protocol, for a GPU) '
+                             'on 2 CPU cores) or thesis (the full protocol; PD needs a GPU) '
                              '(default: %(default)s)')
     parser.add_argument('--out', '-o', default='results',
                         help='output root; runs go to OUT/friendly/runs (default: %(default)s)')
@@ -213,16 +238,10 @@ def main(argv=None):
     except DeviceError as e:
         parser.error(str(e))
 
-    if args.preset == 'thesis' and 'PD' in networks:
-        scale = ('PD at thesis scale is a GPU job: about {:.0f} hours on this CPU (~0.17 s an '
-                 'iteration, 279,000 iterations)'.format(PD_CPU_HOURS))
-        if not on_cpu:
-            print('== PD: {}; training it on {}'.format(scale, args.device))
-        elif args.pd_on_cpu:
-            print('== PD: {}; training it here anyway (--pd-on-cpu)'.format(scale))
-        else:
-            print('== PD: {}; skipped (--pd-on-cpu trains it here, --device @cupy:0 on a '
-                  'GPU)'.format(scale))
+    note = thesis_pd_note(args.preset, networks, on_cpu, args.pd_on_cpu, args.device)
+    if note:
+        print(note, flush=True)
+        if 'skipped' in note:
             networks.remove('PD')
 
     root = os.path.join(args.out, 'friendly')
@@ -261,10 +280,13 @@ def main(argv=None):
             futures[pool.submit(run_training, argv_train, log_path)] = (network, log_path)
         for future in concurrent.futures.as_completed(futures):
             network, log_path = futures[future]
-            status, seconds = future.result()
+            status, seconds, cpu = future.result()
             timings['train_' + network] = seconds
+            timings['train_cpu_' + network] = cpu
             if status == 0:
-                print('== {}: trained in {:.0f} s'.format(network, seconds), flush=True)
+                print('== {}: trained in {:.0f} s{}'.format(
+                    network, seconds, '' if cpu is None else ' ({:.0f} CPU s)'.format(cpu)),
+                    flush=True)
             else:
                 failed[network] = last_line(log_path)
                 print('== {}: training FAILED (exit status {}, {:.0f} s): {} (log: {})'.format(

@@ -159,7 +159,8 @@ class NonFiniteCheck(training.Extension):
         xp = chainer.backend.get_array_module(array)
         # A sum is one cheap pass; only when it is not finite are the entries themselves checked
         # (a sum of finite float32 values can overflow).
-        return bool(xp.isfinite(array.sum())) or bool(xp.isfinite(array).all())
+        with numpy.errstate(over='ignore', invalid='ignore'):
+            return bool(xp.isfinite(array.sum())) or bool(xp.isfinite(array).all())
 
     def problem(self, observation):
         """A description of the first non-finite value, or None."""
@@ -260,6 +261,21 @@ def make_optimizer(name, lr, momentum):
     if name == 'stock':
         return chainer.optimizers.MomentumSGD(lr=lr, momentum=momentum)
     raise ValueError('unknown optimizer {!r}'.format(name))
+
+
+def setup_optimizer(optimizer, model, stabilize=False):
+    """``optimizer.setup(model)``; with ``stabilize`` the gradient norm is clipped (--stabilize)."""
+    optimizer.setup(model)
+    if stabilize:
+        optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(STABLE_CLIP_NORM))
+    return optimizer
+
+
+def make_early_stopping(on, patience, max_epochs):
+    """Early stopping on the epoch's mean training loss or the validation loss (``on``)."""
+    return ResumableEarlyStopping(check_trigger=(1, 'epoch'), monitor=EARLY_STOP_KEYS[on],
+                                  patience=patience, mode='min',
+                                  max_trigger=(max_epochs, 'epoch'))
 
 
 def latest_snapshot(out):
@@ -458,10 +474,8 @@ def main(argv=None):
     model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
                                       stabilize=args.stabilize)
     model.to_device(device)
-    optimizer = make_optimizer(args.optimizer, settings['lr'], args.momentum)
-    optimizer.setup(model)
-    if args.stabilize:
-        optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(STABLE_CLIP_NORM))
+    optimizer = setup_optimizer(make_optimizer(args.optimizer, settings['lr'], args.momentum),
+                                model, args.stabilize)
 
     order = EpochSeededOrder(args.seed)
     train_iter = chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=order)
@@ -469,10 +483,7 @@ def main(argv=None):
     val_iter = chainer.iterators.SerialIterator(val, args.eval_batchsize, repeat=False,
                                                 shuffle=False)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
-    stop = ResumableEarlyStopping(check_trigger=(1, 'epoch'),
-                                  monitor=EARLY_STOP_KEYS[args.early_stop_on],
-                                  patience=args.patience, mode='min',
-                                  max_trigger=(args.epoch, 'epoch'))
+    stop = make_early_stopping(args.early_stop_on, args.patience, args.epoch)
     trainer = training.Trainer(updater, stop, out=args.out)
     trainer.extend(NonFiniteCheck(model), name='nonfinite_check')
 
