@@ -460,3 +460,22 @@ def test_early_stopping_watches_the_chosen_loss():
     assert stopped == {'training': 10, 'validation': 3}
     assert train.build_parser().parse_args(['--variant', 'S', '--out', 'x']).early_stop_on == \
         'training'
+
+
+def test_stop_rules_replays_chainer_early_stopping(tmp_path, capsys):
+    from Friendly import stop_rules
+    # the same sequences through Chainer's trigger (test_early_stopping_watches_the_chosen_loss)
+    assert stop_rules.stop_epoch([0.5, 0.6, 0.7, 0.4], patience=2, max_epochs=10) == 3
+    assert stop_rules.stop_epoch([0.5, 0.6, 0.4, 0.45], patience=2, max_epochs=10) is None
+    assert stop_rules.stop_epoch([0.5, 0.5, 0.5], patience=2, max_epochs=10) == 3   # not better
+    assert stop_rules.stop_epoch([1.0, 0.9, 0.8], patience=20, max_epochs=3) == 3
+    run = tmp_path / 'r'
+    run.mkdir()
+    (run / 'settings.json').write_text(json.dumps({'patience': 2, 'epoch': 6,
+                                                   'early_stop_on': 'training'}))
+    log = [{'epoch': e, 'main/loss': 1.0 / e, 'validation/main/loss': 0.5 + 0.1 * (e - 1)}
+           for e in range(1, 7)]
+    (run / 'log').write_text(json.dumps(log))
+    (_, stops), = stop_rules.main([str(run)])
+    assert stops == {'training': 6, 'validation': 3}
+    assert capsys.readouterr().out.strip().endswith('| 6 | training | 6 | 3 | no |')
