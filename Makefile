@@ -10,6 +10,7 @@ PRESET ?= quick
 SEED   ?= 0
 OUT    ?= results
 DATA   ?= data
+JOBS   ?= 1
 # The genuine MNIST files beside the checkout, when they are there; else Chainer downloads MNIST.
 MNIST_DIR ?= $(wildcard ../shared/data/mnist)
 export MNIST_DIR
@@ -33,6 +34,7 @@ help:
 	@echo "make install-offline PYTHON=...  install from $(WHEELHOUSE)/ into a Python that has NumPy and CuPy"
 	@echo "make gpu-check PYTHON=...        install offline, then versions, GPU tests, short benchmark"
 	@echo "variables: PRESET=smoke|quick|thesis (default quick) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
+	@echo "           JOBS=N (make friendly: trainings at a time, each one BLAS thread; default 1)"
 
 install: $(STAMP)
 
@@ -52,7 +54,7 @@ counting: $(STAMP)
 	$(PY) -m Counting.run_all $(RUN_ARGS) --data-dir $(DATA)/counting
 
 friendly: $(STAMP)
-	$(PY) -m Friendly.run_all $(RUN_ARGS)
+	$(PY) -m Friendly.run_all $(RUN_ARGS) --jobs $(JOBS)
 
 bench: $(STAMP)
 	$(PY) -m Friendly.bench --out $(OUT)/bench

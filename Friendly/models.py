@@ -138,14 +138,31 @@ def squared_distance_loss(y, t, reduce='mean'):
     return F.sum(per_sample) / y.shape[0]
 
 
-def gmr_penalty(loss, x, weight=GMR_WEIGHT):
+# Added under the square root of the stabilised penalty: sqrt(s + 1e-20) has the finite slope
+# 0.5e10 at s = 0 (and d s / d g = 2 g = 0 there), and differs from sqrt(s) by at most 1e-10.
+STABLE_NORM_EPS = 1e-20
+
+
+def gmr_penalty(loss, x, weight=GMR_WEIGHT, stabilize=False):
     """Thesis 3.2.1: ``weight * ||d loss / d x||_2`` over the whole batch ``x``, differentiable.
 
     ``x`` must be the Variable the loss was computed from; the returned Variable backpropagates to
-    the parameters through the gradient (double backprop).
+    the parameters through the gradient (double backprop). The faithful norm is
+    ``sqrt(sum(g ** 2))`` (the author's ``sum(|g|^2) ** (1/2)``), whose backward divides by the
+    norm and so is infinite (NaN in the chain) when the batch's input gradient is exactly 0.
+    ``stabilize=True`` takes ``sqrt(sum(g ** 2) + STABLE_NORM_EPS)`` instead: the same value and
+    gradient away from 0, a gradient of 0 at g = 0.
     """
     gx, = chainer.grad([loss], [x], enable_double_backprop=True)
-    return weight * F.sqrt(F.sum(F.square(gx)))
+    return weight * gradient_norm(gx, stabilize)
+
+
+def gradient_norm(g, stabilize=False):
+    """``sqrt(sum(g ** 2))``, or with ``stabilize`` ``sqrt(sum(g ** 2) + STABLE_NORM_EPS)``."""
+    squared = F.sum(F.square(g))
+    if stabilize:
+        squared = squared + STABLE_NORM_EPS
+    return F.sqrt(squared)
 
 
 class FriendlyClassifier(chainer.Chain):
@@ -154,16 +171,18 @@ class FriendlyClassifier(chainer.Chain):
     Reports ``loss`` (what the optimiser minimises), ``mse`` (the squared-distance term alone),
     ``penalty`` (GMR variants) and ``accuracy``. The penalty is added only while
     ``chainer.config.enable_backprop`` is on (validation runs without it and reports the plain
-    loss, so early stopping compares the same quantity for every variant).
+    loss, so early stopping compares the same quantity for every variant). ``stabilize`` selects
+    the penalty's stabilised norm (:func:`gmr_penalty`).
     """
 
-    def __init__(self, predictor, gmr_weight=None):
+    def __init__(self, predictor, gmr_weight=None, stabilize=False):
         super(FriendlyClassifier, self).__init__()
         with self.init_scope():
             self.predictor = predictor
         if gmr_weight is None:
             gmr_weight = GMR_WEIGHT if predictor.spec['gmr'] else 0.0
         self.gmr_weight = float(gmr_weight)
+        self.stabilize = bool(stabilize)
 
     def forward(self, x, t):
         use_penalty = self.gmr_weight > 0 and chainer.config.enable_backprop
@@ -174,7 +193,7 @@ class FriendlyClassifier(chainer.Chain):
         loss = mse
         report = {'mse': mse, 'accuracy': F.accuracy(y, t)}
         if use_penalty:
-            penalty = gmr_penalty(mse, x, self.gmr_weight)
+            penalty = gmr_penalty(mse, x, self.gmr_weight, stabilize=self.stabilize)
             loss = mse + penalty
             report['penalty'] = penalty
         report['loss'] = loss

@@ -1,16 +1,21 @@
 """Train one FC-100-100-10 variant on MNIST (thesis 3.3.1): ``python -m Friendly.train -h``.
 
 Momentum SGD (0.85), batch 20, the learning rate of thesis Table 3.1, a 4,200-image validation split
-drawn from ``--seed``, early stopping on the validation loss (patience 20 epochs, at most 100), the
-Batch Renormalization rmax/dmax schedule, snapshots every epoch (``--resume`` continues from the
-last one), and, in ``--out``: ``settings.json``, ``command.txt``, Chainer's ``log``, ``loss.png``,
-``accuracy.png``, ``model_final.npz`` (the model the thesis evaluates) and ``model_best.npz`` (the
-model with the best validation loss).
+drawn from ``--seed``, early stopping on the epoch's mean training loss, penalty included, as the
+author's code does (``--early-stop-on validation`` for the thesis text's validation loss; patience
+20 epochs, at most 100), the Batch Renormalization rmax/dmax schedule, snapshots every epoch
+(``--resume`` continues from the last one), and, in ``--out``: ``settings.json``, ``command.txt``,
+Chainer's ``log``, ``loss.png``, ``accuracy.png``, ``model_final.npz`` (the model the thesis
+evaluates) and ``model_best.npz`` (the model with the best validation loss).
+
+A NaN or infinite loss, gradient or parameter stops the run at that iteration with a one-line error
+and exit status 1; the last epoch snapshot stays and no ``model_final.npz`` is written.
 """
 import argparse
 import functools
 import glob
 import json
+import math
 import os
 import re
 import sys
@@ -39,8 +44,15 @@ SNAPSHOT_PATTERN = 'snapshot_epoch_{.updater.epoch}'
 RENORM_STEPS = (1.1, 10.0, 100.0, 1000.0)
 # The settings that define a trained network; a resumed run or a model file must agree on them.
 IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset', 'val_size',
-                 'gmr_weight', 'optimizer', 'sizes')
+                 'gmr_weight', 'optimizer', 'sizes', 'stabilize')
 IDENTITY_KEYS += ('adversarial',)   # absent (None) for every network but the PGD-trained one
+# What a settings.json written before a key existed meant.
+IDENTITY_DEFAULTS = {'stabilize': False}
+RENORM_RULES = ('last-batch', 'epoch-mean')
+EARLY_STOP_KEYS = {'training': 'main/loss', 'validation': 'validation/main/loss'}
+# --stabilize: chainer.optimizer_hooks.GradientClipping threshold (L2 norm of all gradients).
+STABLE_CLIP_NORM = 10.0
+EXIT_NONFINITE = 1
 
 
 # Uncompressed: PD's 61.5 M random weights hardly compress, and zlib takes ~15 s per save.
@@ -56,18 +68,22 @@ def save_model(path, model):
 class RenormSchedule(training.Extension):
     """SPEC renorm schedule as a Trainer extension (its state is saved in snapshots).
 
-    rmax and dmax start at 1 and 0. At the end of the first epoch whose mean training loss
-    (``key``) is under ``threshold`` both become 1.1; every ``step_epochs`` epochs after that they
-    step to 10, 100 and 1000.
+    rmax and dmax start at 1 and 0. At the end of the first epoch whose training loss (``key``) is
+    under ``threshold`` both become 1.1; every ``step_epochs`` epochs after that they step to 10,
+    100 and 1000. ``rule='last-batch'`` (the author's code) compares the loss of the epoch's last
+    minibatch, ``rule='epoch-mean'`` the mean over the epoch. Each stage's start is printed.
     """
 
     trigger = 1, 'iteration'
     priority = training.PRIORITY_READER
 
     def __init__(self, links, threshold=0.01, key='main/loss', step_epochs=20,
-                 steps=RENORM_STEPS):
+                 steps=RENORM_STEPS, rule='last-batch'):
+        if rule not in RENORM_RULES:
+            raise ValueError('rule must be one of {}, got {!r}'.format(RENORM_RULES, rule))
         self.links = list(links)
         self.threshold = float(threshold)
+        self.rule = rule
         self.key = key
         self.step_epochs = int(step_epochs)
         self.steps = tuple(steps)
@@ -94,22 +110,85 @@ class RenormSchedule(training.Extension):
     def __call__(self, trainer):
         value = trainer.observation.get(self.key)
         if value is not None:
-            self.loss_sum += float(chainer.as_array(value))
-            self.loss_count += 1
+            value = float(chainer.as_array(value))
+            if self.rule == 'epoch-mean':
+                self.loss_sum += value
+                self.loss_count += 1
+            else:
+                self.loss_sum, self.loss_count = value, 1
         updater = trainer.updater
         if not updater.is_new_epoch:
             return
-        if self.start_epoch < 0 and self.loss_count:
-            if self.loss_sum / self.loss_count < self.threshold:
-                self.start_epoch = updater.epoch
+        checked = self.loss_sum / self.loss_count if self.loss_count else None
+        if self.start_epoch < 0 and checked is not None and checked < self.threshold:
+            self.start_epoch = updater.epoch
+            print('renorm schedule: the {} training loss of epoch {} is {:.6g} < {:g}'.format(
+                self.rule, updater.epoch, checked, self.threshold))
         self.loss_sum, self.loss_count = 0.0, 0
+        before = (self.links[0].rmax, self.links[0].dmax) if self.links else None
         rmax, dmax = self.apply(updater.epoch)
+        if self.links and (rmax, dmax) != before:
+            print('renorm schedule: rmax = {:g}, dmax = {:g} from epoch {}'.format(
+                rmax, dmax, updater.epoch + 1))
         chainer.reporter.report({'rmax': rmax, 'dmax': dmax})
 
     def serialize(self, serializer):
         self.start_epoch = int(serializer('start_epoch', self.start_epoch))
         self.loss_sum = float(serializer('loss_sum', self.loss_sum))
         self.loss_count = int(serializer('loss_count', self.loss_count))
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or infinite loss, gradient or parameter during training."""
+
+
+class NonFiniteCheck(training.Extension):
+    """Stops training at the first iteration with a non-finite loss, gradient or parameter.
+
+    Runs after every update and before every other extension (so the iteration's evaluation,
+    snapshots and model files never see the bad values) and raises :class:`NonFiniteError` naming
+    the epoch and iteration. The gradients are the ones of the update just made.
+    """
+
+    trigger = 1, 'iteration'
+    priority = training.PRIORITY_WRITER + 1000
+
+    def __init__(self, model, keys=('main/loss',)):
+        self.model = model
+        self.keys = tuple(keys)
+
+    @staticmethod
+    def _finite(array):
+        xp = chainer.backend.get_array_module(array)
+        # A sum is one cheap pass; only when it is not finite are the entries themselves checked
+        # (a sum of finite float32 values can overflow).
+        with numpy.errstate(over='ignore', invalid='ignore'):
+            return bool(xp.isfinite(array.sum())) or bool(xp.isfinite(array).all())
+
+    def problem(self, observation):
+        """A description of the first non-finite value, or None."""
+        for key in self.keys:
+            value = observation.get(key)
+            if value is not None:
+                value = float(chainer.as_array(value))
+                if not math.isfinite(value):
+                    return 'non-finite {} ({})'.format(key, value)
+        params = sorted(self.model.namedparams())
+        for what in ('grad', 'array'):
+            for name, param in params:
+                array = getattr(param, what)
+                if array is not None and not self._finite(array):
+                    return 'non-finite {} of {}'.format(
+                        'gradient' if what == 'grad' else 'parameter', name.lstrip('/'))
+        return None
+
+    def __call__(self, trainer):
+        found = self.problem(trainer.observation)
+        if found is not None:
+            updater = trainer.updater
+            epoch = updater.epoch if updater.is_new_epoch else updater.epoch + 1
+            raise NonFiniteError('{} in epoch {}, iteration {}'.format(
+                found, epoch, updater.iteration))
 
 
 class EpochSeededOrder(object):
@@ -187,6 +266,21 @@ def make_optimizer(name, lr, momentum):
     raise ValueError('unknown optimizer {!r}'.format(name))
 
 
+def setup_optimizer(optimizer, model, stabilize=False):
+    """``optimizer.setup(model)``; with ``stabilize`` the gradient norm is clipped (--stabilize)."""
+    optimizer.setup(model)
+    if stabilize:
+        optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(STABLE_CLIP_NORM))
+    return optimizer
+
+
+def make_early_stopping(on, patience, max_epochs):
+    """Early stopping on the epoch's mean training loss or the validation loss (``on``)."""
+    return ResumableEarlyStopping(check_trigger=(1, 'epoch'), monitor=EARLY_STOP_KEYS[on],
+                                  patience=patience, mode='min',
+                                  max_trigger=(max_epochs, 'epoch'))
+
+
 def latest_snapshot(out):
     """The snapshot with the highest epoch in ``out``, or None."""
     found = []
@@ -198,7 +292,7 @@ def latest_snapshot(out):
 
 
 def identity(settings):
-    return {k: settings.get(k) for k in IDENTITY_KEYS}
+    return {k: settings.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS}
 
 
 def settings_from_args(args):
@@ -220,6 +314,9 @@ def settings_from_args(args):
         'val_subset': args.val_subset,
         'gmr_weight': gmr_weight,
         'optimizer': args.optimizer,
+        'stabilize': args.stabilize,
+        'early_stop_on': args.early_stop_on,
+        'renorm_rule': args.renorm_rule,
         'renorm_threshold': args.renorm_threshold,
         'renorm_step_epochs': args.renorm_step_epochs,
         'bn_eval': args.bn_eval,
@@ -244,8 +341,12 @@ def build_parser():
     parser.add_argument('--epoch', '-e', type=int, default=100,
                         help='most epochs; early stopping may end sooner (default: %(default)s)')
     parser.add_argument('--patience', type=int, default=20,
-                        help='epochs without a better validation loss before stopping '
-                             '(default: %(default)s)')
+                        help='epochs without a better monitored loss (--early-stop-on) before '
+                             'stopping (default: %(default)s)')
+    parser.add_argument('--early-stop-on', choices=sorted(EARLY_STOP_KEYS), default='training',
+                        help="loss that early stopping watches: training (the epoch's mean "
+                             "training loss, GMR penalty included, as the author's code) or "
+                             "validation (the thesis text and the SPEC) (default: %(default)s)")
     parser.add_argument('--lr', type=float, default=None,
                         help='learning rate (default: the variant\'s, thesis Table 3.1)')
     parser.add_argument('--momentum', type=float, default=models.MOMENTUM,
@@ -256,9 +357,19 @@ def build_parser():
     parser.add_argument('--gmr-weight', type=float, default=None,
                         help='weight of the GMR gradient-norm penalty (default: 0.5 for GMR and '
                              'GMRES, 0 otherwise)')
+    parser.add_argument('--stabilize', action='store_true',
+                        help='not the thesis: compute the GMR penalty as sqrt(sum g^2 + 1e-20), '
+                             'finite gradient where the input gradient g is 0 (the faithful norm '
+                             'gives NaN there), and clip the L2 norm of all parameter gradients '
+                             'to {:g} (chainer.optimizer_hooks.GradientClipping); what GMRES '
+                             'needs to survive the full protocol'.format(STABLE_CLIP_NORM))
     parser.add_argument('--renorm-threshold', type=float, default=0.01,
-                        help='mean epoch training loss under which the renorm schedule starts '
+                        help='training loss under which the renorm schedule starts '
                              '(default: %(default)s)')
+    parser.add_argument('--renorm-rule', choices=RENORM_RULES, default='last-batch',
+                        help="which training loss the renorm schedule checks at each epoch's "
+                             "end: the epoch's last minibatch (the author's code) or the epoch "
+                             "mean (default: %(default)s)")
     parser.add_argument('--renorm-step-epochs', type=int, default=20,
                         help='epochs between renorm rmax/dmax steps (default: %(default)s)')
     parser.add_argument('--val-size', type=int, default=VALIDATION_SIZE,
@@ -311,8 +422,13 @@ def _check_args(parser, args):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
-    if args.lr is not None and args.lr <= 0:
-        parser.error('--lr must be positive, got {}'.format(args.lr))
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error('--lr must be finite and positive, got {}'.format(args.lr))
+    if args.gmr_weight is not None and not (math.isfinite(args.gmr_weight)
+                                            and args.gmr_weight >= 0):
+        parser.error('--gmr-weight must be finite and >= 0, got {}'.format(args.gmr_weight))
+    if not math.isfinite(args.renorm_threshold):
+        parser.error('--renorm-threshold must be finite, got {}'.format(args.renorm_threshold))
     if not 0 <= args.momentum < 1:
         parser.error('--momentum must be in [0, 1), got {}'.format(args.momentum))
     if not 0 < args.val_size < 60000:
@@ -335,10 +451,11 @@ def _resolve_resume(parser, args, settings):
         except ValueError as e:
             parser.error('--resume: {}'.format(e))
         if identity(previous) != identity(settings):
-            diff = sorted(k for k in IDENTITY_KEYS if previous.get(k) != settings.get(k))
+            old, new = identity(previous), identity(settings)
+            diff = sorted(k for k in IDENTITY_KEYS if old[k] != new[k])
             parser.error('--resume: {} belongs to another network ({} differ: {})'.format(
                 settings_path, ', '.join(diff),
-                ', '.join('{}={!r} there'.format(k, previous.get(k)) for k in diff)))
+                ', '.join('{}={!r} there'.format(k, old[k]) for k in diff)))
     return path
 
 
@@ -376,10 +493,11 @@ def main(argv=None):
     print('training images: {}, validation images: {}'.format(len(train), len(val)))
 
     predictor = models.FC100(args.variant, pd_chunk_size=args.pd_chunk_size)
-    model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'])
+    model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
+                                      stabilize=args.stabilize)
     model.to_device(device)
-    optimizer = make_optimizer(args.optimizer, settings['lr'], args.momentum)
-    optimizer.setup(model)
+    optimizer = setup_optimizer(make_optimizer(args.optimizer, settings['lr'], args.momentum),
+                                model, args.stabilize)
 
     order = EpochSeededOrder(args.seed)
     train_iter = chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=order)
@@ -392,17 +510,17 @@ def main(argv=None):
         loss_func = PGDTrainingLoss(model, args.seed, lambda: updater.iteration)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device,
                                                 loss_func=loss_func)
-    stop = ResumableEarlyStopping(check_trigger=(1, 'epoch'), monitor='validation/main/loss',
-                                  patience=args.patience, mode='min',
-                                  max_trigger=(args.epoch, 'epoch'))
+    stop = make_early_stopping(args.early_stop_on, args.patience, args.epoch)
     trainer = training.Trainer(updater, stop, out=args.out)
+    trainer.extend(NonFiniteCheck(model), name='nonfinite_check')
 
     trainer.extend(BatchModeEvaluator(val_iter, model, bn_mode=args.bn_eval, device=device),
                    name='validation')
     renorm_links = predictor.batch_renorm_links()
     if renorm_links:
         trainer.extend(RenormSchedule(renorm_links, threshold=args.renorm_threshold,
-                                      step_epochs=args.renorm_step_epochs),
+                                      step_epochs=args.renorm_step_epochs,
+                                      rule=args.renorm_rule),
                        name='renorm_schedule')
     # Lowest priority: the snapshot must hold the state after every other extension and trigger
     # of its iteration, or a resumed run would replay them.
@@ -432,7 +550,13 @@ def main(argv=None):
             parser.exit(2, 'error: --resume: {}\n'.format(e))
 
     start = time.time()
-    trainer.run()
+    try:
+        trainer.run(show_loop_exception_msg=False)
+    except NonFiniteError as e:
+        snapshot = latest_snapshot(args.out)
+        parser.exit(EXIT_NONFINITE, 'error: {}: training stopped; {}; no {} written\n'.format(
+            e, 'last good snapshot {}'.format(snapshot) if snapshot else 'no snapshot yet',
+            FINAL_MODEL))
     save_model(run.file(FINAL_MODEL), predictor)
     if not os.path.exists(run.file(BEST_MODEL)):
         save_model(run.file(BEST_MODEL), predictor)
@@ -441,7 +565,8 @@ def main(argv=None):
         'epochs_run': updater.epoch,
         'iterations': updater.iteration,
         'stopped_early': bool(stop.stopped_early(trainer)),
-        'best_validation_loss': stop.best,
+        'early_stop_on': args.early_stop_on,
+        'best_monitored_loss': stop.best,
         'wall_seconds_this_call': time.time() - start,
         'final_model': FINAL_MODEL,
         'best_model': BEST_MODEL,
@@ -449,6 +574,9 @@ def main(argv=None):
     log = trainer.get_extension('LogReport').log
     if log:
         summary['last_epoch_log'] = log[-1]
+    if renorm_links:
+        schedule = trainer.get_extension('renorm_schedule')
+        summary['renorm_start_epoch'] = schedule.start_epoch if schedule.start_epoch >= 0 else None
     atomic_write_json(run.file('summary.json'), summary)
     print('saved {}'.format(run.file(FINAL_MODEL)))
     return summary

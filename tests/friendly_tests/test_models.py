@@ -228,3 +228,59 @@ def test_forward_on_device_matches_numpy(device):
         y = model(device.send(x))
     numpy.testing.assert_allclose(chainer.backend.CpuDevice().send(y.array), expected,
                                   rtol=1e-4, atol=1e-5)
+
+
+def _norm_and_grad(g, stabilize):
+    gv = chainer.Variable(g.copy())
+    norm = models.gradient_norm(gv, stabilize=stabilize)
+    norm.backward()
+    return float(norm.array), gv.grad
+
+
+@pytest.mark.parametrize('stabilize', [False, True])
+def test_gradient_norm_value_and_gradient_by_finite_differences(stabilize):
+    g = numpy.random.RandomState(3).normal(size=(4, 6))
+    value, grad = _norm_and_grad(g, stabilize)
+    assert value == pytest.approx(numpy.sqrt((g ** 2).sum()), rel=1e-12)
+    numeric, = gradient_check.numerical_grad(
+        lambda: (numpy.asarray(numpy.sqrt((g ** 2).sum())),), (g,), (numpy.ones(()),), eps=1e-6)
+    numpy.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_stabilized_norm_has_a_finite_gradient_at_zero():
+    g = numpy.zeros((3, 5), numpy.float32)
+    with numpy.errstate(divide='ignore', invalid='ignore'):
+        value, grad = _norm_and_grad(g, stabilize=False)
+    assert value == 0 and not numpy.isfinite(grad).all()     # the faithful 0/0
+    value, grad = _norm_and_grad(g, stabilize=True)
+    assert value == pytest.approx(1e-10) and numpy.array_equal(grad, numpy.zeros_like(g))
+
+
+def test_stabilized_penalty_trains_through_a_zero_input_gradient():
+    # l1.W = 0 makes d loss / d x exactly 0 for every image: the faithful penalty's double
+    # backprop then fills the parameter gradients with NaN, the stabilised one stays finite.
+    t = numpy.array([1, 2, 3, 4], numpy.int32)
+    for stabilize in (False, True):
+        numpy.random.seed(0)
+        model = models.FC100('GMRES', sizes=SMALL)
+        model.l1.W.array[...] = 0
+        xv = chainer.Variable(_x(4))
+        with numpy.errstate(divide='ignore', invalid='ignore'):
+            penalty = models.gmr_penalty(models.squared_distance_loss(model(xv), t), xv,
+                                         stabilize=stabilize)
+            model.cleargrads()
+            penalty.backward()
+        grads = [p.grad for p in model.params() if p.grad is not None]
+        finite = all(numpy.isfinite(g).all() for g in grads)
+        assert finite == stabilize, stabilize
+
+
+def test_classifier_passes_stabilize_to_the_penalty():
+    numpy.random.seed(0)
+    model = models.FriendlyClassifier(models.FC100('GMRES', sizes=SMALL), stabilize=True)
+    model.predictor.l1.W.array[...] = 0
+    t = numpy.array([1, 2, 3, 4], numpy.int32)
+    loss = model(_x(4), t)
+    model.cleargrads()
+    loss.backward()
+    assert all(numpy.isfinite(p.grad).all() for p in model.params() if p.grad is not None)

@@ -2,6 +2,7 @@ import csv
 import json
 import os
 
+import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401
@@ -23,7 +24,12 @@ def test_presets_cover_every_network():
 
 def test_thesis_preset_is_the_full_protocol():
     for network in run_all.NETWORKS:
-        assert run_all.train_options('thesis', network) == {}
+        expected = {'stabilize': True} if network == 'GMRES' else {}
+        assert run_all.train_options('thesis', network) == expected
+    argv = run_all.train_argv('GMRES', run_all.train_options('thesis', 'GMRES'), 0, 'x', None,
+                              None)
+    assert train.build_parser().parse_args(argv).stabilize
+    assert '--stabilize' in argv and 'True' not in argv
     assert run_all.PRESETS['thesis']['evaluate'] == {}
     args = train.build_parser().parse_args(['--variant', 'PD', '--out', 'x'])
     assert (args.epoch, args.patience, args.batchsize, args.val_size) == (100, 20, 20, 4200)
@@ -112,8 +118,60 @@ def test_pipeline_resumes_and_skips(mnist_dir, tmp_path, capsys):
     again = run_all.main(argv)
     out = capsys.readouterr().out
     assert '== source: final model with these settings exists, skipped' in out
-    assert '--resume' in out and 'resuming from' in out
+    assert '--resume' in out
+    log = (tmp_path / 'friendly' / 'logs' / 'S.log').read_text()
+    assert log.count('-m Friendly.train') == 2 and 'resuming from' in log
     assert again['S'] == results['S']
+
+
+def test_pd_at_thesis_scale_is_never_skipped_silently():
+    assert run_all.thesis_pd_note('quick', ['PD'], True, False) == ''
+    assert run_all.thesis_pd_note('thesis', ['S', 'RS'], True, False) == ''
+    skipped = run_all.thesis_pd_note('thesis', ['S', 'PD'], True, False)
+    assert 'GPU job' in skipped and 'hours' in skipped and 'skipped' in skipped
+    assert '--pd-on-cpu' in skipped
+    assert 'training it here' in run_all.thesis_pd_note('thesis', ['PD'], True, True)
+    assert 'training it on @cupy:0' in run_all.thesis_pd_note('thesis', ['PD'], False, False,
+                                                              '@cupy:0')
+
+
+def test_training_process_env_and_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv('OPENBLAS_NUM_THREADS', '2')
+    env = run_all.child_env()
+    assert env['OPENBLAS_NUM_THREADS'] == env['OMP_NUM_THREADS'] == '1'
+    root = os.path.dirname(os.path.dirname(os.path.abspath(run_all.__file__)))
+    assert env['PYTHONPATH'].split(os.pathsep)[0] == root
+    log = tmp_path / 'ZZ.log'
+    status, seconds, cpu = run_all.run_training(['--variant', 'ZZ', '--out', str(tmp_path / 'r')],
+                                                str(log))
+    assert status == 2 and seconds > 0 and (cpu is None or cpu > 0)
+    assert "unknown variant 'ZZ'" in run_all.last_line(str(log))
+
+
+def test_jobs_must_be_positive(capsys, tmp_path):
+    assert '--jobs' in _error(capsys, ['--jobs', '0', '--out', str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_parallel_jobs_give_the_serial_results(mnist_dir, tmp_path, capsys):
+    base = ['--preset', 'smoke', '--networks', 'S,RS,GMRES', '--mnist-dir', mnist_dir]
+    serial = run_all.main(base + ['--out', str(tmp_path / 'serial'), '--jobs', '1'])
+    parallel = run_all.main(base + ['--out', str(tmp_path / 'parallel'), '--jobs', '3'])
+    assert serial == parallel
+    out = capsys.readouterr().out
+    for network in ('S', 'RS', 'GMRES', 'source'):
+        assert '== {}: trained in'.format(network) in out
+        a = numpy.load(str(tmp_path / 'serial' / 'friendly' / 'runs' / network /
+                           'model_final.npz'))
+        b = numpy.load(str(tmp_path / 'parallel' / 'friendly' / 'runs' / network /
+                           'model_final.npz'))
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            numpy.testing.assert_array_equal(a[key], b[key])
+    timing = json.loads((tmp_path / 'parallel' / 'friendly' / 'run_all.json').read_text())
+    assert timing['jobs'] == 3 and timing['failed'] == {}
+    assert set(k for k in timing['seconds_this_call'] if k.startswith('train_') and
+               'cpu' not in k) == {'train_S', 'train_RS', 'train_GMRES', 'train_source'}
 
 
 @pytest.mark.slow

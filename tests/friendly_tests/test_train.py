@@ -64,8 +64,8 @@ def test_renorm_schedule_steps():
     assert links[1].rmax == links[0].rmax
 
 
-def test_renorm_schedule_uses_the_epoch_mean_not_one_batch():
-    schedule = train.RenormSchedule([_Link()], threshold=0.01)
+def test_renorm_schedule_epoch_mean_rule_ignores_one_low_batch():
+    schedule = train.RenormSchedule([_Link()], threshold=0.01, rule='epoch-mean')
     trainer = _Trainer()
     # one batch under the threshold, the epoch mean above it
     trainer.updater.is_new_epoch = False
@@ -78,6 +78,46 @@ def test_renorm_schedule_uses_the_epoch_mean_not_one_batch():
     with chainer.reporter.Reporter().scope({}):
         schedule(trainer)
     assert schedule.links[0].rmax == 1.0 and schedule.start_epoch == -1
+
+
+def _feed_epoch(schedule, trainer, values):
+    """One epoch whose minibatch losses are ``values`` (the last one ends the epoch)."""
+    for i, value in enumerate(values):
+        last = i == len(values) - 1
+        trainer.updater.is_new_epoch = last
+        if last:
+            trainer.updater.epoch += 1
+        trainer.observation = {'main/loss': value}
+        with chainer.reporter.Reporter().scope({}):
+            schedule(trainer)
+
+
+def test_renorm_schedule_last_batch_rule_is_the_default(capsys):
+    schedule = train.RenormSchedule([_Link()], threshold=0.01)
+    assert schedule.rule == 'last-batch'
+    trainer = _Trainer()
+    # epoch 1: mean 0.0367 but the last batch 0.005: the author's rule starts the schedule
+    _feed_epoch(schedule, trainer, [0.1, 0.0051, 0.005])
+    assert schedule.start_epoch == 1 and schedule.links[0].rmax == 1.1
+    out = capsys.readouterr().out
+    assert 'epoch 1 is 0.005 < 0.01' in out and 'rmax = 1.1, dmax = 1.1 from epoch 2' in out
+    # epoch-mean on the same losses does not start; a low batch that is not the last does not
+    # start the last-batch rule either
+    for rule, values in (('epoch-mean', [0.1, 0.0051, 0.005]), ('last-batch', [0.001, 0.02])):
+        other = train.RenormSchedule([_Link()], threshold=0.01, rule=rule)
+        trainer = _Trainer()
+        _feed_epoch(other, trainer, values)
+        assert other.start_epoch == -1 and other.links[0].rmax == 1.0
+    # each later stage is announced when it starts (epoch 1 + 20 = 21)
+    trainer = _Trainer()
+    trainer.updater.epoch = 1
+    capsys.readouterr()
+    for _ in range(20):
+        _feed_epoch(schedule, trainer, [0.5, 0.5])
+    assert schedule.links[0].rmax == 10.0
+    assert capsys.readouterr().out.count('rmax = 10, dmax = 10 from epoch 22') == 1
+    with pytest.raises(ValueError):
+        train.RenormSchedule([_Link()], rule='median')
 
 
 def test_renorm_schedule_survives_serialization(tmp_path):
@@ -315,3 +355,127 @@ def test_bench_training_iteration_and_fgsm_rate():
     assert ms > 0 and peak > 0
     rate, elapsed = bench.fgsm_epoch('S', device, 200)
     assert rate > 0 and elapsed > 0
+
+
+def test_non_finite_numbers_are_refused_at_parse_time(capsys, tmp_path):
+    out = tmp_path / 'run'
+    for option, value in (('--lr', 'inf'), ('--lr', 'nan'), ('--lr', '-0.1'), ('--lr', '0'),
+                          ('--gmr-weight', 'nan'), ('--gmr-weight', 'inf'),
+                          ('--gmr-weight', '-1'), ('--renorm-threshold', 'nan')):
+        msg = _error(capsys, ['--variant', 'GMR', '--out', str(out), option, value])
+        assert 'error: ' + option in msg, msg
+    assert not out.exists()
+
+
+def test_non_finite_loss_stops_at_that_iteration(mnist_dir, tmp_path, capsys, monkeypatch):
+    calls = {'training': 0}
+    plain = models.squared_distance_loss
+
+    def poisoned(y, t, reduce='mean'):
+        loss = plain(y, t, reduce)
+        if chainer.config.enable_backprop:          # training batches only
+            calls['training'] += 1
+            if calls['training'] == 13:             # epoch 2 (10 iterations an epoch)
+                return loss * float('nan')
+        return loss
+
+    monkeypatch.setattr(models, 'squared_distance_loss', poisoned)
+    out = tmp_path / 'S'
+    with pytest.raises(SystemExit) as info:
+        train.main(_tiny(out, epoch=3, extra=['--mnist-dir', mnist_dir]))
+    assert info.value.code == train.EXIT_NONFINITE != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'Traceback' not in err[0]
+    assert err[0].startswith('error: non-finite main/loss (nan) in epoch 2, iteration 13')
+    assert str(out / 'snapshot_epoch_1') in err[0]
+    assert (out / 'snapshot_epoch_1').exists() and not (out / 'snapshot_epoch_2').exists()
+    assert not (out / 'model_final.npz').exists()
+    with numpy.load(str(out / 'snapshot_epoch_1')) as snapshot:
+        weights = [snapshot[k] for k in snapshot.files if k.startswith('updater/model:main/')]
+    assert weights and all(numpy.isfinite(w).all() for w in weights)
+
+
+def test_non_finite_check_finds_gradients_and_parameters():
+    model = models.FriendlyClassifier(models.FC100('S', sizes=(6, 5, 4, 3)))
+    check = train.NonFiniteCheck(model)
+    model.cleargrads()
+    assert check.problem({'main/loss': 0.5}) is None
+    assert check.problem({'main/loss': float('inf')}) == 'non-finite main/loss (inf)'
+    model.predictor.l2.W.grad = numpy.zeros((4, 5), numpy.float32)
+    model.predictor.l2.W.grad[1, 2] = numpy.nan
+    assert check.problem({}) == 'non-finite gradient of predictor/l2/W'
+    model.cleargrads()
+    # finite entries whose float32 sum overflows are not flagged
+    model.predictor.l1.W.array[...] = 3e38
+    assert check.problem({}) is None
+    model.predictor.l1.b.array[0] = -numpy.inf
+    assert check.problem({}) == 'non-finite parameter of predictor/l1/b'
+
+
+def test_stabilize_clips_the_gradient_norm():
+    lr = 0.1
+    for stabilize, expected in ((False, 100.0), (True, train.STABLE_CLIP_NORM)):
+        link = chainer.links.Linear(3, 2)
+        optimizer = train.setup_optimizer(train.make_optimizer('fast', lr, 0.0), link, stabilize)
+        before = [p.array.copy() for p in (link.W, link.b)]
+        link.W.grad = numpy.zeros((2, 3), numpy.float32)
+        link.b.grad = numpy.zeros(2, numpy.float32)
+        link.W.grad[0, 0] = 60.0
+        link.b.grad[1] = 80.0                        # global gradient norm 100
+        optimizer.update()
+        step = numpy.sqrt(sum(((p.array - b) ** 2).sum() for p, b in zip((link.W, link.b),
+                                                                          before)))
+        assert step == pytest.approx(lr * expected, rel=1e-5)
+
+
+class _StopTrainer:
+    def __init__(self):
+        self.updater = _Updater()
+        self.updater.iteration = 0
+        self.observation = {}
+
+
+def test_early_stopping_watches_the_chosen_loss():
+    # training loss falls every epoch, validation loss rises from epoch 2: only the validation
+    # rule stops: best at epoch 1, then 2 epochs without improvement (patience 2): epoch 3
+    stopped = {}
+    for on in ('training', 'validation'):
+        stop = train.make_early_stopping(on, patience=2, max_epochs=10)
+        trainer = _StopTrainer()
+        for epoch in range(1, 11):
+            for i in range(3):
+                trainer.updater.iteration += 1
+                trainer.updater.is_new_epoch = i == 2
+                trainer.updater.epoch = epoch if i == 2 else epoch - 1
+                trainer.updater.epoch_detail = epoch - 1 + (i + 1) / 3
+                trainer.observation = {'main/loss': 1.0 / epoch - 0.01 * i}
+                if i == 2:
+                    trainer.observation['validation/main/loss'] = 0.5 + 0.1 * abs(epoch - 1)
+                if stop(trainer):
+                    break
+            else:
+                continue
+            break
+        stopped[on] = epoch
+    assert stopped == {'training': 10, 'validation': 3}
+    assert train.build_parser().parse_args(['--variant', 'S', '--out', 'x']).early_stop_on == \
+        'training'
+
+
+def test_stop_rules_replays_chainer_early_stopping(tmp_path, capsys):
+    from Friendly import stop_rules
+    # the same sequences through Chainer's trigger (test_early_stopping_watches_the_chosen_loss)
+    assert stop_rules.stop_epoch([0.5, 0.6, 0.7, 0.4], patience=2, max_epochs=10) == 3
+    assert stop_rules.stop_epoch([0.5, 0.6, 0.4, 0.45], patience=2, max_epochs=10) is None
+    assert stop_rules.stop_epoch([0.5, 0.5, 0.5], patience=2, max_epochs=10) == 3   # not better
+    assert stop_rules.stop_epoch([1.0, 0.9, 0.8], patience=20, max_epochs=3) == 3
+    run = tmp_path / 'r'
+    run.mkdir()
+    (run / 'settings.json').write_text(json.dumps({'patience': 2, 'epoch': 6,
+                                                   'early_stop_on': 'training'}))
+    log = [{'epoch': e, 'main/loss': 1.0 / e, 'validation/main/loss': 0.5 + 0.1 * (e - 1)}
+           for e in range(1, 7)]
+    (run / 'log').write_text(json.dumps(log))
+    (_, stops), = stop_rules.main([str(run)])
+    assert stops == {'training': 6, 'validation': 3}
+    assert capsys.readouterr().out.strip().endswith('| 6 | training | 6 | 3 | no |')
