@@ -14,6 +14,7 @@ import os
 from Counting import models
 from lenses_common import safe_npz
 from lenses_common.runfolder import OutError, check_out_dir, guard_run_folder, load_json
+from lenses_common.runfolder import out_error
 
 #: The settings a resumed run must share with the run that wrote the snapshot: the network, and
 #: the options that decide its trajectory (``--epoch`` may grow, to train a run further).
@@ -48,7 +49,7 @@ def check_out(args, parser, resume):
                                 in_progress=('snapshot_iter_*',), resume=resume is not None,
                                 force=getattr(args, 'force', False))
     except OutError as e:
-        parser.error(str(e))
+        out_error(parser, e)
 
 
 def _normal(settings):

@@ -34,7 +34,7 @@ from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common import safe_npz
 from lenses_common.runfolder import RunFolder, atomic_path, atomic_write_json, load_json
-from lenses_common.runfolder import OutError, check_out_dir, guard_run_folder
+from lenses_common.runfolder import OutError, check_out_dir, guard_run_folder, out_error
 from lenses_common.seeding import add_seed_argument, seed_everything
 
 VALIDATION_SIZE = 4200
@@ -471,7 +471,7 @@ def main(argv=None):
                                  in_progress=('snapshot_epoch_*',),
                                  resume=resume_path is not None, force=args.force)
     except OutError as e:
-        parser.error(str(e))
+        out_error(parser, e)
     if moved:
         print(moved)
     device = device_from_args(args, parser)

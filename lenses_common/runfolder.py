@@ -122,8 +122,14 @@ def check_out_dir(path, option='--out'):
     return path
 
 
+def out_error(parser, error):
+    """Exit with status 2 and exactly one line on stderr, ``PROG: error: MESSAGE`` (argparse's
+    ``parser.error`` would print the usage lines first)."""
+    parser.exit(2, '{}: error: {}\n'.format(parser.prog, error))
+
+
 def check_out_arg(parser, path, option='--out', is_file=False):
-    """:func:`check_out_dir` for a command line: a bad ``path`` exits through ``parser.error``
+    """:func:`check_out_dir` for a command line: a bad ``path`` exits through :func:`out_error`
     (one line, status 2). ``is_file``: ``path`` names a file, whose folder is checked. ``None``
     (no such output asked for) passes."""
     if path is None:
@@ -136,7 +142,7 @@ def check_out_arg(parser, path, option='--out', is_file=False):
             return os.path.abspath(path)
         return check_out_dir(path, option)
     except OutError as e:
-        parser.error(str(e))
+        out_error(parser, e)
 
 
 def move_aside(path):
