@@ -59,6 +59,7 @@ friendly: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m Friendly.bench --out $(OUT)/bench
 	$(PY) -m Counting.bench --out $(OUT)/bench
+	$(PY) tools/bench_libraries.py --out $(OUT)/bench
 
 # --- lint (issue 15) ------------------------------------------------------------------------
 # ruff, pinned (its pycodestyle rules are preview rules, which may change between releases); the

@@ -1,12 +1,13 @@
-"""Counting benchmarks (``make bench``): generator, detection, library calls, training.
+"""Counting benchmarks (``make bench``): generator, detection, training.
 
     python -m Counting.bench --out results/bench
 
-Writes ``<out>/counting.md`` (atomically) and prints it. The generator, detection and library
-sections come from :mod:`Counting.bench_generator`, :mod:`Counting.bench_detection` and
-:mod:`Counting.bench_libraries` (SciPy's labelling and K-means against the hand-written code they
-replaced, and the ``upper`` and ``kmeans`` detection methods before and after); a section whose
-module is missing or fails says so instead of stopping the others. The training section times
+Writes ``<out>/counting.md`` (atomically) and prints it. The generator and detection sections come
+from :mod:`Counting.bench_generator` and :mod:`Counting.bench_detection`; a section whose module
+is missing or fails says so instead of stopping the others. (``make bench`` also runs
+``tools/bench_libraries.py``: SciPy's labelling and K-means against the hand-written code they
+replaced, kept there outside the packages, and the ``upper`` and ``kmeans`` detection methods
+before and after, into ``<out>/bench_libraries.md``.) The training section times
 full training steps (forward, MSE loss, backward, momentum SGD update) of each network and
 activation at the thesis's size: 1000 x 1000 images, batch 4.
 """
@@ -115,7 +116,7 @@ def build_parser():
                    help='side of the square training images (default: %(default)s, the '
                         'thesis\'s)')
     p.add_argument('--skip', nargs='*', default=[],
-                   choices=('generator', 'detection', 'libraries', 'training'),
+                   choices=('generator', 'detection', 'training'),
                    help='sections to leave out')
     add_device_argument(p)
     add_seed_argument(p)
@@ -141,9 +142,6 @@ def main(argv=None):
     if 'detection' not in args.skip:
         parts.append(_section('Counting: second-derivative detection', 'Counting.bench_detection',
                               lambda m: m.run(device=device)))
-    if 'libraries' not in args.skip:
-        parts.append(_section('Counting: library calls', 'Counting.bench_libraries',
-                              lambda m: m.run(seed=args.seed)))
     if 'training' not in args.skip:
         parts.append(training_section(device, image_size=args.image_size,
                                       batchsize=args.batchsize, iterations=args.iterations))

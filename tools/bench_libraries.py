@@ -1,6 +1,6 @@
 """Benchmark of the library calls that replaced hand-written code (issue 15), before and after.
 
-    python -m Counting.bench_libraries [--out results/bench]
+    python tools/bench_libraries.py [--out results/bench]     (a part of ``make bench``)
 
 On one process, same inputs, side by side:
 
@@ -17,8 +17,8 @@ On one process, same inputs, side by side:
   into :mod:`Counting.detect` for the call ("before"); whether the boxes are the same.
 
 The "before" code below (``reference_label_blobs``, ``reference_kmeans``) is the project's former
-implementation, kept only here as the reference the speed-ups are measured against. Nothing else
-imports it.
+implementation, kept only here, outside the product packages, as the reference the speed-ups are
+measured against. Nothing imports it.
 """
 import argparse
 import contextlib
@@ -34,7 +34,7 @@ import chainer
 from Counting import detect as detect_lib
 from Counting import saliency as saliency_lib
 from Counting import shapes
-from lenses_common.runfolder import atomic_write_text
+from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument
 
 
@@ -202,7 +202,7 @@ def run(repeats=2, seed=0, progress=True):
     lines = ['## Counting: library calls against the former hand-written code', '',
              'Best of {} runs each, one process, CPU, seed {}, OPENBLAS_NUM_THREADS={}. "before": '
              'the hand-written union-find labelling and Lloyd K-means the project used to ship '
-             '(kept in `Counting/bench_libraries.py` as the reference); "after": '
+             '(kept in `tools/bench_libraries.py` as the reference); "after": '
              '`scipy.ndimage.label` and `scipy.cluster.vq.kmeans2` run to convergence. Detection '
              'runs the untrained small softplus counter of the detection benchmark on its '
              'image; its forward and backward passes are in both times.'.format(
@@ -223,7 +223,7 @@ def _saliency(model, x):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog='python -m Counting.bench_libraries',
+        prog='python tools/bench_libraries.py',
         description='Time SciPy\'s labelling and K-means, and the first-derivative detection '
                     'methods, against the hand-written code they replaced.')
     parser.add_argument('--repeats', type=int, default=2,
@@ -239,6 +239,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error('--repeats must be at least 1, got {}'.format(args.repeats))
+    check_out_arg(parser, args.out)
     text = run(repeats=args.repeats, seed=args.seed)
     print(text)
     if args.out:
