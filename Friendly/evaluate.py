@@ -111,6 +111,49 @@ def evaluate_network(model, x_all, t_all, eps, batchsize, bn_mode, device, black
     return counts
 
 
+#: Row-name suffix of a network trained adversarially (``Friendly.train --adversarial``).
+ADVERSARIAL_SUFFIX = {'pgd': '-PGDAT'}
+
+
+def network_name(settings):
+    """The row name: the variant, with ``-PGDAT`` for a PGD adversarially trained one."""
+    return settings['variant'] + ADVERSARIAL_SUFFIX.get(settings.get('adversarial'), '')
+
+
+def load_networks(parser, run_dirs, source_dir, which, device):
+    """Load the ``--run`` networks and the ``--source`` S network, or exit with one line.
+
+    Returns ({name: (model, settings, run_dir)}, source model or None, source settings or None).
+    The source must be a standard (S) network trained separately, with another seed than S.
+    """
+    networks = {}
+    for run_dir in run_dirs:
+        try:
+            model, settings = load_run(run_dir, which, device)
+        except ValueError as e:
+            parser.exit(2, 'error: --run {}: {}\n'.format(run_dir, e))
+        name = network_name(settings)
+        if name in networks:
+            parser.exit(2, 'error: --run {}: a second {} network (already from {})\n'.format(
+                run_dir, name, networks[name][2]))
+        networks[name] = (model, settings, run_dir)
+    if not source_dir:
+        return networks, None, None
+    try:
+        source, source_settings = load_run(source_dir, which, device)
+    except ValueError as e:
+        parser.exit(2, 'error: --source {}: {}\n'.format(source_dir, e))
+    if network_name(source_settings) != 'S':
+        parser.exit(2, 'error: --source {}: the black-box source must be a standard (S) '
+                       'network, not {}\n'.format(source_dir, network_name(source_settings)))
+    for name, (_, settings, run_dir) in networks.items():
+        if os.path.abspath(run_dir) == os.path.abspath(source_dir) or (
+                name == 'S' and settings['seed'] == source_settings['seed']):
+            parser.exit(2, 'error: --source {}: must be trained separately with another seed '
+                           'than {} (seed {})\n'.format(source_dir, run_dir, settings['seed']))
+    return networks, source, source_settings
+
+
 def ordered(names):
     """Variant names in the thesis's column order, unknown extras after."""
     order = {v: i for i, v in enumerate(models.VARIANTS)}
@@ -240,33 +283,10 @@ def main(argv=None):
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
-    networks = {}
-    for run_dir in args.run:
-        try:
-            model, settings = load_run(run_dir, args.model, device)
-        except ValueError as e:
-            parser.exit(2, 'error: --run {}: {}\n'.format(run_dir, e))
-        name = settings['variant']
-        if name in networks:
-            parser.exit(2, 'error: --run {}: a second {} network (already from {})\n'.format(
-                run_dir, name, networks[name][2]))
-        networks[name] = (model, settings, run_dir)
-    source = None
+    networks, source, source_settings = load_networks(parser, args.run, args.source,
+                                                      args.model, device)
     source_note = ''
-    if args.source:
-        try:
-            source, source_settings = load_run(args.source, args.model, device)
-        except ValueError as e:
-            parser.exit(2, 'error: --source {}: {}\n'.format(args.source, e))
-        if source_settings['variant'] != 'S':
-            parser.exit(2, 'error: --source {}: the black-box source must be a standard (S) '
-                           'network, not {}\n'.format(args.source, source_settings['variant']))
-        for name, (_, settings, run_dir) in networks.items():
-            if os.path.abspath(run_dir) == os.path.abspath(args.source) or (
-                    name == 'S' and settings['seed'] == source_settings['seed']):
-                parser.exit(2, 'error: --source {}: must be trained separately with another '
-                               'seed than {} (seed {})\n'.format(args.source, run_dir,
-                                                                 settings['seed']))
+    if source is not None:
         source_note = 'Black-box examples come from a separate S network (seed {}).'.format(
             source_settings['seed'])
 

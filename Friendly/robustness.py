@@ -47,7 +47,8 @@ from Friendly import attacks
 from Friendly import evaluate
 from Friendly import models
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
-from Friendly.train import load_run
+from Friendly.evaluate import load_networks, ordered
+from Friendly.evaluate import network_name  # noqa: F401  (the row names, part of this API)
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.seeding import add_seed_argument, seed_everything
@@ -56,7 +57,6 @@ ATTACKS = ('fgsm', 'fgsm_float64', 'fgsm_bn_running', 'pgd', 'pgd_margin', 'pgd_
            'blackbox')
 COLUMNS = ('clean',) + ATTACKS + ('worst_case', 'zero_grad_fraction',
                                   'zero_grad_fraction_float64')
-ADVERSARIAL_SUFFIX = {'pgd': '-PGDAT'}
 CURVE_EPS = (0, 8, 16, 32, 48, 64, 77, 96, 128)
 UNBOUNDED_EPS = 255
 # Flag thresholds, in percentage points / percent.
@@ -89,16 +89,6 @@ PRESETS = {
     },
 }
 BUDGET_KEYS = tuple(PRESETS['thesis']['*'])
-
-
-def network_name(settings):
-    """The row name: the variant, with ``-PGDAT`` for a PGD adversarially trained one."""
-    return settings['variant'] + ADVERSARIAL_SUFFIX.get(settings.get('adversarial'), '')
-
-
-def ordered(names):
-    order = {v: i for i, v in enumerate(models.VARIANTS)}
-    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 def budget(preset, name, overrides=None):
@@ -408,29 +398,8 @@ def main(argv=None):
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
-    networks = {}
-    for run_dir in args.run:
-        try:
-            model, settings = load_run(run_dir, args.model, device)
-        except ValueError as e:
-            parser.exit(2, 'error: --run {}: {}\n'.format(run_dir, e))
-        name = network_name(settings)
-        if name in networks:
-            parser.exit(2, 'error: --run {}: a second {} network (already from {})\n'.format(
-                run_dir, name, networks[name][2]))
-        networks[name] = (model, settings, run_dir)
-    try:
-        source, source_settings = load_run(args.source, args.model, device)
-    except ValueError as e:
-        parser.exit(2, 'error: --source {}: {}\n'.format(args.source, e))
-    if network_name(source_settings) != 'S':
-        parser.exit(2, 'error: --source {}: the black-box source must be a standard (S) '
-                       'network, not {}\n'.format(args.source, network_name(source_settings)))
-    for name, (_, settings, run_dir) in networks.items():
-        if os.path.abspath(run_dir) == os.path.abspath(args.source) or (
-                name == 'S' and settings['seed'] == source_settings['seed']):
-            parser.exit(2, 'error: --source {}: must be trained separately with another seed '
-                           'than {} (seed {})\n'.format(args.source, run_dir, settings['seed']))
+    networks, source, source_settings = load_networks(parser, args.run, args.source,
+                                                      args.model, device)
     try:
         _, test = get_mnist(args.mnist_dir)
     except MNISTError as e:

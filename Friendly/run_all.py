@@ -76,6 +76,17 @@ PD_CPU_HOURS = 0.17 * 2790 * 100 / 3600
 CHILD_THREADS = {'OPENBLAS_NUM_THREADS': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
 
 
+def parse_networks(parser, text):
+    """The comma-separated ``--networks`` list, each a known variant, or exit with one line."""
+    networks = [n.strip() for n in text.split(',') if n.strip()]
+    for n in networks:
+        try:
+            models.check_variant(n)
+        except models.VariantError as e:
+            parser.error('--networks: {}'.format(e))
+    return networks
+
+
 def train_options(preset, network):
     table = PRESETS[preset]['train']
     options = dict(table.get('*', {}))
@@ -214,12 +225,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_out_arg(parser, args.out)
-    networks = [n.strip() for n in args.networks.split(',') if n.strip()]
-    for n in networks:
-        try:
-            models.check_variant(n)
-        except models.VariantError as e:
-            parser.error('--networks: {}'.format(e))
+    networks = parse_networks(parser, args.networks)
     if not 0 <= args.eps <= 255:
         parser.error('--eps must be in 0..255 (pixel units), got {:g}'.format(args.eps))
     if not 0 <= args.seed < 2 ** 32 - SOURCE_SEED_OFFSET:

@@ -66,12 +66,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    networks = [n.strip() for n in args.networks.split(',') if n.strip()]
-    for n in networks:
-        try:
-            models.check_variant(n)
-        except models.VariantError as e:
-            parser.error('--networks: {}'.format(e))
+    networks = run_all.parse_networks(parser, args.networks)
     if args.device:
         try:
             get_device(args.device)
