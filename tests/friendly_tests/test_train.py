@@ -348,15 +348,6 @@ def test_training_step_on_device_agrees_with_numpy(device, variant):
                                       err_msg=name)
 
 
-def test_bench_training_iteration_and_fgsm_rate():
-    from Friendly import bench
-    device = chainer.get_device('@numpy')
-    ms, peak = bench.training_iteration('GMR', device, repeats=2, warmup=1)
-    assert ms > 0 and peak > 0
-    rate, elapsed = bench.fgsm_epoch('S', device, 200)
-    assert rate > 0 and elapsed > 0
-
-
 def test_non_finite_numbers_are_refused_at_parse_time(capsys, tmp_path):
     out = tmp_path / 'run'
     for option, value in (('--lr', 'inf'), ('--lr', 'nan'), ('--lr', '-0.1'), ('--lr', '0'),
