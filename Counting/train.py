@@ -8,15 +8,17 @@ Example::
 Writes into ``--out``: ``settings.json``, ``command.txt``, Chainer's ``log``, ``loss.png`` and
 ``mae.png`` (PlotReport), ``snapshot_iter_*`` every ``--snapshot-interval`` epochs (resume with
 ``--resume auto`` or ``--resume PATH``) and, at the end, ``model.npz`` (written atomically).
+
+A NaN or infinite loss, gradient or parameter stops the run at that iteration with a one-line error
+naming the epoch, the iteration and the last good snapshot, and exit status 3; no ``model.npz`` is
+written. The Trainer assembly shared with ``Friendly.train`` (run folder, resume, snapshots,
+reports, the non-finite stop, the final save) is :mod:`lenses_common.training`.
 """
 import argparse
-import glob
 import math
 import os
 import re
 import sys
-
-import numpy
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
@@ -27,10 +29,13 @@ from chainer.training import triggers
 from Counting import models
 from Counting import train_checks
 from lenses_common.device import add_device_argument, device_from_args, positive_int
-from lenses_common.runfolder import RunFolder
 from lenses_common.seeding import add_seed_argument, seed_everything
+from lenses_common.training import SNAPSHOT_PREFIX, EpochSeededOrder, TrainingScaffold
+from lenses_common.training import latest_snapshot as _latest_snapshot
 
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop')
+#: Exit status of a run stopped by a NaN or infinite loss, gradient or parameter.
+EXIT_NONFINITE = 3
 
 
 def build_parser():
@@ -90,12 +95,7 @@ def build_parser():
 
 def latest_snapshot(out):
     """The snapshot with the largest iteration in ``out``, or None."""
-    best, best_it = None, -1
-    for path in glob.glob(os.path.join(out, 'snapshot_iter_*')):
-        m = re.search(r'snapshot_iter_(\d+)$', path)
-        if m and int(m.group(1)) > best_it:
-            best, best_it = path, int(m.group(1))
-    return best
+    return _latest_snapshot(out, SNAPSHOT_PREFIX['iteration'])
 
 
 def make_optimizer(name, lr, momentum):
@@ -108,44 +108,9 @@ def make_optimizer(name, lr, momentum):
     raise ValueError('unknown optimizer {}'.format(name))
 
 
-class EpochOrderSampler(chainer.iterators.OrderSampler):
-
-    """Shuffle each epoch with its own generator, seeded by ``(seed, epoch)``.
-
-    The default sampler draws from NumPy's global generator, whose state no snapshot holds; with
-    this one the epoch counter that the iterator saves is all a resumed run needs to see the data
-    in the same order as an uninterrupted one.
-    """
-
-    def __init__(self, seed):
-        self.seed = int(seed)
-        self.iterator = None  # set once the iterator exists; its first order is drawn before
-
-    def __call__(self, current_order, current_position):
-        epoch = -1 if self.iterator is None else int(self.iterator.epoch)
-        rng = numpy.random.RandomState([self.seed, epoch + 1])
-        return rng.permutation(len(current_order))
-
-
-class DivergenceCheck(training.Extension):
-
-    """Stop with :class:`Diverged` as soon as the training loss is not finite."""
-
-    trigger = 1, 'iteration'
-    priority = training.PRIORITY_READER
-
-    def __call__(self, trainer):
-        loss = trainer.observation.get('main/loss')
-        if loss is None:
-            return
-        value = float(chainer.backend.CpuDevice().send(getattr(loss, 'array', loss)))
-        if not math.isfinite(value):
-            raise Diverged('training loss became {} at iteration {}'.format(
-                value, trainer.updater.iteration))
-
-
-class Diverged(RuntimeError):
-    pass
+#: Each epoch shuffled by ``RandomState([seed, epoch])`` alone, so that a resumed run sees the
+#: data in the same order as an uninterrupted one.
+EpochOrderSampler = EpochSeededOrder
 
 
 def load_sets(args, parser):
@@ -193,90 +158,73 @@ def main(argv=None):
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
     train_checks.check_numbers(args, parser)
-    resume = args.resume
-    if resume == 'auto':
-        resume = latest_snapshot(args.out)
-    elif resume is not None and not os.path.isfile(resume):
-        parser.error('--resume {}: no such snapshot file'.format(resume))
-    moved = train_checks.check_out(args, parser, resume)
+    scaffold = TrainingScaffold(parser, args.out, unit='iteration', final_model='model.npz')
+    # --resume auto with no snapshot yet starts a new run (Counting.run_all relies on it).
+    resume = scaffold.resolve_resume(args.resume, missing_ok=True)
+    moved = scaffold.guard(resume, force=args.force)
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
     train, test = load_sets(args, parser)
     settings = run_settings(args, train)
-    if resume:
-        train_checks.check_resume_identity(resume, args.out, settings, parser)
+    scaffold.check_identity(resume, settings, train_checks.RESUME_KEYS)
     if moved:
         print(moved, flush=True)
-    run = RunFolder(args.out, settings, resume=resume is not None,
-                    argv=[sys.executable, '-m', 'Counting.train'] + list(
-                        sys.argv[1:] if argv is None else argv))
-    print('Counting.train: {} training images of {}x{}, types {}, {} {}{}, {} lr {} '
-          'batch {} epochs {}{}'.format(
-              len(train), train.image_size[0], train.image_size[1], ','.join(train.types),
-              args.arch, args.activation, ' + BRN' if args.batch_renorm else '',
-              args.optimizer, args.lr, args.batchsize, args.epoch,
-              ', resuming ' + resume if resume else ''), flush=True)
+    scaffold.open(settings, resume, argv=[sys.executable, '-m', 'Counting.train'] + list(
+        sys.argv[1:] if argv is None else argv), header=(
+        'Counting.train: {} training images of {}x{}, types {}, {} {}{}, {} lr {} '
+        'batch {} epochs {}{}'.format(
+            len(train), train.image_size[0], train.image_size[1], ','.join(train.types),
+            args.arch, args.activation, ' + BRN' if args.batch_renorm else '',
+            args.optimizer, args.lr, args.batchsize, args.epoch,
+            ', resuming ' + resume if resume else '')))
 
     model = models.build_counter(args.arch, args.activation, n_types=len(train.types),
                                  batch_renorm=args.batch_renorm, base=args.base,
                                  softplus=args.softplus)
     loss = models.CountingLoss(model)
     loss.to_device(device)
-    optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
-    optimizer.setup(loss)
-
-    sampler = EpochOrderSampler(args.seed)
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=sampler)
-    sampler.iterator = train_iter
+    optimizer = scaffold.setup_optimizer(make_optimizer(args.optimizer, args.lr, args.momentum),
+                                         loss)
+    train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
-    trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
+    trainer = scaffold.make_trainer(updater, (args.epoch, 'epoch'), loss)
 
     # x0.1 after each third of the run (counted in iterations, so short runs step too).
     total = args.epoch * int(math.ceil(len(train) / args.batchsize))
     points = sorted({max(1, int(round(total * k / 3.0))) for k in (1, 2)})
     trainer.extend(extensions.ExponentialShift('lr', 0.1, init=args.lr),
                    trigger=triggers.ManualScheduleTrigger(points, 'iteration'))
-    trainer.extend(DivergenceCheck())
     if args.batch_renorm:
         trainer.extend(models.RenormSchedule(model, threshold=args.renorm_threshold),
                        name='renorm_schedule')
     if test is not None:
-        test_iter = chainer.iterators.SerialIterator(test, args.batchsize, repeat=False,
-                                                     shuffle=False)
-        trainer.extend(extensions.Evaluator(test_iter, loss, device=device),
-                       trigger=(args.eval_interval, 'epoch'))
-    trainer.extend(extensions.snapshot(filename='snapshot_iter_{.updater.iteration}',
-                                       n_retains=2),
-                   trigger=(args.snapshot_interval, 'epoch'))
-    trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
+        scaffold.add_evaluator(scaffold.eval_iterator(test, args.batchsize), loss, device,
+                               trigger=(args.eval_interval, 'epoch'))
     trainer.extend(extensions.observe_lr(), trigger=(1, 'epoch'))
     columns = ['epoch', 'iteration', 'main/loss', 'main/mae', 'lr', 'elapsed_time']
     if test is not None:
         columns[4:4] = ['validation/main/loss', 'validation/main/mae']
-    trainer.extend(extensions.PrintReport(columns))
-    if extensions.PlotReport.available():
-        trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], 'epoch',
-                                             file_name='loss.png'))
-        trainer.extend(extensions.PlotReport(['main/mae', 'validation/main/mae'], 'epoch',
-                                             file_name='mae.png'))
-    if not args.no_progress:
-        trainer.extend(extensions.ProgressBar(update_interval=5))
+    scaffold.add_reports(columns, plots=[(['main/loss', 'validation/main/loss'], 'loss.png'),
+                                         (['main/mae', 'validation/main/mae'], 'mae.png')],
+                         snapshot_interval=args.snapshot_interval, n_retains=2,
+                         progress=not args.no_progress, progress_interval=5)
 
     if resume:
-        train_checks.load_snapshot(resume, trainer, model, train.image_size, parser)
+        width, height = train.image_size
+        models._initialize_lazy(model, (height, width))
+        scaffold.load_snapshot(resume)
         # Trainer.run skips initialize() of an extension whose trigger has finished, so after the
         # last step ExponentialShift would not put the lr back; set it from the iteration.
         optimizer.lr = args.lr * 0.1 ** sum(updater.iteration >= p for p in points)
-    try:
-        trainer.run(show_loop_exception_msg=False)
-    except Diverged as e:
-        print('error: {} ({} lr {}); try a smaller --lr'.format(e, args.optimizer, args.lr),
+    failure = scaffold.run()
+    if failure is not None:
+        print('{}; try a smaller --lr ({} lr {})'.format(failure, args.optimizer, args.lr),
               file=sys.stderr)
-        return 3
+        return EXIT_NONFINITE
     model.to_device('@numpy')
-    run.save_model('model.npz', model, meta=models.network_meta(settings))
-    print('saved {}'.format(run.file('model.npz')), flush=True)
+    print('saved {}'.format(scaffold.save_final(model, meta=models.network_meta(settings))),
+          flush=True)
     return 0
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import numpy
 import pytest
@@ -122,10 +123,42 @@ def test_diverging_lr_is_reported(tiny_sets, tmp_path, capsys):
     # and save no model. Without the check it would run on and save NaN weights with status 0.
     code = train.main(_args(train_dir, out, '--epoch', '1', '--lr', '1e30', '--optimizer', 'sgd',
                             '--activation', 'sigmoid', '--seed', '0'))
-    err = capsys.readouterr().err
-    assert code == 3
-    assert 'training loss became' in err and 'at iteration 2' in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == train.EXIT_NONFINITE == 3
+    assert len(err) == 1 and 'Traceback' not in err[0]
+    assert err[0].startswith('error: non-finite main/loss (inf) in epoch 1, iteration 2: '
+                             'training stopped; no snapshot yet; no model.npz written')
     assert not os.path.exists(os.path.join(out, 'model.npz'))
+
+
+def test_non_finite_stop_keeps_the_last_good_snapshot(tiny_sets, tmp_path, capsys, monkeypatch):
+    # A NaN loss forced at the 5th training batch (3 batches an epoch: epoch 2): the run stops
+    # there with status 3; epoch 1's snapshot stays, with finite weights; no model.npz.
+    train_dir, _ = tiny_sets
+    plain = models.CountingLoss.forward
+    calls = {'n': 0}
+
+    def poisoned(self, x, t):
+        loss = plain(self, x, t)
+        calls['n'] += 1
+        return loss * float('nan') if calls['n'] == 5 else loss
+
+    monkeypatch.setattr(models.CountingLoss, 'forward', poisoned)
+    out = str(tmp_path / 'nan')
+    code = train.main(_args(train_dir, out, '--epoch', '3', '--lr', '1e-4',
+                            '--snapshot-interval', '1'))
+    err = capsys.readouterr().err.strip().splitlines()
+    snapshot = os.path.join(out, 'snapshot_iter_3')
+    assert code == 3 and len(err) == 1
+    # the loss was reported before it was poisoned: the NaN shows in the gradients
+    assert re.match(r'error: non-finite gradient of predictor/\S+ in epoch 2, iteration 5: '
+                    r'training stopped; last good snapshot {}; no model.npz written'.format(
+                        re.escape(snapshot)), err[0]), err[0]
+    assert sorted(f for f in os.listdir(out) if f.startswith('snapshot')) == ['snapshot_iter_3']
+    assert not os.path.exists(os.path.join(out, 'model.npz'))
+    with numpy.load(snapshot) as npz:
+        weights = [npz[k] for k in npz.files if k.startswith('updater/model:main/')]
+    assert weights and all(numpy.isfinite(w).all() for w in weights)
 
 
 def test_one_type(tiny_sets, tmp_path):

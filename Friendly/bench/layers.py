@@ -10,7 +10,7 @@ Measured in one run, side by side:
 * One whole training iteration of the PD network (forward, backward of the squared-error loss,
   update) with :class:`Friendly.optimizers.FastMomentumSGD` and with Chainer's ``MomentumSGD``.
 
-``python -m Friendly.bench_layers`` prints the Markdown section that :func:`run` returns.
+``python -m Friendly.bench.layers`` prints the Markdown section that :func:`run` returns.
 """
 import argparse
 import gc

@@ -1,6 +1,6 @@
 """Speed and memory of chapter 3: ``python -m Friendly.bench --out results/bench`` (``make bench``).
 
-Writes ``OUT/friendly.md`` (and prints it): the layer section of :mod:`Friendly.bench_layers`, then
+Writes ``OUT/friendly.md`` (and prints it): the layer section of :mod:`Friendly.bench.layers`, then
 
 * one training iteration of each variant (batch 20, forward + loss (+ GMR double backprop) +
   backward + FastMomentumSGD update): median milliseconds and the peak memory NumPy allocated
@@ -136,7 +136,7 @@ def build_parser():
     parser.add_argument('--pd-fgsm-images', type=int, default=400,
                         help='images in the timed FGSM evaluation of PD (default: %(default)s)')
     parser.add_argument('--skip-layers', action='store_true',
-                        help='leave out the Friendly.bench_layers section')
+                        help='leave out the Friendly.bench.layers section')
     add_device_argument(parser)
     return parser
 
@@ -151,8 +151,8 @@ def main(argv=None):
     device = device_from_args(args, parser)
     sections = ['# Friendly benchmarks', '']
     if not args.skip_layers:
-        from Friendly import bench_layers
-        sections.append(bench_layers.run())
+        from Friendly.bench import layers
+        sections.append(layers.run())
     sections.append(run(device, args.repeats, args.pd_repeats, args.fgsm_images,
                         args.pd_fgsm_images))
     text = '\n'.join(sections)

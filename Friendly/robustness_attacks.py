@@ -1,0 +1,119 @@
+"""The attacks of :mod:`Friendly.robustness`, run batch by batch on one network.
+
+:func:`attack_batch` tells, per image of one batch, whether the victim still classifies it
+correctly under each attack of :data:`ATTACKS` (and whether its input gradient is exactly zero);
+:func:`evaluate_set` runs it over a whole set and adds the per-image worst case.
+:func:`float64_copy` gives the float64 copy whose gradients the ``*_float64`` attacks use.
+"""
+import numpy
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+
+from Friendly import attacks
+from Friendly import evaluate
+from Friendly import models
+
+ATTACKS = ('fgsm', 'fgsm_float64', 'fgsm_bn_running', 'pgd', 'pgd_margin', 'pgd_margin_float64',
+           'blackbox')
+
+
+def float64_copy(model):
+    """A deep copy of ``model`` whose parameters and float persistents are float64."""
+    copy = model.copy(mode='copy')
+    for link in copy.links():
+        for name in link._params:
+            param = getattr(link, name)
+            if param.array is not None:
+                param.array = param.array.astype(numpy.float64)
+        for name in link._persistent:
+            value = getattr(link, name)
+            if hasattr(value, 'dtype') and value.dtype.kind == 'f':
+                setattr(link, name, value.astype(numpy.float64))
+    return copy
+
+
+def has_batch_renorm(model):
+    return bool(model.batch_renorm_links()) if hasattr(model, 'batch_renorm_links') else False
+
+
+def _zero_rows(g):
+    xp = chainer.backend.get_array_module(g)
+    return (g.reshape(len(g), -1) == 0).all(axis=1) if g.size else xp.zeros(len(g), bool)
+
+
+def attack_batch(model, model64, x, t, eps, bn_mode, wanted, black=None, pgd_options=None,
+                 zero_grad=False):
+    """Per-image correctness (bool arrays on ``x``'s device) of one batch under each attack.
+
+    ``wanted``: the attack names to run (of :data:`ATTACKS`); ``black``: the black-box examples of
+    this batch (needed for 'blackbox'); ``pgd_options``: keyword arguments of
+    :func:`Friendly.attacks.pgd` (steps, restarts, step_size, rng). The victim is ``model`` in
+    ``bn_mode``; returns {'clean': ..., attack: ...} and, with ``zero_grad``, the all-zero
+    gradient indicators 'zero_grad' and 'zero_grad_float64'.
+    """
+    def correct(images):
+        return evaluate.predict(model, images, bn_mode) == t
+
+    out = {}
+    # Friendly.evaluate's white-box FGSM, call for call: its forward pass gives clean too.
+    with models.evaluation_mode(model, bn_mode):
+        x_adv, y = attacks.fgsm(model, x, t, eps, return_output=True)
+    out['clean'] = y.argmax(axis=1) == t
+    if 'fgsm' in wanted:
+        out['fgsm'] = correct(x_adv)
+    if zero_grad:
+        with models.evaluation_mode(model, bn_mode):
+            out['zero_grad'] = _zero_rows(attacks.loss_gradient(model, x, t))
+    if 'fgsm_float64' in wanted or zero_grad:
+        with models.evaluation_mode(model64, bn_mode):
+            g64 = attacks.loss_gradient(model64, x.astype(numpy.float64), t)
+        if 'fgsm_float64' in wanted:
+            out['fgsm_float64'] = correct(attacks.fgsm_step(x, g64, attacks.check_eps(eps)))
+        if zero_grad:
+            out['zero_grad_float64'] = _zero_rows(g64)
+    if 'fgsm_bn_running' in wanted:
+        if has_batch_renorm(model):
+            with models.evaluation_mode(model, 'running'):
+                out['fgsm_bn_running'] = correct(attacks.fgsm(model, x, t, eps))
+        else:   # the same gradient as fgsm's: no need to take it twice
+            out['fgsm_bn_running'] = out['fgsm'] if 'fgsm' in out else correct(x_adv)
+    for key, loss in (('pgd', 'squared'), ('pgd_margin', 'margin')):
+        if key in wanted:
+            with models.evaluation_mode(model, bn_mode):
+                out[key] = correct(attacks.pgd(model, x, t, eps, loss=loss, **pgd_options))
+    if 'pgd_margin_float64' in wanted:
+        # Gradients from the float64 copy; the float32 victim judges which restart to keep.
+        def judge(images):
+            return model(images.astype(x.dtype))
+        with models.evaluation_mode(model, bn_mode), models.evaluation_mode(model64, bn_mode):
+            x_adv = attacks.pgd(model64, x.astype(numpy.float64), t, eps, loss='margin',
+                                judge=judge, **pgd_options)
+        out['pgd_margin_float64'] = correct(x_adv.astype(x.dtype))
+    if 'blackbox' in wanted:
+        out['blackbox'] = correct(black)
+    return out
+
+
+def evaluate_set(model, model64, x_all, t_all, eps, batchsize, bn_mode, device, wanted,
+                 black=None, pgd_steps=100, pgd_restarts=5, seed=0, zero_grad=False):
+    """Per-image correctness over a whole set as CPU bool arrays, plus 'worst_case'."""
+    pgd_options = {'steps': pgd_steps, 'restarts': pgd_restarts,
+                   'step_size': attacks.pgd_step_size(eps, pgd_steps) if pgd_steps else 1,
+                   'rng': numpy.random.RandomState(seed)}
+    cpu = chainer.backend.CpuDevice()
+    parts = {}
+    for start, stop in evaluate._batches(len(x_all), batchsize):
+        x = device.send(x_all[start:stop])
+        t = device.send(t_all[start:stop])
+        b = None if black is None else device.send(black[start:stop])
+        got = attack_batch(model, model64, x, t, eps, bn_mode, wanted, b, pgd_options,
+                           zero_grad)
+        for key, value in got.items():
+            parts.setdefault(key, []).append(numpy.asarray(cpu.send(value), dtype=bool))
+    result = {k: numpy.concatenate(v) for k, v in parts.items()}
+    worst = result['clean'].copy()
+    for key in wanted:
+        worst &= result[key]
+    result['worst_case'] = worst
+    return result

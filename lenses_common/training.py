@@ -1,0 +1,350 @@
+"""Chainer's Trainer assembly, shared by ``Friendly.train`` and ``Counting.train`` (issue 12).
+
+A part's ``train.py`` keeps what is its own: its arguments, network, data, loss and its own
+extensions (renorm schedules, learning-rate steps, early stopping). :class:`TrainingScaffold`
+does the rest, with Chainer's own extensions wherever they exist:
+
+- the run folder: ``--out`` checked before any work; an earlier run refused unless resumed or
+  forced (moved aside to ``OUT.old-N``, never deleted); ``settings.json`` and ``command.txt``
+  (:class:`lenses_common.runfolder.RunFolder`) and the settings header printed at the start;
+- ``--resume``: the snapshot (``auto``: the newest in ``--out``), the identity check (the run that
+  wrote it must have the same defining settings), and the snapshot loaded without pickle
+  (:mod:`lenses_common.safe_npz`);
+- ``extensions.snapshot`` (lowest priority, so it holds the state after every other extension of
+  its iteration), ``LogReport``, ``PlotReport``, ``PrintReport``, ``ProgressBar``, and the model
+  with the best monitored value (``snapshot_object`` on a ``MinValueTrigger``);
+- :class:`NonFiniteCheck`: a NaN or infinite loss, gradient or parameter stops the run at that
+  iteration, before any other extension sees it; :meth:`TrainingScaffold.run` turns it into one
+  line naming the epoch, the iteration and the last good snapshot; no final model is written;
+- the final model written atomically (:meth:`TrainingScaffold.save`).
+
+Seams for data-parallel training (ChainerMN, issue 14); each is one method or flag, so that a
+communicator slots in at one place:
+
+- optimizer: :meth:`TrainingScaffold.setup_optimizer` (``chainermn.create_multi_node_optimizer``);
+- data: :meth:`TrainingScaffold.train_dataset` and :meth:`TrainingScaffold.eval_dataset`, which
+  :meth:`~TrainingScaffold.train_iterator` and :meth:`~TrainingScaffold.eval_iterator` call
+  (``chainermn.scatter_dataset``);
+- evaluation: :meth:`TrainingScaffold.add_evaluator` (``chainermn.create_multi_node_evaluator``);
+- file output: ``writer`` (False on every rank but 0). Every file and every line the scaffold
+  writes (run folder, header, snapshots, log, plots, report, progress bar, model files) is behind
+  ``self.writer``; a part's own files should test ``scaffold.writer`` too.
+"""
+import functools
+import glob
+import json
+import math
+import os
+import re
+
+import numpy
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+from chainer import training
+from chainer.training import extensions
+from chainer.training import triggers
+
+from lenses_common import safe_npz
+from lenses_common.runfolder import OutError, RunFolder, check_out_dir, guard_run_folder
+from lenses_common.runfolder import load_json, out_error, save_npz
+
+#: Snapshot file prefix for each snapshot counter (``unit``).
+SNAPSHOT_PREFIX = {'epoch': 'snapshot_epoch_', 'iteration': 'snapshot_iter_'}
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or infinite loss, gradient or parameter during training."""
+
+
+class NonFiniteCheck(training.Extension):
+    """Stops training at the first iteration with a non-finite loss, gradient or parameter.
+
+    Runs after every update and before every other extension (so the iteration's evaluation,
+    snapshots and model files never see the bad values) and raises :class:`NonFiniteError` naming
+    the epoch and iteration. The gradients are the ones of the update just made.
+    """
+
+    trigger = 1, 'iteration'
+    priority = training.PRIORITY_WRITER + 1000
+
+    def __init__(self, model, keys=('main/loss',)):
+        self.model = model
+        self.keys = tuple(keys)
+
+    @staticmethod
+    def _finite(array):
+        xp = chainer.backend.get_array_module(array)
+        # A sum is one cheap pass; only when it is not finite are the entries themselves checked
+        # (a sum of finite float32 values can overflow).
+        with numpy.errstate(over='ignore', invalid='ignore'):
+            return bool(xp.isfinite(array.sum())) or bool(xp.isfinite(array).all())
+
+    def problem(self, observation):
+        """A description of the first non-finite value, or None."""
+        for key in self.keys:
+            value = observation.get(key)
+            if value is not None:
+                value = float(chainer.as_array(value))
+                if not math.isfinite(value):
+                    return 'non-finite {} ({})'.format(key, value)
+        params = sorted(self.model.namedparams())
+        for what in ('grad', 'array'):
+            for name, param in params:
+                array = getattr(param, what)
+                if array is not None and not self._finite(array):
+                    return 'non-finite {} of {}'.format(
+                        'gradient' if what == 'grad' else 'parameter', name.lstrip('/'))
+        return None
+
+    def __call__(self, trainer):
+        found = self.problem(trainer.observation)
+        if found is not None:
+            updater = trainer.updater
+            epoch = updater.epoch if updater.is_new_epoch else updater.epoch + 1
+            raise NonFiniteError('{} in epoch {}, iteration {}'.format(
+                found, epoch, updater.iteration))
+
+
+class EpochSeededOrder(chainer.iterators.OrderSampler):
+    """Order sampler for SerialIterator: epoch ``e`` is shuffled by ``RandomState([seed, e])``.
+
+    Each epoch's order depends only on the seed and the epoch number, so a run resumed from a
+    snapshot sees the same batches as an uninterrupted one (Chainer's default sampler draws from a
+    generator whose state snapshots do not keep).
+    """
+
+    def __init__(self, seed):
+        self.seed = int(seed)
+        self.iterator = None    # set once the iterator exists; its epoch counter picks the order
+
+    def __call__(self, current_order, current_position):
+        # Called when an epoch ends, before the iterator counts it: the next epoch is epoch + 1.
+        epoch = 0 if self.iterator is None else int(self.iterator.epoch) + 1
+        return numpy.random.RandomState([self.seed, epoch]).permutation(len(current_order))
+
+
+def latest_snapshot(out, prefix=SNAPSHOT_PREFIX['epoch']):
+    """The snapshot ``<prefix><N>`` with the largest N in ``out``, or None."""
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(out), prefix + '*')):
+        match = re.search(re.escape(prefix) + r'(\d+)$', path)
+        if match:
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def identity(settings, keys, defaults=None):
+    """The values of ``keys`` in ``settings`` (``defaults`` for absent ones), JSON-normalized
+    (a tuple equals a list, as after a round trip through ``settings.json``)."""
+    defaults = defaults or {}
+    return json.loads(json.dumps({k: settings.get(k, defaults.get(k)) for k in keys},
+                                 sort_keys=True))
+
+
+def compressed_savefun(compress):
+    """``chainer.serializers.save_npz`` with or without zlib (uncompressed saves of large random
+    weights are several times faster and hardly bigger)."""
+    return functools.partial(chainer.serializers.save_npz, compression=bool(compress))
+
+
+class TrainingScaffold:
+    """The parts of a training run that do not depend on the network (see the module docstring).
+
+    ``parser`` reports bad input (one line, exit status 2); ``out`` is the run folder; ``unit``
+    ('epoch' or 'iteration') names the snapshots (``snapshot_epoch_N`` or ``snapshot_iter_N``);
+    ``final_model`` is the file :meth:`save_final` writes, whose presence marks a finished run;
+    ``compress`` chooses zlib for snapshots and model files; ``writer`` is False on processes
+    that must write nothing (every rank but 0 of a data-parallel run).
+    """
+
+    def __init__(self, parser, out, unit='epoch', final_model='model.npz', compress=True,
+                 writer=True):
+        if unit not in SNAPSHOT_PREFIX:
+            raise ValueError('unit must be one of {}, got {!r}'.format(
+                tuple(SNAPSHOT_PREFIX), unit))
+        self.parser = parser
+        self.out = out
+        self.unit = unit
+        self.prefix = SNAPSHOT_PREFIX[unit]
+        self.final_model = final_model
+        self.compress = bool(compress)
+        self.writer = bool(writer)
+        self.run_folder = None
+        self.trainer = None
+
+    # -- before training ------------------------------------------------------------------------
+
+    def file(self, *names):
+        return os.path.join(self.out, *names)
+
+    def latest_snapshot(self):
+        return latest_snapshot(self.out, self.prefix)
+
+    def resolve_resume(self, value, missing_ok=False):
+        """The snapshot to resume from: None for None; for 'auto' the newest in ``out`` (None if
+        there is none and ``missing_ok``, else an error); otherwise a path that must exist."""
+        if value is None:
+            return None
+        if value == 'auto':
+            path = self.latest_snapshot()
+            if path is None and not missing_ok:
+                self.parser.error('--resume: no {}* in {}'.format(self.prefix, self.out))
+            return path
+        if not os.path.isfile(value):
+            self.parser.error('--resume {}: no such snapshot file'.format(value))
+        return value
+
+    def check_identity(self, resume, settings, keys, defaults=None,
+                       what='describes another run'):
+        """Refuse ``resume`` when the ``settings.json`` beside the snapshot (or in ``out``)
+        differs from ``settings`` on ``keys``; the error line names the keys and their old
+        values."""
+        if resume is None:
+            return
+        wanted = identity(settings, keys, defaults)
+        folders = [os.path.dirname(os.path.abspath(resume)), os.path.abspath(self.out)]
+        for folder in dict.fromkeys(folders):
+            path = os.path.join(folder, RunFolder.SETTINGS)
+            if not os.path.exists(path):
+                continue
+            try:
+                previous = load_json(path)
+            except ValueError as e:
+                self.parser.error('--resume: {}'.format(e))
+            if not isinstance(previous, dict):
+                self.parser.error('--resume: {} is not the settings of a run'.format(path))
+            previous = identity(previous, keys, defaults)
+            diff = [k for k in keys if previous[k] != wanted[k]]
+            if diff:
+                self.parser.error('--resume {}: {} {} ({} differ: {})'.format(
+                    resume, path, what, ', '.join(diff),
+                    ', '.join('{}={} there'.format(k, json.dumps(previous[k])) for k in diff)))
+
+    def guard(self, resume, force=False):
+        """``out`` usable, and holding no earlier run unless resuming or ``force`` (which moves
+        it aside); returns the note saying where it went, or None."""
+        try:
+            check_out_dir(self.out)
+            if not self.writer:
+                return None
+            return guard_run_folder(self.out, finished=(self.final_model,),
+                                    in_progress=(self.prefix + '*',),
+                                    resume=resume is not None, force=force)
+        except OutError as e:
+            out_error(self.parser, e)
+
+    def open(self, settings, resume, argv, header):
+        """Write ``settings.json`` and ``command.txt`` and print ``header`` (one line)."""
+        if self.writer:
+            self.run_folder = RunFolder(self.out, settings, resume=resume is not None, argv=argv)
+            print(header, flush=True)
+        return self.run_folder
+
+    # -- seams for data-parallel training (see the module docstring) -----------------------------
+
+    def setup_optimizer(self, optimizer, model):
+        optimizer.setup(model)
+        return optimizer
+
+    def train_dataset(self, dataset):
+        return dataset
+
+    def eval_dataset(self, dataset):
+        return dataset
+
+    def add_evaluator(self, iterator, target, device, trigger=(1, 'epoch'),
+                      evaluator_class=extensions.Evaluator, name='validation', **kwargs):
+        evaluator = evaluator_class(iterator, target, device=device, **kwargs)
+        self.trainer.extend(evaluator, trigger=trigger, name=name)
+        return evaluator
+
+    # -- the trainer ----------------------------------------------------------------------------
+
+    def train_iterator(self, dataset, batchsize, seed):
+        """A repeating SerialIterator whose epochs are shuffled by (seed, epoch) only."""
+        order = EpochSeededOrder(seed)
+        iterator = chainer.iterators.SerialIterator(self.train_dataset(dataset), batchsize,
+                                                    order_sampler=order)
+        order.iterator = iterator
+        return iterator
+
+    def eval_iterator(self, dataset, batchsize):
+        return chainer.iterators.SerialIterator(self.eval_dataset(dataset), batchsize,
+                                                repeat=False, shuffle=False)
+
+    def make_trainer(self, updater, stop_trigger, model):
+        """``training.Trainer`` writing into ``out``, with the :class:`NonFiniteCheck` of
+        ``model`` (the link the optimizer updates)."""
+        self.trainer = training.Trainer(updater, stop_trigger, out=self.out)
+        self.trainer.extend(NonFiniteCheck(model), name='nonfinite_check')
+        return self.trainer
+
+    def add_reports(self, columns, plots=(), snapshot_interval=1, n_retains=1, progress=True,
+                    progress_interval=50):
+        """Snapshots every ``snapshot_interval`` epochs (the newest ``n_retains`` kept), the
+        epoch ``log``, one PlotReport per ``(keys, file_name)`` of ``plots``, PrintReport of
+        ``columns`` and (``progress``) the progress bar."""
+        if not self.writer:
+            return
+        trainer = self.trainer
+        # Lowest priority: the snapshot must hold the state after every other extension and
+        # trigger of its iteration, or a resumed run would replay them.
+        trainer.extend(extensions.snapshot(savefun=compressed_savefun(self.compress),
+                                           filename=self.prefix + '{.updater.%s}' % self.unit,
+                                           n_retains=n_retains),
+                       trigger=(snapshot_interval, 'epoch'), priority=-1000)
+        trainer.extend(extensions.LogReport(trigger=(1, 'epoch')))
+        if extensions.PlotReport.available():
+            for keys, file_name in plots:
+                trainer.extend(extensions.PlotReport(list(keys), 'epoch', file_name=file_name))
+        trainer.extend(extensions.PrintReport(list(columns)))
+        if progress:
+            trainer.extend(extensions.ProgressBar(update_interval=progress_interval))
+
+    def add_best_model(self, target, file_name, key='validation/main/loss'):
+        """``file_name``: ``target`` at the epoch with the lowest ``key`` so far."""
+        if self.writer:
+            self.trainer.extend(
+                extensions.snapshot_object(target, file_name,
+                                           savefun=compressed_savefun(self.compress)),
+                trigger=triggers.MinValueTrigger(key, (1, 'epoch')))
+
+    def load_snapshot(self, path):
+        """Load ``path`` into the trainer (no pickle); a bad file is one line, exit status 2."""
+        if self.writer:
+            print('resuming from {}'.format(path), flush=True)
+        try:
+            safe_npz.load_npz(path, self.trainer, what='snapshot')
+        except safe_npz.ModelFileError as e:
+            out_error(self.parser, '--resume: {}'.format(e))
+
+    def last_log(self):
+        """The newest entry of the epoch log, or None."""
+        if not self.writer:
+            return None
+        log = self.trainer.get_extension('LogReport').log
+        return log[-1] if log else None
+
+    def run(self):
+        """``trainer.run()``: None when it ends, or, when :class:`NonFiniteCheck` stopped it, the
+        one-line message to print (``error: ...``, naming the last good snapshot)."""
+        try:
+            self.trainer.run(show_loop_exception_msg=False)
+        except NonFiniteError as e:
+            snapshot = self.latest_snapshot()
+            return 'error: {}: training stopped; {}; no {} written'.format(
+                e, 'last good snapshot {}'.format(snapshot) if snapshot else 'no snapshot yet',
+                self.final_model)
+        return None
+
+    # -- after training -------------------------------------------------------------------------
+
+    def save(self, name, target, meta=None):
+        """Write ``target`` to ``out/name`` atomically (never a partial file)."""
+        if self.writer:
+            save_npz(self.file(name), target, meta=meta, compression=self.compress)
+
+    def save_final(self, target, meta=None):
+        self.save(self.final_model, target, meta=meta)
+        return self.file(self.final_model)
