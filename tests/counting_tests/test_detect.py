@@ -301,38 +301,6 @@ def test_counter_support_is_derived_and_exact(recwarn):
     assert not [w for w in recwarn if 'leak' in str(w.message)]
 
 
-@pytest.mark.parametrize('ksize,stride,pad,dilate', [(3, 1, 0, 1), (7, 5, 0, 1), (5, 2, 2, 1),
-                                                    (3, 3, 1, 2), (1, 1, 0, 1)])
-def test_sparse_convolution_equals_the_dense_one(ksize, stride, pad, dilate):
-    from chainer.functions.connection import convolution_2d
-    rng = numpy.random.RandomState(ksize + stride)
-    W = rng.normal(size=(4, 3, ksize, ksize)).astype(numpy.float32)
-    b = rng.normal(size=4).astype(numpy.float32)
-    node = convolution_2d.Convolution2DFunction(stride=stride, pad=pad, dilate=dilate)
-    node._use_ideep = False
-
-    def must_not_run(*args):
-        raise AssertionError('took the dense path')
-
-    for y, x in [(0, 0), (20, 31), (47, 47), (10, 46)]:  # corners and edges meet the padding
-        image = numpy.zeros((2, 3, 48, 48), numpy.float32)
-        image[:, :, y:y + 2, x:x + 2] = rng.normal(size=(2, 3, 2, 2))[:, :, :48 - y, :48 - x]
-        dense = F.convolution_2d(image, W, b, stride=stride, pad=pad, dilate=dilate).array
-        sparse, = detect._sparse_convolution_core(node, must_not_run, image, W, b)
-        numpy.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-5)
-        with detect.sparse_convolutions():
-            numpy.testing.assert_allclose(
-                F.convolution_2d(image, W, b, stride=stride, pad=pad, dilate=dilate).array,
-                dense, rtol=1e-5, atol=1e-5)
-    zero = numpy.zeros((1, 3, 48, 48), numpy.float32)
-    out, = detect._sparse_convolution_core(node, must_not_run, zero, W, b)
-    numpy.testing.assert_array_equal(out, numpy.broadcast_to(b[None, :, None, None], out.shape))
-    # A dense input takes the library's own path, and the patch is undone after the block.
-    with detect.sparse_convolutions():
-        F.convolution_2d(rng.normal(size=(1, 3, 48, 48)).astype(numpy.float32), W)
-    assert convolution_2d.Convolution2DFunction._forward_cpu_core.__name__ == '_forward_cpu_core'
-
-
 def test_relu_has_no_second_derivative():
     model, x = Tiny(activation=F.relu), tiny_image()
     with pytest.raises(detect.SecondDerivativeError) as e:
