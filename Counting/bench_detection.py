@@ -33,7 +33,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 import numpy
 
-from Counting import detect as detect_lib
+from Counting import detection as detect_lib
 from Counting import saliency as saliency_lib
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg

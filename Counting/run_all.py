@@ -259,7 +259,7 @@ def detection_markdown(counters):
     rows = [c for c in counters if c.get('detection_methods')]
     if not rows:
         return []
-    from Counting.detect import AUTO_LEVELS, DEFAULT_THRESHOLD
+    from Counting.detection import AUTO_LEVELS, DEFAULT_THRESHOLD
     lines = ['## Detection scores', '',
              'Boxes against the annotated ones, greedy one-to-one matching at IoU >= 0.5, pooled '
              'over the test images. Methods: `second` the thesis\'s loop with its absolute '

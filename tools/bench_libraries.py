@@ -31,7 +31,8 @@ import numpy
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Counting import detect as detect_lib
+from Counting import detection
+from Counting.detection import first_derivative
 from Counting import saliency as saliency_lib
 from Counting import shapes
 from lenses_common.runfolder import atomic_write_text, check_out_arg
@@ -132,12 +133,12 @@ def reference_kmeans(values, k=3, seed=0, iterations=100):
 @contextlib.contextmanager
 def hand_written_detection():
     """Within the block, :mod:`Counting.detect` labels and clusters with the BEFORE versions."""
-    saved = detect_lib.label_blobs, detect_lib.kmeans
-    detect_lib.label_blobs, detect_lib.kmeans = reference_label_blobs, reference_kmeans
+    saved = first_derivative.label_blobs, first_derivative.kmeans
+    first_derivative.label_blobs, first_derivative.kmeans = reference_label_blobs, reference_kmeans
     try:
         yield
     finally:
-        detect_lib.label_blobs, detect_lib.kmeans = saved
+        first_derivative.label_blobs, first_derivative.kmeans = saved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def run(repeats=2, seed=0, progress=True):
     say('K-means benchmark: saliency of the benchmark image...')
     values = _saliency(model, x).ravel()
     before, (c_old, l_old) = best_of(lambda: reference_kmeans(values, 3, seed), repeats)
-    after, (c_new, l_new) = best_of(lambda: detect_lib.kmeans(values, 3, seed), repeats)
+    after, (c_new, l_new) = best_of(lambda: first_derivative.kmeans(values, 3, seed), repeats)
     gap = float(numpy.max(numpy.abs(c_new - c_old) / numpy.abs(c_old)))
     agree = float(numpy.mean(l_old == l_new))
     same = 'yes' if agree == 1 else 'NO: {:.4%} of the values'.format(agree)
@@ -189,7 +190,7 @@ def run(repeats=2, seed=0, progress=True):
         say('detection benchmark: method {}...'.format(method))
 
         def call():
-            return detect_lib.detect(model, x, method=method, count=10, seed=seed)
+            return detection.detect(model, x, method=method, count=10, seed=seed)
 
         with hand_written_detection():
             before, old = best_of(call, repeats)
