@@ -30,7 +30,7 @@ Beyond the thesis:
 
 * ``--min-gap G`` (default 0, the thesis's rule). Polygons that do not intersect can still touch
   once drawn (about 12-15% of 1000 x 1000 images with up to 20 shapes of scale 60..120 hold two
-  shapes drawn as one blob; ``python -m Counting.bench_generator``). With ``G > 0`` a placement is
+  shapes drawn as one blob; ``python -m Counting.bench.generator``). With ``G > 0`` a placement is
   rejected when its distance to a placed polygon is below ``G + 2 * shapes.RASTER_REACH`` (Pillow
   sets pixels whose centres lie up to 1.11 px outside the polygon; ``RASTER_REACH`` is 1.5), so
   drawn pixels of two shapes are at least ``G`` apart and ``G >= 2`` keeps every shape its own

@@ -12,7 +12,7 @@ On one process, same inputs, side by side:
   hand-written Lloyd loop; the largest relative gap between their centres and the share of values
   put in the same cluster;
 * the whole first-derivative detection, ``Counting.detect.detect(method='upper')`` and
-  ``method='kmeans'``, on the 1000 x 1000 benchmark image of :mod:`Counting.bench_detection` with
+  ``method='kmeans'``, on the 1000 x 1000 benchmark image of :mod:`Counting.bench.detection` with
   its untrained small counter: once as it is, once with the two hand-written versions put back
   into :mod:`Counting.detect` for the call ("before"); whether the boxes are the same.
 
@@ -156,7 +156,7 @@ def best_of(function, repeats):
 
 def run(repeats=2, seed=0, progress=True):
     """Run the benchmark on the CPU and return a Markdown section (progress goes to stderr)."""
-    from Counting import bench_detection
+    from Counting.bench import detection as bench_detection
 
     def say(text):
         if progress:

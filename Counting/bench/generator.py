@@ -1,6 +1,6 @@
 """Benchmark of the Counting generator against the thesis's plain rejection loop.
 
-    python -m Counting.bench_generator [--count 100] [--out results/bench]
+    python -m Counting.bench.generator [--count 100] [--out results/bench]
 
 Setting (the issue's): 1000 x 1000 images, both types, up to 20 shapes, scale 60..120 drawn per
 shape, rotations on. Measures, side by side in one run:
@@ -151,7 +151,7 @@ def run(count=100, blob_count=300, repeats=3, progress=True):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog='python -m Counting.bench_generator',
+        prog='python -m Counting.bench.generator',
         description='Images per second of the Counting generator (1 and 2 workers) against a '
                     'plain single-process rejection loop, and the share of merged blobs.')
     parser.add_argument('--count', type=int, default=100,
