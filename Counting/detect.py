@@ -21,7 +21,7 @@ import time
 from lenses_common import compat  # noqa: F401  (before chainer)
 import numpy
 
-from Counting import limits
+from Counting.datasets import limits
 from Counting import saliency as saliency_lib
 from Counting.detection import AUTO_LEVELS, AUTO_RULES, DEFAULT_THRESHOLD, KMEANS_SPACES, METHODS
 from Counting.detection import SecondDerivativeError, combine_scores, detect, score_boxes

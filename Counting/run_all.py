@@ -109,7 +109,7 @@ def _matches(existing, wanted, keys):
 
 def ensure_dataset(folder, opts, log):
     """Generate ``folder`` unless it already holds a dataset made with the same options."""
-    from Counting.generate import generate_dataset
+    from Counting.datasets import generate_dataset
     settings_path = os.path.join(folder, 'settings.json')
     if os.path.exists(os.path.join(folder, 'truths.json')) and os.path.exists(settings_path):
         try:

@@ -34,7 +34,7 @@ import chainer
 from Counting import detection
 from Counting.detection import first_derivative
 from Counting import saliency as saliency_lib
-from Counting import shapes
+from Counting.datasets import shapes
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument
 

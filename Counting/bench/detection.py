@@ -46,7 +46,7 @@ ARCHS = ('convolutional', 'convolutionallarge')
 
 def bench_image(seed=0):
     """One generated 1000 x 1000 image (both types, up to 10 shapes, scale 60..120)."""
-    from Counting.generate import generate_dataset
+    from Counting.datasets import generate_dataset
     folder = tempfile.mkdtemp(prefix='bench_detection_')
     try:
         generate_dataset(folder, 1, image_size=IMAGE_SIZE, shape_limit=10, scale=(60, 120),

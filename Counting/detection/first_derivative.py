@@ -15,7 +15,7 @@ import chainer
 import numpy
 from scipy.cluster.vq import kmeans2
 
-from Counting.shapes import label_blobs
+from Counting.datasets.shapes import label_blobs
 from Counting.detection.groups import Group, to_cpu
 
 KMEANS_SPACES = ('linear', 'root', 'log')

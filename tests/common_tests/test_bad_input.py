@@ -15,7 +15,7 @@ from lenses_common import compat  # noqa: F401
 from Counting import detect as c_detect
 from Counting import evaluate as c_evaluate
 from Counting import generate as c_generate
-from Counting import limits
+from Counting.datasets import limits
 from Counting import models as c_models
 from Counting import saliency as c_saliency
 from Counting import train as c_train
