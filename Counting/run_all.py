@@ -29,7 +29,7 @@ from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json, move_aside
 from lenses_common.seeding import add_seed_argument
 
-#: Dataset options per preset, passed to Counting.generate.generate_dataset.
+#: Dataset options per preset, passed to Counting.datasets.generate_dataset.
 #: 87 x 87 is the one image size at which every pixel reaches the small network's output: its
 #: last convolution (3 x 3, stride 5) reads a 3 x 3 map there; on larger images it skips two of
 #: every five rows and columns of the map before it (at 1000 x 1000 it sees about half the image).
