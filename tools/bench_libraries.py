@@ -6,11 +6,12 @@ On one process, same inputs, side by side:
 
 * 8-connected labelling of 1000 x 1000 random masks (30% and 60% of the pixels set):
   :func:`scipy.ndimage.label` (what :func:`Counting.datasets.shapes.label_blobs` calls now)
-  against the union-find over runs that the project used to write itself; whether the label arrays are equal;
+  against the union-find over runs that the project used to write itself; whether the label
+  arrays are equal;
 * K-means with k = 3 over the 10^6 saliency values of the benchmark image:
   :func:`scipy.cluster.vq.kmeans2` run to convergence (:func:`Counting.detection.kmeans`) against
-  the hand-written Lloyd loop; the largest relative gap between their centres and the share of values
-  put in the same cluster;
+  the hand-written Lloyd loop; the largest relative gap between their centres and the share of
+  values put in the same cluster;
 * the whole first-derivative detection, ``Counting.detection.detect(method='upper')`` and
   ``method='kmeans'``, on the 1000 x 1000 benchmark image of :mod:`Counting.bench.detection` with
   its untrained small counter: once as it is, once with the two hand-written versions put back
