@@ -81,6 +81,7 @@ def write_contact_sheet(path, entries, title=''):
 
 def main(argv=None):
     from Counting import detect as detect_lib
+    from Counting.detection import detect
     from lenses_common.device import device_from_args
     parser = detect_lib.build_parser()
     parser.prog = 'python -m Counting.contact_sheet'
@@ -98,12 +99,11 @@ def main(argv=None):
     try:
         for name in names:
             image = saliency_lib.read_checked_image(args.images, name, settings)
-            found = detect_lib.detect(model, image, threshold=args.threshold,
-                                      method=args.method, count=args.count,
-                                      seed_upper=args.seed_upper, upper=args.upper,
-                                      lower=args.lower, kmeans_space=args.kmeans_space,
-                                      seed=args.seed, min_size=args.min_size,
-                                      auto_rule=args.auto_rule, auto_level=args.auto_level)
+            found = detect(model, image, threshold=args.threshold, method=args.method,
+                           count=args.count, seed_upper=args.seed_upper, upper=args.upper,
+                           lower=args.lower, kmeans_space=args.kmeans_space, seed=args.seed,
+                           min_size=args.min_size, auto_rule=args.auto_rule,
+                           auto_level=args.auto_level)
             truth = (detect_lib._truth_boxes(annotations, name, args.images)
                      if annotations is not None else [])
             entries.append(sheet_entry(name, image, found, truth))

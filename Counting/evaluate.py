@@ -150,7 +150,7 @@ def metrics_markdown(result, types):
 def evaluate_run(run_dir, test_dir, train_dir=None, out=None, batchsize=50, device=None,
                  workers=2, progress=False):
     """Evaluate ``run_dir``'s counter on ``test_dir``; write and return the results dict."""
-    from Counting.dataset import load_dataset
+    from Counting.datasets import load_dataset
     model, settings = models.load_counter(run_dir)
     types = list(settings['types'])
     train_dir = train_dir or settings.get('train')
@@ -211,7 +211,7 @@ def main(argv=None):
     check_out_arg(parser, args.out or os.path.join(args.run, 'eval'))
     device = device_from_args(args, parser)
     seed_everything(args.seed)
-    from Counting.dataset import DatasetError
+    from Counting.datasets import DatasetError
     try:
         _, settings = models.load_counter(args.run)
         test_dir = args.test or settings.get('test')

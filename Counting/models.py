@@ -16,62 +16,13 @@ import chainer.links as L
 from chainer import training
 
 from Counting import functions
+from Counting import links
+from Counting.architectures import ARCHITECTURES, EDGE_FIRST, NOBIAS_UNDER_RENORM  # noqa: F401
+from Counting.architectures import RENORM_DECAY, SUM_POOLED  # noqa: F401
 from lenses_common import safe_npz
 from lenses_common.runfolder import load_json
 
-#: (in, out, ksize, stride, pad) per convolution.
-ARCHITECTURES = {
-    'convolutional': (
-        (3, 10, 7, 5, 0),
-        (10, 10, 7, 5, 0),
-        (10, 10, 3, 5, 0),
-    ),
-    'convolutionallarge': (
-        (3, 30, 7, 3, 0),
-        (30, 40, 7, 3, 0),
-        (40, 50, 7, 3, 0),
-        (50, 60, 5, 1, 2),
-        (60, 70, 5, 1, 2),
-        (70, 60, 5, 1, 2),
-        (60, 50, 5, 2, 0),
-        (50, 40, 5, 2, 0),
-        (40, 30, 3, 1, 0),
-        (30, 20, 3, 1, 0),
-    ),
-}
-
-#: Beyond the thesis: a counter that sees only small patches (receptive field 9 px) and adds up
-#: their evidence over the image (a global sum before the linear layer). With one shape scale per
-#: image it can only count from local features (corners and edges), which should put its saliency
-#: on the outlines (Counting/README.md, "The quick preset"). No stride: a stride makes the backward
-#: signal periodic, and the edge-like first layer then gives the background a grid of saliency.
-ARCHITECTURES['local'] = (
-    (3, 8, 3, 1, 0),
-    (8, 8, 3, 1, 0),
-    (8, 8, 3, 1, 0),
-    (8, 8, 3, 1, 0),
-)
-
-#: Architectures whose last feature map, less its value on a blank image, is summed over space
-#: before the linear layer. With an edge-like first layer every uniform region (inside a shape
-#: or on the background) gives the blank image's features, so only the evidence near edges and
-#: corners is added up, and an empty image counts as the linear layer's bias.
-SUM_POOLED = ('local',)
-
-#: Architectures whose first convolution is edge-like: each kernel has zero sum over its window
-#: (per input channel), so it ignores uniform regions, inside a shape as on the background. Its
-#: initial weights are LeCun's divided by 10: LeCun's scale assumes inputs of unit size, and the
-#: pixels are raw 0..255, which would start every unit far out in its saturated range.
-EDGE_FIRST = ('local',)
-
-#: Batch Renormalization decay per architecture (SPEC).
-RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95, 'local': 0.99}
-
-#: Architectures whose convolutions drop their bias under Batch Renormalization. The author's
-#: small network does; his ``convolutionallarge`` keeps its biases (SPEC).
-NOBIAS_UNDER_RENORM = ('convolutional', 'local')
-
-ACTIVATIONS = ('relu', 'softplus', 'sigmoid', 'sin', 'modsoftplus')
+ACTIVATIONS = tuple(functions.ACTIVATIONS)
 
 #: Implementations of the ``softplus`` activation: this project's stable FunctionNode (default)
 #: or Chainer's ``F.softplus``, the author's, whose second derivative is NaN for inputs above
@@ -83,31 +34,17 @@ SHAPE_TYPES = ('tri', 'sq')
 
 
 def get_activation(name, base=1.1, softplus='stable'):
-    """The element-wise activation called ``name``; ``base`` is used by ``modsoftplus`` only.
-
-    ``softplus`` is :func:`Counting.functions.stable_softplus` unless ``softplus='chainer'``:
-    ``F.softplus``, the author's, whose second derivative is NaN on raw pixel values (see
-    :mod:`Counting.functions`).
-    """
+    """The element-wise activation called ``name`` (:data:`Counting.functions.ACTIVATIONS`);
+    ``base`` is used by ``modsoftplus`` only, ``softplus='chainer'`` picks ``F.softplus``, the
+    author's, whose second derivative is NaN on raw pixel values (see
+    :mod:`Counting.functions.softplus`)."""
     if softplus not in SOFTPLUS_IMPLEMENTATIONS:
         raise ValueError('unknown softplus implementation {!r}; choose from {}'.format(
             softplus, ', '.join(SOFTPLUS_IMPLEMENTATIONS)))
-    if name == 'relu':
-        return F.relu
-    if name == 'softplus':
-        return F.softplus if softplus == 'chainer' else functions.stable_softplus
-    if name == 'sigmoid':
-        return F.sigmoid
-    if name == 'sin':
-        return F.sin
-    if name == 'modsoftplus':
-        base = float(base)
-        functions.ModifiedSoftplus(base)  # validates the base now, not at the first forward
-
-        def modsoftplus(x):
-            return functions.modified_softplus(x, base)
-        return modsoftplus
-    raise ValueError('unknown activation {!r}; choose from {}'.format(name, ', '.join(ACTIVATIONS)))
+    if name not in functions.ACTIVATIONS:
+        raise ValueError('unknown activation {!r}; choose from {}'.format(
+            name, ', '.join(ACTIVATIONS)))
+    return functions.ACTIVATIONS[name](base, softplus)
 
 
 def output_size(arch, image_size):
@@ -120,22 +57,6 @@ def output_size(arch, image_size):
             raise ValueError('images of {}x{} are too small for the {} network'.format(
                 image_size[0], image_size[1], arch))
     return h, w
-
-
-class EdgeConvolution2D(L.Convolution2D):
-
-    """A convolution whose kernels are made zero-sum over their window before use.
-
-    The weights used are ``W - mean(W over (kh, kw))`` per output and input channel, so the
-    output on a constant input is the bias alone. The stored parameter ``W`` is free; the
-    projection is part of the forward pass (and of its derivatives).
-    """
-
-    def forward(self, x):
-        if self.W.array is None:
-            self._initialize_params(x.shape[1])
-        W = self.W - F.broadcast_to(F.mean(self.W, axis=(2, 3), keepdims=True), self.W.shape)
-        return F.convolution_2d(x, W, self.b, self.stride, self.pad)
 
 
 class Counter(chainer.Chain):
@@ -177,10 +98,10 @@ class Counter(chainer.Chain):
         with self.init_scope():
             for i, (c_in, c_out, k, s, p) in enumerate(specs):
                 if i == 0 and arch in EDGE_FIRST:
-                    conv = EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias,
+                    conv = links.EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias,
                                              initialW=chainer.initializers.LeCunNormal(0.1))
                 else:
-                    conv = L.Convolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias)
+                    conv = links.Convolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias)
                 setattr(self, 'conv{}'.format(i + 1), conv)
                 if self.batch_renorm:
                     setattr(self, 'brn{}'.format(i + 1), L.BatchRenormalization(

@@ -17,7 +17,7 @@ import sys
 import numpy
 from scipy import ndimage
 
-from Counting import shapes
+from Counting.datasets import shapes
 
 RATIO_KEYS = ('outline_interior', 'outline_background')
 

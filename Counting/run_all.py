@@ -29,7 +29,7 @@ from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json, move_aside
 from lenses_common.seeding import add_seed_argument
 
-#: Dataset options per preset, passed to Counting.generate.generate_dataset.
+#: Dataset options per preset, passed to Counting.datasets.generate_dataset.
 #: 87 x 87 is the one image size at which every pixel reaches the small network's output: its
 #: last convolution (3 x 3, stride 5) reads a 3 x 3 map there; on larger images it skips two of
 #: every five rows and columns of the map before it (at 1000 x 1000 it sees about half the image).
@@ -109,7 +109,7 @@ def _matches(existing, wanted, keys):
 
 def ensure_dataset(folder, opts, log):
     """Generate ``folder`` unless it already holds a dataset made with the same options."""
-    from Counting.generate import generate_dataset
+    from Counting.datasets import generate_dataset
     settings_path = os.path.join(folder, 'settings.json')
     if os.path.exists(os.path.join(folder, 'truths.json')) and os.path.exists(settings_path):
         try:
@@ -259,7 +259,7 @@ def detection_markdown(counters):
     rows = [c for c in counters if c.get('detection_methods')]
     if not rows:
         return []
-    from Counting.detect import AUTO_LEVELS, DEFAULT_THRESHOLD
+    from Counting.detection import AUTO_LEVELS, DEFAULT_THRESHOLD
     lines = ['## Detection scores', '',
              'Boxes against the annotated ones, greedy one-to-one matching at IoU >= 0.5, pooled '
              'over the test images. Methods: `second` the thesis\'s loop with its absolute '

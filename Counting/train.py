@@ -115,7 +115,7 @@ EpochOrderSampler = EpochSeededOrder
 
 def load_sets(args, parser):
     """Load --train (and --test) with the dataset engineer's loader; one-line errors."""
-    from Counting.dataset import DatasetError, load_dataset
+    from Counting.datasets import DatasetError, load_dataset
     try:
         types = None if args.types is None else [
             t for t in re.split(r'[,\s]+', args.types) if t]

@@ -5,14 +5,15 @@
 On one process, same inputs, side by side:
 
 * 8-connected labelling of 1000 x 1000 random masks (30% and 60% of the pixels set):
-  :func:`scipy.ndimage.label` (what :func:`Counting.shapes.label_blobs` calls now) against the
-  union-find over runs that the project used to write itself; whether the label arrays are equal;
+  :func:`scipy.ndimage.label` (what :func:`Counting.datasets.shapes.label_blobs` calls now)
+  against the union-find over runs that the project used to write itself; whether the label
+  arrays are equal;
 * K-means with k = 3 over the 10^6 saliency values of the benchmark image:
-  :func:`scipy.cluster.vq.kmeans2` run to convergence (:func:`Counting.detect.kmeans`) against the
-  hand-written Lloyd loop; the largest relative gap between their centres and the share of values
-  put in the same cluster;
-* the whole first-derivative detection, ``Counting.detect.detect(method='upper')`` and
-  ``method='kmeans'``, on the 1000 x 1000 benchmark image of :mod:`Counting.bench_detection` with
+  :func:`scipy.cluster.vq.kmeans2` run to convergence (:func:`Counting.detection.kmeans`) against
+  the hand-written Lloyd loop; the largest relative gap between their centres and the share of
+  values put in the same cluster;
+* the whole first-derivative detection, ``Counting.detection.detect(method='upper')`` and
+  ``method='kmeans'``, on the 1000 x 1000 benchmark image of :mod:`Counting.bench.detection` with
   its untrained small counter: once as it is, once with the two hand-written versions put back
   into :mod:`Counting.detect` for the call ("before"); whether the boxes are the same.
 
@@ -31,9 +32,10 @@ import numpy
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Counting import detect as detect_lib
+from Counting import detection
+from Counting.detection import first_derivative
 from Counting import saliency as saliency_lib
-from Counting import shapes
+from Counting.datasets import shapes
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument
 
@@ -132,12 +134,12 @@ def reference_kmeans(values, k=3, seed=0, iterations=100):
 @contextlib.contextmanager
 def hand_written_detection():
     """Within the block, :mod:`Counting.detect` labels and clusters with the BEFORE versions."""
-    saved = detect_lib.label_blobs, detect_lib.kmeans
-    detect_lib.label_blobs, detect_lib.kmeans = reference_label_blobs, reference_kmeans
+    saved = first_derivative.label_blobs, first_derivative.kmeans
+    first_derivative.label_blobs, first_derivative.kmeans = reference_label_blobs, reference_kmeans
     try:
         yield
     finally:
-        detect_lib.label_blobs, detect_lib.kmeans = saved
+        first_derivative.label_blobs, first_derivative.kmeans = saved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def best_of(function, repeats):
 
 def run(repeats=2, seed=0, progress=True):
     """Run the benchmark on the CPU and return a Markdown section (progress goes to stderr)."""
-    from Counting import bench_detection
+    from Counting.bench import detection as bench_detection
 
     def say(text):
         if progress:
@@ -178,7 +180,7 @@ def run(repeats=2, seed=0, progress=True):
     say('K-means benchmark: saliency of the benchmark image...')
     values = _saliency(model, x).ravel()
     before, (c_old, l_old) = best_of(lambda: reference_kmeans(values, 3, seed), repeats)
-    after, (c_new, l_new) = best_of(lambda: detect_lib.kmeans(values, 3, seed), repeats)
+    after, (c_new, l_new) = best_of(lambda: first_derivative.kmeans(values, 3, seed), repeats)
     gap = float(numpy.max(numpy.abs(c_new - c_old) / numpy.abs(c_old)))
     agree = float(numpy.mean(l_old == l_new))
     same = 'yes' if agree == 1 else 'NO: {:.4%} of the values'.format(agree)
@@ -189,7 +191,7 @@ def run(repeats=2, seed=0, progress=True):
         say('detection benchmark: method {}...'.format(method))
 
         def call():
-            return detect_lib.detect(model, x, method=method, count=10, seed=seed)
+            return detection.detect(model, x, method=method, count=10, seed=seed)
 
         with hand_written_detection():
             before, old = best_of(call, repeats)

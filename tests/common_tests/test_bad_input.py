@@ -15,7 +15,7 @@ from lenses_common import compat  # noqa: F401
 from Counting import detect as c_detect
 from Counting import evaluate as c_evaluate
 from Counting import generate as c_generate
-from Counting import limits
+from Counting.datasets import limits
 from Counting import models as c_models
 from Counting import saliency as c_saliency
 from Counting import train as c_train
@@ -322,7 +322,8 @@ def test_generation_estimate(tmp_path, capsys, monkeypatch):
 
 def _script_argvs(counting, friendly, mnist_dir, out):
     from Counting import bench as c_bench
-    from Counting import bench_detection, bench_generator
+    from Counting.bench import detection as bench_detection
+    from Counting.bench import generator as bench_generator
     from Counting import run_all as c_run_all
     from Friendly.bench import networks as f_bench
     from Friendly import run_all as f_run_all
@@ -335,8 +336,8 @@ def _script_argvs(counting, friendly, mnist_dir, out):
         'Counting.detect': (c_detect.main, images),
         'Counting.run_all': (c_run_all.main, ['--out', out]),
         'Counting.bench': (c_bench.main, ['--out', out]),
-        'Counting.bench_detection': (bench_detection.main, ['--out', out]),
-        'Counting.bench_generator': (bench_generator.main, ['--out', out]),
+        'Counting.bench.detection': (bench_detection.main, ['--out', out]),
+        'Counting.bench.generator': (bench_generator.main, ['--out', out]),
         'Friendly.train': (f_train.main, friendly_args(out, mnist_dir)),
         'Friendly.evaluate': (f_evaluate.main, ['--run', str(friendly), '--out', out,
                                                 '--mnist-dir', mnist_dir]),
@@ -346,8 +347,8 @@ def _script_argvs(counting, friendly, mnist_dir, out):
 
 
 SCRIPTS = ['Counting.generate', 'Counting.train', 'Counting.evaluate', 'Counting.saliency',
-           'Counting.detect', 'Counting.run_all', 'Counting.bench', 'Counting.bench_detection',
-           'Counting.bench_generator', 'Friendly.train', 'Friendly.evaluate', 'Friendly.run_all',
+           'Counting.detect', 'Counting.run_all', 'Counting.bench', 'Counting.bench.detection',
+           'Counting.bench.generator', 'Friendly.train', 'Friendly.evaluate', 'Friendly.run_all',
            'Friendly.bench']
 
 

@@ -11,6 +11,7 @@ from chainer import training
 import chainer.functions as F
 
 from Counting import functions
+from Counting import links
 from Counting import models
 from lenses_common.runfolder import save_npz
 
@@ -292,7 +293,7 @@ def test_edge_convolution_ignores_uniform_regions():
     # is the bias, and on any image it equals a plain convolution with the centred kernels.
     model = models.build_counter('local', 'sigmoid')
     conv = model.conv1
-    assert isinstance(conv, models.EdgeConvolution2D)
+    assert isinstance(conv, links.EdgeConvolution2D)
     conv.b.array[:] = numpy.arange(8, dtype=numpy.float32)
     flat = numpy.full((1, 3, 12, 12), 200.0, numpy.float32)
     out = conv(flat).array

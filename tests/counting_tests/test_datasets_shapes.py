@@ -3,7 +3,7 @@ import pytest
 import shapely
 from shapely import affinity
 
-from Counting import shapes
+from Counting.datasets import shapes
 
 
 @pytest.mark.parametrize('kind', shapes.TYPES)

@@ -3,19 +3,19 @@
     python -m Counting.bench --out results/bench
 
 Writes ``<out>/counting.md`` (atomically) and prints it. The generator and detection sections come
-from :mod:`Counting.bench_generator` and :mod:`Counting.bench_detection`; a section whose module
+from :mod:`Counting.bench.generator` and :mod:`Counting.bench.detection`; a section whose module
 is missing or fails says so instead of stopping the others. (``make bench`` also runs
 ``tools/bench_libraries.py``: SciPy's labelling and K-means against the hand-written code they
 replaced, kept there outside the packages, and the ``upper`` and ``kmeans`` detection methods
-before and after, into ``<out>/bench_libraries.md``.) The training section times
-full training steps (forward, MSE loss, backward, momentum SGD update) of each network and
-activation at the thesis's size: 1000 x 1000 images, batch 4.
+before and after, into ``<out>/bench_libraries.md``.) The training section
+(:mod:`Counting.bench.training`) times full training steps (forward, MSE loss, backward,
+momentum SGD update) of each network and activation at the thesis's size: 1000 x 1000 images,
+batch 4.
 """
 import argparse
 import os
 import platform
 import sys
-import time
 import traceback
 
 import numpy
@@ -23,69 +23,10 @@ import numpy
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Counting import models
+from Counting.bench.training import training_section
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
-
-#: (arch, activation, batch_renorm) combinations timed by default.
-CASES = (
-    ('convolutional', 'relu', False),
-    ('convolutional', 'softplus', False),
-    ('convolutional', 'sigmoid', True),
-    ('convolutional', 'modsoftplus', False),
-    ('convolutionallarge', 'relu', False),
-    ('convolutionallarge', 'softplus', False),
-    ('convolutionallarge', 'sigmoid', True),
-)
-
-
-def time_training(arch, activation, batch_renorm, device, image_size=1000, batchsize=4,
-                  iterations=3, warmup=1, seed=0):
-    """Seconds per training iteration (median over ``iterations``, after ``warmup``)."""
-    seed_everything(seed)
-    model = models.build_counter(arch, activation, batch_renorm=batch_renorm)
-    loss_fn = models.CountingLoss(model)
-    loss_fn.to_device(device)
-    optimizer = chainer.optimizers.MomentumSGD(lr=1e-6, momentum=0.85)
-    optimizer.setup(loss_fn)
-    rng = numpy.random.RandomState(seed)
-    x = device.send(rng.randint(0, 256, (batchsize, 3, image_size, image_size))
-                    .astype(numpy.float32))
-    t = device.send(rng.randint(0, 10, (batchsize, 2)).astype(numpy.float32))
-    times = []
-    for i in range(warmup + iterations):
-        start = time.perf_counter()
-        optimizer.update(loss_fn, x, t)
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return float(numpy.median(times))
-
-
-def _sync(device):
-    if device.xp is not numpy:
-        device.xp.cuda.Stream.null.synchronize()
-
-
-def training_section(device, cases=CASES, image_size=1000, batchsize=4, iterations=3,
-                     progress=True):
-    lines = ['## Counting: training throughput', '',
-             'Full training steps (forward, MSE, backward, momentum SGD update) on random '
-             '{0}x{0} images, batch {1}, median of {2} iterations after one warm-up, device {3}, '
-             '{4} CPU cores reported by the OS.'.format(image_size, batchsize, iterations, device,
-                                                      os.cpu_count()), '',
-             '| network | activation | BRN | s / iteration | images / s |',
-             '| --- | --- | --- | ---: | ---: |']
-    for arch, activation, brn in cases:
-        if progress:
-            print('training benchmark: {} {}{} ...'.format(arch, activation,
-                                                          ' + BRN' if brn else ''),
-                  file=sys.stderr, flush=True)
-        sec = time_training(arch, activation, brn, device, image_size, batchsize, iterations)
-        lines.append('| {} | {} | {} | {:.3f} | {:.2f} |'.format(
-            arch, activation, 'yes' if brn else 'no', sec, batchsize / sec))
-    return '\n'.join(lines) + '\n'
 
 
 def _section(title, module_name, call):
@@ -104,6 +45,7 @@ def _section(title, module_name, call):
 
 def build_parser():
     p = argparse.ArgumentParser(
+        prog='python -m Counting.bench',
         description='Counting benchmarks: dataset generator, detection, training throughput; '
                     'writes <out>/counting.md.')
     p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
@@ -137,10 +79,10 @@ def main(argv=None):
                  platform.python_version(), chainer.__version__, numpy.__version__,
                  platform.processor() or platform.machine()), '']
     if 'generator' not in args.skip:
-        parts.append(_section('Counting: dataset generator', 'Counting.bench_generator',
+        parts.append(_section('Counting: dataset generator', 'Counting.bench.generator',
                               lambda m: m.run()))
     if 'detection' not in args.skip:
-        parts.append(_section('Counting: second-derivative detection', 'Counting.bench_detection',
+        parts.append(_section('Counting: second-derivative detection', 'Counting.bench.detection',
                               lambda m: m.run(device=device)))
     if 'training' not in args.skip:
         parts.append(training_section(device, image_size=args.image_size,
@@ -151,7 +93,3 @@ def main(argv=None):
     print(text)
     print('wrote {}'.format(path), file=sys.stderr)
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Benchmark of the second-derivative detection loop (thesis 2.2.2) on one 1000 x 1000 image.
 
-    python -m Counting.bench_detection [--archs convolutional convolutionallarge] [--groups 8]
+    python -m Counting.bench.detection [--archs convolutional convolutionallarge] [--groups 8]
         [--batches 2 4] [--out results/bench]
 
 For an untrained softplus counter of each architecture (seeded; the last bias raised so the final
@@ -8,12 +8,13 @@ ReLU passes the counts and the saliency is not zero), measures side by side:
 
 * one second-derivative step from scratch: forward pass, first backward pass with its graph kept,
   second backward pass for one pixel; this is what the thesis's loop pays for every shape;
-* the thesis's loop as written (``batch=1, reuse_graph=False``), seconds per detected shape;
+* the thesis's loop as written (:mod:`Counting.detection.second` with ``reuse_graph=False``),
+  seconds per detected shape;
 * the loop keeping the first-order graph (``support=None, sparse=False``), seconds per shape;
-* the same with sparse convolutions (:func:`Counting.detect.sparse_convolutions`: the tangent a
-  row pushes through the first layers is almost all zeros);
+* the same with sparse tangents (:mod:`Counting.functions.sparse_tangent_convolution`: the
+  tangent a row pushes through the first layers is almost all zeros);
 * the default: both, and the rows of pixels whose receptive-field boxes are disjoint packed into
-  one backward pass (:class:`Counting.detect.Support`; helps the small network, whose last units
+  one backward pass (:class:`Counting.detection.Support`; helps the small network, whose units
   see separate 87 x 87 blocks, not the large one, whose units each see the whole image);
 * K stacked copies of the image per backward pass (``batch=K``), seconds per shape;
 
@@ -33,7 +34,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 import numpy
 
-from Counting import detect as detect_lib
+from Counting import detection as detect_lib
 from Counting import saliency as saliency_lib
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
@@ -45,7 +46,7 @@ ARCHS = ('convolutional', 'convolutionallarge')
 
 def bench_image(seed=0):
     """One generated 1000 x 1000 image (both types, up to 10 shapes, scale 60..120)."""
-    from Counting.generate import generate_dataset
+    from Counting.datasets import generate_dataset
     folder = tempfile.mkdtemp(prefix='bench_detection_')
     try:
         generate_dataset(folder, 1, image_size=IMAGE_SIZE, shape_limit=10, scale=(60, 120),
@@ -153,8 +154,8 @@ def run(archs=ARCHS, groups=16, batches=(2, 4), threshold=detect_lib.DEFAULT_THR
         '## Counting: second-derivative detection',
         '',
         'One generated {}x{} image, untrained softplus counters (seed {}), {} groups asked for, '
-        'threshold {:g}, device `{}`. "s/shape" is wall time of `Counting.detect.detect` divided '
-        'by the groups found; "x step" divides it by one second-derivative step done from '
+        'threshold {:g}, device `{}`. "s/shape" is wall time of `Counting.detection.detect` '
+        'divided by the groups found; "x step" divides it by one second-derivative step done from '
         'scratch (forward, first backward with its graph, second backward for one pixel), which '
         'is what the thesis\'s loop pays per shape. "same" compares seeds and masks with the '
         'thesis\'s loop (sparse convolutions round differently, so a pixel whose importance is '
@@ -180,7 +181,7 @@ def run(archs=ARCHS, groups=16, batches=(2, 4), threshold=detect_lib.DEFAULT_THR
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog='python -m Counting.bench_detection',
+        prog='python -m Counting.bench.detection',
         description='Time the second-derivative detection loop (thesis 2.2.2) on one 1000x1000 '
                     'image: one step from scratch, the thesis loop, the loop keeping the '
                     'first-order graph, and K rows per backward pass.')

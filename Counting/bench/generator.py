@@ -1,6 +1,6 @@
 """Benchmark of the Counting generator against the thesis's plain rejection loop.
 
-    python -m Counting.bench_generator [--count 100] [--out results/bench]
+    python -m Counting.bench.generator [--count 100] [--out results/bench]
 
 Setting (the issue's): 1000 x 1000 images, both types, up to 20 shapes, scale 60..120 drawn per
 shape, rotations on. Measures, side by side in one run:
@@ -8,8 +8,9 @@ shape, rotations on. Measures, side by side in one run:
 * the reference: one process running the original rule the plain way (Shapely ``affinity`` to
   rotate, scale and translate; offsets uniform over the whole canvas; ``contains`` against the
   canvas and ``intersects`` against every placed shape; Pillow drawing; Pillow's PNG writer),
-* :func:`Counting.generate.generate_dataset` with 1 and 2 worker processes, pool start-up, the
-  JSON files and all included, at its default PNG level 1 and at zlib's default level 6,
+* :func:`Counting.datasets.generator.generate_dataset` with 1 and 2 worker processes, pool
+  start-up, the JSON files and all included, at its default PNG level 1 and at zlib's default
+  level 6,
 
 and the share of images in which two shapes are drawn as one 8-connected blob, at ``min_gap`` 0
 (the thesis's rule) and 2.
@@ -25,7 +26,7 @@ import time
 import shapely
 from shapely import affinity
 
-from Counting import generate, shapes
+from Counting.datasets import generator, shapes
 from lenses_common.progress import Progress
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 
@@ -58,7 +59,7 @@ def reference_generate(out_dir, count, seed=0, image_size=IMAGE_SIZE, shape_limi
                     break
             placed.append(moved)
         image = shapes.draw_shapes(image_size, [p.exterior.coords[:-1] for p in placed], color)
-        name = generate.image_name(index, count)
+        name = generator.image_name(index, count)
         image.save(os.path.join(out_dir, name))
         truths[name] = {'tri': n_tri, 'sq': n_sq}
     return truths
@@ -79,15 +80,15 @@ def _timed(function, repeats):
 
 def merge_share(count, min_gap, seed=0, progress=True):
     """Share of ``count`` images (benchmark setting) with fewer 8-connected blobs than shapes."""
-    settings = generate._Settings(
+    settings = generator._Settings(
         None, count, IMAGE_SIZE, shapes.TYPES, SHAPE_LIMIT, SCALE, True, True, False,
-        (0, 0, 255), float(min_gap), seed, generate.DEFAULT_MAX_ATTEMPTS,
-        generate.DEFAULT_PNG_LEVEL)
+        (0, 0, 255), float(min_gap), seed, generator.DEFAULT_MAX_ATTEMPTS,
+        generator.DEFAULT_PNG_LEVEL)
     merged = 0
     bar = Progress(count, desc='blobs, min gap {:g}'.format(min_gap), unit='img') \
         if progress else None
     for index in range(count):
-        mask, truth, _ = generate.make_mask(index, settings)
+        mask, truth, _ = generator.make_mask(index, settings)
         blobs = shapes.label_blobs(mask)[1]
         merged += blobs < sum(truth.values())
         if bar is not None:
@@ -111,9 +112,9 @@ def run(count=100, blob_count=300, repeats=3, progress=True):
     reference = _timed(lambda d: reference_generate(d, count), repeats)
     say('  reference (plain rejection loop, 1 process): {:.1f} images/s'.format(count / reference))
     rows.append(('thesis rule, plain loop (reference)', 1, reference))
-    for level in (generate.DEFAULT_PNG_LEVEL, 6):
+    for level in (generator.DEFAULT_PNG_LEVEL, 6):
         for workers in (1, 2):
-            seconds = _timed(lambda d: generate.generate_dataset(
+            seconds = _timed(lambda d: generator.generate_dataset(
                 d, count, workers=workers, png_compress_level=level, **common), repeats)
             say('  Counting.generate, PNG level {}, {} worker(s): {:.1f} images/s'.format(
                 level, workers, count / seconds))
@@ -151,7 +152,7 @@ def run(count=100, blob_count=300, repeats=3, progress=True):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog='python -m Counting.bench_generator',
+        prog='python -m Counting.bench.generator',
         description='Images per second of the Counting generator (1 and 2 workers) against a '
                     'plain single-process rejection loop, and the share of merged blobs.')
     parser.add_argument('--count', type=int, default=100,

@@ -1,0 +1,116 @@
+"""What every detection method returns: :class:`Group`, :class:`Detections`, and the thresholds
+and errors of the second-derivative loop (thesis 2.2.2) shared by its two implementations."""
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+import numpy
+
+DEFAULT_THRESHOLD = 5e-10
+METHODS = ('second', 'upper', 'kmeans')
+#: Rules of ``threshold='auto'`` and their default levels (chosen by measurement, see
+#: Counting/README.md "Automatic thresholds").
+AUTO_RULES = ('fraction', 'quantile')
+AUTO_LEVELS = {'fraction': 0.1, 'quantile': 0.5}
+SMOOTH_ACTIVATIONS = ('softplus', 'sigmoid', 'modsoftplus', 'sin')
+
+
+class SecondDerivativeError(ValueError):
+    """The second derivative the thesis's loop needs is identically zero (e.g. ReLU)."""
+
+    def __init__(self, reason='the second derivative of this network is identically zero'):
+        super().__init__(
+            '{}: the second-derivative detection (--method second) needs a smooth activation '
+            '({}); train the counter with one of those, or use a first-derivative variant '
+            '(--method upper or --method kmeans)'.format(reason, ', '.join(SMOOTH_ACTIVATIONS)))
+
+
+def mask_box(mask):
+    """Inclusive ``[xmin, ymin, xmax, ymax]`` of the True pixels of ``mask``, or None."""
+    rows = numpy.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = numpy.flatnonzero(mask.any(axis=0))
+    return [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]
+
+
+class Group:
+
+    """One detected group.
+
+    Attributes:
+        seed: ``(y, x)`` of the pixel whose saliency was differentiated (for the first-derivative
+            methods: the group's most salient pixel).
+        channel: the channel of the seed's saliency (the largest |gradient|), or None.
+        mask: bool ``(H, W)``, the group's pixels.
+        importance: float32 ``(H, W)``, ``max_c |d saliency[seed] / d image|`` (first-derivative
+            methods: the saliency inside the group, zero elsewhere).
+        box: inclusive ``[xmin, ymin, xmax, ymax]`` around ``mask``, or None when it is empty.
+    """
+
+    __slots__ = ('seed', 'channel', 'mask', 'importance', 'box')
+
+    def __init__(self, seed, channel, mask, importance):
+        self.seed = (int(seed[0]), int(seed[1]))
+        self.channel = None if channel is None else int(channel)
+        self.mask = mask
+        self.importance = importance
+        self.box = mask_box(mask)
+
+    def to_json(self):
+        return {'seed': [self.seed[1], self.seed[0]], 'channel': self.channel, 'box': self.box,
+                'pixels': int(self.mask.sum())}
+
+    def __repr__(self):
+        return 'Group(seed={}, pixels={}, box={})'.format(self.seed, int(self.mask.sum()),
+                                                          self.box)
+
+
+class Detections(list):
+
+    """The groups found in one image (a list of :class:`Group`), with what they came from.
+
+    Attributes: ``outputs`` (the counter's outputs, numpy), ``count`` (the number of groups asked
+    for), ``saliency`` (float32 ``(H, W)``), ``method``, ``rows`` (second-derivative rows computed)
+    and ``passes`` (backward passes that computed them).
+    """
+
+    def __init__(self, groups=(), **info):
+        super().__init__(groups)
+        self.outputs = info.get('outputs')
+        self.count = info.get('count')
+        self.saliency = info.get('saliency')
+        self.method = info.get('method')
+        self.rows = info.get('rows', 0)
+        self.passes = info.get('passes', 0)
+
+    @property
+    def boxes(self):
+        return [g.box for g in self if g.box is not None]
+
+
+def auto_threshold(importance, free, rule='quantile', level=None):
+    """The threshold of one group chosen from its own importance map (thesis 2.2.3 asks for
+    automatic thresholds instead of the absolute 5e-10).
+
+    ``fraction``: ``level`` times the largest importance of the row (the group's own scale, so
+    the rule does not depend on the network's units); ``quantile``: the ``level`` quantile of the
+    non-zero importance values of the still unassigned pixels (``free``, bool). Returns inf when
+    the row is zero there (no group).
+    """
+    if rule not in AUTO_RULES:
+        raise ValueError('unknown automatic threshold rule {!r}; choose from {}'.format(
+            rule, ', '.join(AUTO_RULES)))
+    level = AUTO_LEVELS[rule] if level is None else float(level)
+    if not 0 <= level <= 1:
+        raise ValueError('the level of the {} rule must be in [0, 1], got {}'.format(rule, level))
+    if rule == 'fraction':
+        top = float(importance.max()) if importance.size else 0.0
+        return level * top if top > 0 else numpy.inf
+    values = importance[free & (importance > 0)]
+    if not values.size:
+        return numpy.inf
+    return float(numpy.quantile(values, level))
+
+
+def to_cpu(a):
+    """``a`` (NumPy or CuPy) as a NumPy array."""
+    return numpy.asarray(chainer.backend.CpuDevice().send(a))

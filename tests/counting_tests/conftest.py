@@ -1,0 +1,130 @@
+"""Helpers shared by the detection tests (tests/counting_tests/test_detect*.py), given to a
+test by the ``helpers`` fixture: a tiny smooth network, its image, the thesis's loop written
+out, and a trained-looking run folder."""
+import json
+import os
+import sys
+
+import numpy
+import pytest
+from PIL import Image, ImageDraw
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+import chainer.functions as F
+import chainer.links as L
+
+from Counting import detection
+from Counting.functions import stable_softplus
+
+
+@pytest.fixture
+def helpers():
+    """This module: ``helpers.Tiny()``, ``helpers.tiny_image()``, ..."""
+    return sys.modules[__name__]
+
+
+class Tiny(chainer.Chain):
+    """conv 3->4 k3, activation, conv 4->3 k3 s3, activation, linear -> 2 (12x12: 3x3 map)."""
+
+    def __init__(self, activation=stable_softplus, dtype=numpy.float32, map_size=3):
+        super().__init__()
+        self.activation = activation
+        rng = numpy.random.RandomState(0)
+        with self.init_scope(), chainer.using_config('dtype', dtype):
+            self.c1 = L.Convolution2D(3, 4, 3, initialW=rng.normal(0, 0.02, (4, 3, 3, 3)),
+                                      initial_bias=rng.normal(0, 1, 4))
+            self.c2 = L.Convolution2D(4, 3, 3, stride=3, initialW=rng.normal(0, 0.5, (3, 4, 3, 3)),
+                                      initial_bias=rng.normal(0, 1, 3))
+            self.l = L.Linear(None, 2, initialW=rng.normal(0, 1, (2, 3 * map_size ** 2)))
+
+    def forward(self, x):
+        return self.l(self.activation(self.c2(self.activation(self.c1(x)))))
+
+
+def tiny_image(size=12, dtype=numpy.float32):
+    """Two blue rectangles on black, with a little noise so no two saliencies tie."""
+    rng = numpy.random.RandomState(1)
+    x = numpy.zeros((3, size, size), dtype)
+    x[2, 2:6, 2:7] = 255
+    x[2, 7:11, 6:11] = 255
+    return x + rng.uniform(0, 20, x.shape).astype(dtype)
+
+
+def first_row(model, x):
+    engine = detection.SecondDerivativeRows(model, x)
+    p = numpy.unravel_index(engine.saliency.argmax(), engine.saliency.shape)
+    return engine.rows([p])[0]
+
+
+def middle_threshold(model, x):
+    """A threshold inside the first group's importance values, so groups stay partial."""
+    row = first_row(model, x)
+    return float(numpy.quantile(row[row > 0], 0.5))
+
+
+def reference_groups(model, x, count, threshold):
+    """The thesis's loop written out directly: forward, grad, grad of |g| at p, every step."""
+    height, width = x.shape[1:]
+    assigned = numpy.zeros((height, width), bool)
+    groups = []
+    for _ in range(count):
+        if assigned.all():
+            break
+        xv = chainer.Variable(x[None])
+        with chainer.using_config('train', False):
+            g, = chainer.grad([F.sum(model(xv))], [xv], enable_double_backprop=True)
+            sal = numpy.abs(g.array[0]).max(axis=0)
+            p = numpy.unravel_index(numpy.where(assigned, -numpy.inf, sal).argmax(), sal.shape)
+            c = int(numpy.abs(g.array[0, :, p[0], p[1]]).argmax())
+            h, = chainer.grad([F.absolute(g[0, c, p[0], p[1]])], [xv])
+        importance = numpy.abs(h.array[0]).max(axis=0)
+        mask = (importance >= threshold) & ~assigned
+        assigned |= mask
+        assigned[p] = True
+        groups.append((tuple(int(v) for v in p), mask))
+    return groups
+
+
+def same_groups(a, b):
+    """Same seeds, masks and boxes; importance equal up to rounding (a batch of K may use other
+    BLAS kernels than a batch of one)."""
+    if len(a) != len(b):
+        return False
+    for ga, gb in zip(a, b):
+        if ga.seed != gb.seed or not numpy.array_equal(ga.mask, gb.mask) or ga.box != gb.box:
+            return False
+        numpy.testing.assert_allclose(ga.importance, gb.importance, rtol=1e-5,
+                                      atol=1e-6 * ga.importance.max())
+    return True
+
+
+def make_run(path, activation='softplus', size=90):
+    from Counting.models import build_counter
+    numpy.random.seed(0)
+    model = build_counter('convolutional', activation)
+    with chainer.using_config('train', False):
+        model(numpy.zeros((1, 3, size, size), numpy.float32))
+    model.fc.b.array[:] = 1.0
+    os.makedirs(path, exist_ok=True)
+    chainer.serializers.save_npz(os.path.join(path, 'model.npz'), model)
+    with open(os.path.join(path, 'settings.json'), 'w') as f:
+        json.dump({'arch': 'convolutional', 'activation': activation, 'base': 1.1,
+                   'batch_renorm': False, 'types': ['tri', 'sq'],
+                   'image_size': [size, size]}, f)
+    return model
+
+
+def make_images(path, size=90):
+    os.makedirs(path, exist_ok=True)
+    im = Image.new('RGB', (size, size))
+    draw = ImageDraw.Draw(im)
+    square = [(10, 10), (40, 10), (40, 40), (10, 40)]
+    triangle = [(50, 50), (80, 50), (50, 80)]
+    for poly in (square, triangle):
+        draw.polygon(poly, fill=(0, 0, 255), outline=(0, 0, 255))
+    im.save(os.path.join(path, '0000.png'))
+    with open(os.path.join(path, 'annotations.json'), 'w') as f:
+        json.dump({'0000.png': [{'type': 'sq', 'polygon': square, 'box': [10, 10, 40, 40]},
+                                {'type': 'tri', 'polygon': triangle, 'box': [50, 50, 80, 80]}]},
+                  f)
