@@ -44,7 +44,7 @@ def get_activation(name, base=1.1, softplus='stable'):
     if name not in functions.ACTIVATIONS:
         raise ValueError('unknown activation {!r}; choose from {}'.format(
             name, ', '.join(ACTIVATIONS)))
-    return functions.ACTIVATIONS[name](base, softplus)
+    return functions.ACTIVATIONS[name].factory(base, softplus)
 
 
 def output_size(arch, image_size):

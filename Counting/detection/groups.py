@@ -4,13 +4,15 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 import numpy
 
+from Counting import functions
+
 DEFAULT_THRESHOLD = 5e-10
 METHODS = ('second', 'upper', 'kmeans')
 #: Rules of ``threshold='auto'`` and their default levels (chosen by measurement, see
 #: Counting/README.md "Automatic thresholds").
 AUTO_RULES = ('fraction', 'quantile')
 AUTO_LEVELS = {'fraction': 0.1, 'quantile': 0.5}
-SMOOTH_ACTIVATIONS = ('softplus', 'sigmoid', 'modsoftplus', 'sin')
+SMOOTH_ACTIVATIONS = tuple(name for name, a in functions.ACTIVATIONS.items() if a.smooth)
 
 
 class SecondDerivativeError(ValueError):

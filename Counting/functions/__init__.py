@@ -4,6 +4,8 @@
 A new activation for the counters: its FunctionNode and function in a new module here, and one
 line in :data:`ACTIVATIONS` (``--activation`` of ``Counting.train`` then offers it).
 """
+import collections
+
 import chainer.functions as F
 
 from Counting.functions.logistic import Logistic  # NOQA
@@ -29,13 +31,17 @@ def _modsoftplus(base, softplus):
     return modsoftplus
 
 
-#: Activation name -> ``factory(base, softplus)`` returning the element-wise function. ``base``
-#: is the ``modsoftplus`` base; ``softplus`` is ``'stable'`` (this project's node) or
-#: ``'chainer'`` (``F.softplus``, the author's). The order is that of the command lines' choices.
+#: One counter activation: ``factory(base, softplus)`` returns the element-wise function
+#: (``base`` is the ``modsoftplus`` base; ``softplus`` is ``'stable'``, this project's node, or
+#: ``'chainer'``, ``F.softplus``, the author's); ``smooth`` says whether its second derivative is
+#: non-zero, which the second-derivative detection of thesis 2.2.2 needs.
+Activation = collections.namedtuple('Activation', ('factory', 'smooth'))
+
+#: Activation name -> :class:`Activation`. The order is that of the command lines' choices.
 ACTIVATIONS = {
-    'relu': lambda base, softplus: F.relu,
-    'softplus': _softplus,
-    'sigmoid': lambda base, softplus: F.sigmoid,
-    'sin': lambda base, softplus: F.sin,
-    'modsoftplus': _modsoftplus,
+    'relu': Activation(lambda base, softplus: F.relu, smooth=False),
+    'softplus': Activation(_softplus, smooth=True),
+    'sigmoid': Activation(lambda base, softplus: F.sigmoid, smooth=True),
+    'sin': Activation(lambda base, softplus: F.sin, smooth=True),
+    'modsoftplus': Activation(_modsoftplus, smooth=True),
 }

@@ -305,3 +305,15 @@ def test_edge_convolution_ignores_uniform_regions():
                                   rtol=1e-4, atol=1e-3)
     # Its initial weights are LeCun's scaled down for raw 0..255 pixels (std 0.1 / sqrt(27)).
     assert conv.W.array.std() < 0.2 / numpy.sqrt(27)
+
+
+@pytest.mark.parametrize('name', models.ACTIVATIONS)
+def test_registry_smooth_flag_matches_the_second_derivative(name):
+    # The registry's ``smooth`` decides whether the second-derivative detection accepts a
+    # counter: it must be True exactly when the activation's second derivative is non-zero.
+    x = chainer.Variable(numpy.linspace(-2.95, 3.05, 13).astype(numpy.float32))
+    f = functions.ACTIVATIONS[name].factory(1.1, 'stable')
+    gx, = chainer.grad([F.sum(f(x))], [x], enable_double_backprop=True)
+    ggx, = chainer.grad([F.sum(gx)], [x])
+    curvature = 0.0 if ggx is None else float(numpy.abs(ggx.array).max())
+    assert (curvature > 1e-3) == functions.ACTIVATIONS[name].smooth
