@@ -87,11 +87,16 @@ def resolve_dir(mnist_dir=None):
     return os.environ.get('MNIST_DIR') or None
 
 
+def download(ndim, scale):
+    """Chainer's own ``get_mnist`` (its download cache), used when no folder is given."""
+    return chainer.datasets.get_mnist(ndim=ndim, scale=scale)
+
+
 def get_mnist(mnist_dir=None, ndim=3, scale=255.):
     """(train, test) TupleDatasets exactly as ``chainer.datasets.get_mnist(ndim=3, scale=255)``."""
     directory = resolve_dir(mnist_dir)
     if directory is None:
-        return chainer.datasets.get_mnist(ndim=ndim, scale=scale)
+        return download(ndim, scale)
     if not os.path.isdir(directory):
         raise MNISTError('MNIST folder {} does not exist (from --mnist-dir or MNIST_DIR)'.format(
             directory))

@@ -88,13 +88,12 @@ def test_missing_folder_is_refused(tmp_path):
 
 
 def test_environment_variable_and_chainer_fallback(monkeypatch, mnist_dir):
-    import chainer
     calls = []
-    monkeypatch.setattr(chainer.datasets, 'get_mnist',
-                        lambda **kw: calls.append(kw) or ('train', 'test'))
+    monkeypatch.setattr(mnist, 'download',
+                        lambda *args: calls.append(args) or ('train', 'test'))
     monkeypatch.delenv('MNIST_DIR', raising=False)
     assert mnist.get_mnist() == ('train', 'test')
-    assert calls == [{'ndim': 3, 'scale': 255.}]
+    assert calls == [(3, 255.)]
     monkeypatch.setenv('MNIST_DIR', mnist_dir)
     assert mnist.resolve_dir() == mnist_dir
 
