@@ -11,11 +11,15 @@ SEED   ?= 0
 OUT    ?= results
 DATA   ?= data
 JOBS   ?= 1
+# A seed sweep, e.g. SEEDS=0,1,2 (replaces SEED; make friendly and make counting).
+SEEDS  ?=
 # The genuine MNIST files beside the checkout, when they are there; else Chainer downloads MNIST.
 MNIST_DIR ?= $(wildcard ../shared/data/mnist)
 export MNIST_DIR
 
 RUN_ARGS = --preset $(PRESET) --seed $(SEED) --out $(OUT) $(if $(DEVICE),--device $(DEVICE))
+SWEEP_ARGS = --preset $(PRESET) $(if $(SEEDS),--seeds $(SEEDS),--seed $(SEED)) --out $(OUT) \
+    $(if $(DEVICE),--device $(DEVICE)) --jobs $(JOBS)
 
 .PHONY: install test test-fast counting friendly bench clean help
 .PHONY: wheelhouse install-offline test-numpy2 gpu-check
@@ -34,7 +38,10 @@ help:
 	@echo "make install-offline PYTHON=...  install from $(WHEELHOUSE)/ into a Python that has NumPy and CuPy"
 	@echo "make gpu-check PYTHON=...        install offline, then versions, GPU tests, short benchmark"
 	@echo "variables: PRESET=smoke|quick|thesis (default quick) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
-	@echo "           JOBS=N (make friendly: trainings at a time, each one BLAS thread; default 1)"
+	@echo "           JOBS=N (make friendly/counting: trainings at a time, each one BLAS thread; default 1)"
+	@echo "           SEEDS=0,1,2 (make friendly/counting: a seed sweep, mean +- std; replaces SEED)"
+	@echo "make install-mpi  mpich and mpi4py into $(VENV) (the mpi extra): mpiexec, --executor mpi"
+	@echo "make test-mpi     the mpi-marked tests (each launches mpiexec with a timeout)"
 
 install: $(STAMP)
 
@@ -45,16 +52,16 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -m "not mpi" tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow" tests
+	$(PY) -m pytest -m "not slow and not mpi" tests
 
 counting: $(STAMP)
-	$(PY) -m Counting.run_all $(RUN_ARGS) --data-dir $(DATA)/counting
+	$(PY) -m Counting.run_all $(SWEEP_ARGS) --data-dir $(DATA)/counting
 
 friendly: $(STAMP)
-	$(PY) -m Friendly.run_all $(RUN_ARGS) --jobs $(JOBS)
+	$(PY) -m Friendly.run_all $(SWEEP_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m Friendly.bench --out $(OUT)/bench
@@ -139,3 +146,19 @@ gpu-check:
 .PHONY: robustness
 robustness: $(STAMP)
 	$(PY) -m Friendly.run_robustness $(RUN_ARGS)
+
+# ---- MPI (issue 14): seed sweeps on mpi4py.futures workers, ChainerMN data-parallel training ----
+# The `mpi` extra: MPICH and mpi4py as wheels from the registry, so $(VENV)/bin/mpiexec exists
+# without a system MPI. A cluster uses its own MPI instead (README, "Seeds, workers and MPI").
+MPI_STAMP := $(VENV)/.installed-mpi
+
+.PHONY: install-mpi test-mpi
+install-mpi: $(MPI_STAMP)
+
+$(MPI_STAMP): $(STAMP) setup.py
+	$(PY) -m pip install --no-build-isolation -e ".[test,mpi]" "$(NUMPY_SPEC)"
+	touch $(MPI_STAMP)
+
+# Every `mpi`-marked test; each starts its own `mpiexec` under a timeout, so a hung rank fails.
+test-mpi: $(MPI_STAMP)
+	$(PY) -m pytest -m mpi tests

@@ -22,6 +22,8 @@ setup(
         'gpu': ['cupy-cuda12x'],
         'test': ['pytest'],
         'lint': ['ruff==0.17.6'],  # issue 15: `make lint`; the Makefile pins the same version
+        # issue 14: `make install-mpi`: MPI without a system one (mpiexec lands in the venv's bin)
+        'mpi': ['mpich', 'mpi4py>=4'],
     },
     entry_points={'console_scripts': [
         'counting-generate = Counting.generate:main',

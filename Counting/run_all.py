@@ -6,18 +6,24 @@
    their ``settings.json`` matches the preset);
 2. trains the ReLU, SoftPlus and sigmoid (+ Batch Renormalization, as in the thesis) counters into
    ``<out>/counting/runs/<name>`` (skipped when ``model.npz`` exists with matching settings, resumed
-   from the newest snapshot when one exists);
+   from the newest snapshot when one exists, a folder of another configuration moved aside), each
+   a ``python -m Counting.train`` process with one BLAS thread, log ``<out>/counting/logs``,
+   ``--jobs N`` at a time or on ``mpi4py.futures`` workers (``--executor mpi``,
+   ``lenses_common.sweep``);
 3. evaluates each on the test set (``<out>/counting/<name>/metrics.*``, ``scatter.png``);
 4. writes saliency pictures and detection pictures for a few test images
    (``<out>/counting/<name>/saliency``, ``.../detection``);
-5. writes ``<out>/counting/summary.md``.
+5. writes ``<out>/counting/summary.md`` and ``results.csv`` (one row per seed, counter and type).
+
+``--seeds 0,1,2`` runs all this for each seed (data, initialisation and order); with more than one
+seed, seed S's data go to ``<data-dir>/<preset>/seed-S`` and its results to
+``<out>/counting/seed-S``, and ``<out>/counting/table.md`` holds the mean +- standard deviation.
 
 Presets (see Counting/README.md for what each one shortens): ``smoke`` for CI (< 3 minutes),
 ``quick`` (default, <= 30 minutes on a 2-core CPU), ``thesis`` (1000 x 1000 images,
 ``convolutionallarge``, 100 epochs: meant for a GPU).
 """
 import argparse
-import glob
 import os
 import shlex
 import sys
@@ -25,9 +31,12 @@ import time
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 
+from lenses_common import sweep
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json, move_aside
-from lenses_common.seeding import add_seed_argument
+
+from Counting import run_summary
+from Counting.run_summary import fmt_opt
 
 #: Dataset options per preset, passed to Counting.datasets.generate_dataset.
 #: 87 x 87 is the one image size at which every pixel reaches the small network's output: its
@@ -55,20 +64,18 @@ COUNTERS = (
     ('sigmoid_brn', 'sigmoid', True),
 )
 
-#: Training options per preset; per-counter overrides below.
+#: Training options per preset: '*' for every counter, then per-counter overrides. The author's
+#: default optimiser is plain SGD; he added momentum (0.85) for the sigmoid counters.
 TRAINING = {
-    'smoke': dict(arch='convolutional', epoch=5, batchsize=20, optimizer='rmsprop', lr=1e-3,
-                  snapshot_interval=1),
-    'quick': dict(arch='convolutional', epoch=20, batchsize=20, optimizer='rmsprop', lr=1e-3,
-                  snapshot_interval=5),
-    'thesis': dict(arch='convolutionallarge', epoch=100, batchsize=20, optimizer='sgd',
-                   lr=0.07, snapshot_interval=10),
-}
-#: The author's default optimiser is plain SGD; he added momentum (0.85) for the sigmoid counters.
-OVERRIDES = {
-    ('thesis', 'sigmoid_brn'): dict(optimizer='momentum'),
-    ('quick', 'sigmoid_brn'): dict(lr=1e-2),
-    ('smoke', 'sigmoid_brn'): dict(lr=1e-2),
+    'smoke': {'*': dict(arch='convolutional', epoch=5, batchsize=20, optimizer='rmsprop',
+                        lr=1e-3, snapshot_interval=1),
+              'sigmoid_brn': dict(lr=1e-2)},
+    'quick': {'*': dict(arch='convolutional', epoch=20, batchsize=20, optimizer='rmsprop',
+                        lr=1e-3, snapshot_interval=5),
+              'sigmoid_brn': dict(lr=1e-2)},
+    'thesis': {'*': dict(arch='convolutionallarge', epoch=100, batchsize=20, optimizer='sgd',
+                         lr=0.07, snapshot_interval=10),
+               'sigmoid_brn': dict(optimizer='momentum')},
 }
 
 #: Test images that get saliency and detection pictures.
@@ -131,7 +138,7 @@ def ensure_dataset(folder, opts, log):
 
 def train_argv(preset, name, activation, batch_renorm, train_dir, test_dir, run_dir, seed,
                device):
-    t = dict(TRAINING[preset], **OVERRIDES.get((preset, name), {}))
+    t = sweep.preset_options(TRAINING[preset], name)
     argv = ['--train', train_dir, '--out', run_dir, '--arch', t['arch'],
             '--activation', activation, '--optimizer', t['optimizer'], '--lr', repr(t['lr']),
             '--batchsize', str(t['batchsize']), '--epoch', str(t['epoch']),
@@ -147,140 +154,9 @@ def train_argv(preset, name, activation, batch_renorm, train_dir, test_dir, run_
 
 
 def run_state(run_dir, wanted):
-    """'done', 'resume' or 'fresh' for a run folder, given the settings it should have."""
-    settings_path = os.path.join(run_dir, 'settings.json')
-    if not os.path.exists(settings_path):
-        return 'fresh'
-    try:
-        existing = load_json(settings_path)
-    except ValueError:
-        return 'fresh'
-    if not _matches(existing, wanted, RUN_KEYS):
-        return 'fresh'
-    if os.path.exists(os.path.join(run_dir, 'model.npz')):
-        return 'done'
-    if glob.glob(os.path.join(run_dir, 'snapshot_iter_*')):
-        return 'resume'
-    return 'fresh'
-
-
-def clear_run(run_dir):
-    """Move an earlier run with other settings aside to ``RUN.old-N`` (nothing is deleted);
-    returns the new name, or None when ``run_dir`` holds no model or snapshot."""
-    if glob.glob(os.path.join(glob.escape(run_dir), 'snapshot_iter_*')) or os.path.exists(
-            os.path.join(run_dir, 'model.npz')):
-        return move_aside(run_dir)
-    return None
-
-
-def _fmt_pct(v):
-    return '{:.1%}'.format(v)
-
-
-def summary_markdown(preset, seed, command, data, counters, elapsed):
-    lines = ['# Counting (thesis chapter 2): preset `{}`'.format(preset), '',
-             'Made by `{}` (seed {}) in {:.0f} s.'.format(command, seed, elapsed), '']
-    d = DATASETS[preset]
-    size = ('one scale in {}..{} px per image (limit scale resampling)'.format(*d['scale'])
-            if d['shape_scaling'] else 'every shape at scale {} px'.format(d['scale'][0]))
-    lines += ['Data: {} training and {} test images of {}x{}, triangles and squares, at most {} '
-              'shapes per image, {}, random rotations. Baseline: always predict the training '
-              'set\'s mean count.'.format(d['n_train'], d['n_test'], d['image_size'][0],
-                                          d['image_size'][1], d['shape_limit'], size), '']
-    lines += ['| counter | arch | BRN | optimizer, lr, epochs | type | MAE | baseline MAE | '
-              'baseline / ours | RMSE (baseline) | exact (baseline) | off by one (baseline) |',
-              '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |']
-    for c in counters:
-        t = c['training']
-        if c.get('error'):
-            lines.append('| {} | {} | {} | {}, {}, {} | - | {} | | | | | |'.format(
-                c['activation'], t['arch'], 'yes' if c['batch_renorm'] else 'no',
-                t['optimizer'], t['lr'], t['epoch'], c['error']))
-            continue
-        for typ, m in c['metrics'].items():
-            o, b = m['ours'], m['baseline']
-            lines.append('| {} | {} | {} | {}, {}, {} | {} | {:.3f} | {:.3f} | {:.2f}x | '
-                         '{:.3f} ({:.3f}) | {} ({}) | {} ({}) |'.format(
-                             c['activation'], t['arch'], 'yes' if c['batch_renorm'] else 'no',
-                             t['optimizer'], t['lr'], t['epoch'], typ, o['mae'], b['mae'],
-                             m['mae_ratio'], o['rmse'], b['rmse'], _fmt_pct(o['exact']),
-                             _fmt_pct(b['exact']), _fmt_pct(o['off_by_one']),
-                             _fmt_pct(b['off_by_one'])))
-    lines += ['', '## Pictures', '']
-    for c in counters:
-        if c.get('error'):
-            continue
-        name = c['name']
-        lines.append('### {}'.format(name))
-        lines.append('')
-        lines.append('- scatter plot: [{0}/scatter.png]({0}/scatter.png)'.format(name))
-        for kind in ('saliency', 'detection'):
-            pics = c.get(kind, [])
-            if pics:
-                links = ', '.join('[{0}]({0})'.format(p) for p in pics[:8])
-                lines.append('- {} ({}): {}'.format(kind, c.get(kind + '_note', ''), links)
-                             if c.get(kind + '_note') else '- {}: {}'.format(kind, links))
-            elif c.get(kind + '_error'):
-                lines.append('- {}: not made ({})'.format(kind, c[kind + '_error']))
-        if c.get('contact_sheet'):
-            lines.append('- contact sheet (image | saliency | detection groups, method {}): '
-                         '[{}]({})'.format(c['contact_sheet_method'], c['contact_sheet'],
-                                            c['contact_sheet']))
-        lines.append('')
-    lines += outline_markdown(counters) + detection_markdown(counters)
-    return '\n'.join(lines)
-
-
-def outline_markdown(counters):
-    """The outline measure of every counter (Counting.outline)."""
-    rows = [c for c in counters if c.get('outline')]
-    if not rows:
-        return []
-    lines = ['## Does the saliency outline the shapes?', '',
-             'Mean raw saliency on the shapes\' outlines (2 px each side of the boundary) against '
-             'the mean inside the shapes (eroded by 2 px) and on the background (farther than '
-             '2 px), from the annotations (`Counting.outline`). Goals: outline/interior >= 3, '
-             'outline/background >= 1.5; the thesis\'s own figure measures about 6.6 and 1.9.',
-             '', '| counter | images | outline/interior median (mean) | outline/background median '
-             '(mean) | pictured images: outline/interior, outline/background medians |',
-             '| --- | ---: | ---: | ---: | ---: |']
-    for c in rows:
-        o, p = c['outline'], c.get('outline_pictured', {})
-        lines.append('| {} | {} | {} ({}) | {} ({}) | {}, {} |'.format(
-            c['name'], o['images'], _fmt_opt(o['outline_interior_median']),
-            _fmt_opt(o['outline_interior_mean']), _fmt_opt(o['outline_background_median']),
-            _fmt_opt(o['outline_background_mean']), _fmt_opt(p.get('outline_interior_median')),
-            _fmt_opt(p.get('outline_background_median'))))
-    return lines + ['']
-
-
-def detection_markdown(counters):
-    """Every detection method's pooled scores per counter."""
-    rows = [c for c in counters if c.get('detection_methods')]
-    if not rows:
-        return []
-    from Counting.detection import AUTO_LEVELS, DEFAULT_THRESHOLD
-    lines = ['## Detection scores', '',
-             'Boxes against the annotated ones, greedy one-to-one matching at IoU >= 0.5, pooled '
-             'over the test images. Methods: `second` the thesis\'s loop with its absolute '
-             'threshold {:g}; `second_auto` the same loop with `--threshold auto` (the {} '
-             'quantile of the group\'s own non-zero importance values); `upper` saliency between '
-             '0.05 and 0.5 of its largest value; `kmeans` the middle of 3 K-means clusters of '
-             'the saliency.'.format(
-                 DEFAULT_THRESHOLD, AUTO_LEVELS['quantile']), '',
-             '| counter | method | images | predicted | annotated | matched | precision | recall | '
-             'mean IoU | detections.json |',
-             '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
-    for c in rows:
-        for tag, s in c['detection_methods'].items():
-            if s.get('error'):
-                lines.append('| {} | {} | {} | | | | | | | |'.format(c['name'], tag, s['error']))
-                continue
-            lines.append('| {} | {} | {} | {} | {} | {} | {} | {} | {} | [{}]({}) |'.format(
-                c['name'], tag, s['images'], s['predicted'], s['truth'], s['matched'],
-                _fmt_opt(s['precision']), _fmt_opt(s['recall']), _fmt_opt(s['mean_iou']),
-                s['json'], s['json']))
-    return lines + ['']
+    """'done', 'resume', 'fresh' or 'other' (the folder holds another configuration)."""
+    return sweep.run_state(run_dir, wanted, lambda old, new: _matches(old, new, RUN_KEYS),
+                           'model.npz', 'snapshot_iter_*')
 
 
 #: Detection methods scored on the test images: (tag, Counting.detect options). The thesis's loop
@@ -341,8 +217,8 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
             det_json, results_dir))
         s = det['scores']
         log('counter {} detection {}: precision {}, recall {}, mean IoU {} ({} images)'.format(
-            info['name'], tag, _fmt_opt(s['precision']), _fmt_opt(s['recall']),
-            _fmt_opt(s['mean_iou']), s['images']))
+            info['name'], tag, fmt_opt(s['precision']), fmt_opt(s['recall']),
+            fmt_opt(s['mean_iou']), s['images']))
     # The contact sheet shows the automatic second-derivative method (upper for ReLU).
     tag, options = _methods_for(info['activation'])[1 if info['activation'] != 'relu' else 0]
     sheet = os.path.join(counter_out, 'contact_sheet.png')
@@ -357,10 +233,6 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
     info['detection'] = _pictures(os.path.join(counter_out, 'detection', tag), results_dir,
                                   '_boxes.png')
     info['detection_note'] = 'method {}'.format(tag)
-
-
-def _fmt_opt(v):
-    return '-' if v is None else '{:.2f}'.format(v)
 
 
 def _pictures(folder, root, suffix):
@@ -383,14 +255,38 @@ def build_parser():
     p.add_argument('--data-dir', default=os.path.join('data', 'counting'),
                    help='datasets go to <data-dir>/<preset>/{train,test} (default: %(default)s)')
     add_device_argument(p)
-    add_seed_argument(p)
+    sweep.add_sweep_arguments(p, 'seed of the data, the initialisation and the order')
     return p
+
+
+def evaluate_counter(info, folders, root, preset, device, device_spec, log):
+    """Evaluation, saliency, outline measure and detection of one trained counter, into ``info``
+    (the summary's record of the counter)."""
+    from Counting import evaluate
+    from Counting import saliency as saliency_mod
+    name, run_dir = info['name'], info['run']
+    counter_out = os.path.join(root, name)
+    result = evaluate.evaluate_run(run_dir, folders['test'], out=counter_out, device=device)
+    info['metrics'] = result['metrics']
+    for typ, m in result['metrics'].items():
+        log('counter {} {}: MAE {:.3f}, baseline {:.3f} ({:.2f}x)'.format(
+            name, typ, m['ours']['mae'], m['baseline']['mae'], m['mae_ratio']))
+    dev = [] if device_spec is None else ['--device', device_spec]
+    sal_dir = os.path.join(counter_out, 'saliency')
+    code = saliency_mod.main(['--run', run_dir, '--images', folders['test'], '--limit',
+                              str(N_PICTURES[preset]), '--out', sal_dir] + dev)
+    if code:
+        info['saliency_error'] = 'Counting.saliency exited with {}'.format(code)
+    info['saliency'] = _pictures(sal_dir, root, '_saliency.png')
+    pictures_and_scores(info, run_dir, folders['test'], counter_out, root, N_PICTURES[preset],
+                        dev, log)
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_out_arg(parser, args.out)
+    seeds = sweep.check_sweep_args(parser, args)
     device = device_from_args(args, parser)
     device_spec = None if args.device is None else str(args.device)
     start = time.time()
@@ -400,78 +296,69 @@ def main(argv=None):
     def log(msg):
         print('[run_all {:6.0f}s] {}'.format(time.time() - start, msg), flush=True)
 
-    log('preset {}, seed {}, device {}'.format(args.preset, args.seed, device))
-    from Counting import evaluate, train
-    from Counting import saliency as saliency_mod
+    log('preset {}, seeds {}, device {}'.format(args.preset, ', '.join(map(str, seeds)), device))
+    top = os.path.join(args.out, 'counting')
+    folders, roots, counters, jobs = {}, {}, {}, []
+    for seed in seeds:
+        data_root = sweep.seed_root(os.path.join(args.data_dir, args.preset), seed, seeds)
+        roots[seed] = sweep.seed_root(top, seed, seeds)
+        prefix = '' if len(seeds) == 1 else 'seed-{}/'.format(seed)
+        folders[seed] = {}
+        for split in ('train', 'test'):
+            folders[seed][split] = os.path.join(data_root, split)
+            try:
+                ensure_dataset(folders[seed][split], dataset_options(args.preset, split, seed),
+                               log)
+            except ValueError as e:
+                parser.error('dataset {}: {}'.format(folders[seed][split], e))
+        counters[seed] = []
+        for name, activation, batch_renorm in COUNTERS:
+            run_dir = os.path.join(roots[seed], 'runs', name)
+            targv, t = train_argv(args.preset, name, activation, batch_renorm,
+                                  folders[seed]['train'], folders[seed]['test'], run_dir, seed,
+                                  device_spec)
+            wanted = dict(t, activation=activation, batch_renorm=batch_renorm, seed=seed,
+                          train=os.path.abspath(folders[seed]['train']))
+            state = run_state(run_dir, wanted)
+            counters[seed].append(dict(name=name, activation=activation,
+                                       batch_renorm=batch_renorm, training=t, run=run_dir))
+            if sweep.prepare_run('counter ' + prefix + name, run_dir, state, log):
+                if state == 'resume':
+                    targv += ['--resume', 'auto']
+                jobs.append((prefix + name, 'Counting.train', targv,
+                             os.path.join(roots[seed], 'logs', name + '.log')))
+    with sweep.make_executor(args.executor, args.jobs) as executor:
+        done = sweep.run_jobs(executor, jobs, log)
 
-    data_root = os.path.join(args.data_dir, args.preset)
-    folders = {}
-    for split in ('train', 'test'):
-        folders[split] = os.path.join(data_root, split)
-        try:
-            ensure_dataset(folders[split], dataset_options(args.preset, split, args.seed), log)
-        except ValueError as e:
-            parser.error('dataset {}: {}'.format(folders[split], e))
-
-    results_dir = os.path.join(args.out, 'counting')
-    os.makedirs(results_dir, exist_ok=True)
-    counters = []
-    for name, activation, batch_renorm in COUNTERS:
-        run_dir = os.path.join(results_dir, 'runs', name)
-        targv, t = train_argv(args.preset, name, activation, batch_renorm, folders['train'],
-                              folders['test'], run_dir, args.seed, device_spec)
-        wanted = dict(t, activation=activation, batch_renorm=batch_renorm, seed=args.seed,
-                      train=os.path.abspath(folders['train']))
-        state = run_state(run_dir, wanted)
-        info = dict(name=name, activation=activation, batch_renorm=batch_renorm, training=t,
-                    run=run_dir)
-        counters.append(info)
-        if state == 'done':
-            log('counter {}: trained model found, skipping training'.format(name))
-        else:
-            if state == 'fresh':
-                moved = clear_run(run_dir)
-                if moved:
-                    log('counter {}: {} holds another run; moved to {}'.format(
-                        name, run_dir, moved))
-            else:
-                targv += ['--resume', 'auto']
-            log('counter {}: training ({}): python -m Counting.train {}'.format(
-                name, 'resuming' if state == 'resume' else 'new',
-                ' '.join(shlex.quote(a) for a in targv)))
-            code = train.main(targv)
-            if code != 0:
-                info['error'] = 'training diverged (see {}/log)'.format(run_dir)
-                log('counter {}: {}'.format(name, info['error']))
+    rows = []
+    for seed in seeds:
+        prefix = '' if len(seeds) == 1 else 'seed-{}/'.format(seed)
+        for info in counters[seed]:
+            if done.get(prefix + info['name'], (0,))[0] != 0:
+                info['error'] = 'training failed or diverged (see {})'.format(
+                    os.path.join(roots[seed], 'logs', info['name'] + '.log'))
+                log('counter {}: {}'.format(prefix + info['name'], info['error']))
                 continue
-        counter_out = os.path.join(results_dir, name)
-        result = evaluate.evaluate_run(run_dir, folders['test'], out=counter_out,
-                                       device=device)
-        info['metrics'] = result['metrics']
-        for typ, m in result['metrics'].items():
-            log('counter {} {}: MAE {:.3f}, baseline {:.3f} ({:.2f}x)'.format(
-                name, typ, m['ours']['mae'], m['baseline']['mae'], m['mae_ratio']))
-
-        n = str(N_PICTURES[args.preset])
-        dev = [] if device_spec is None else ['--device', device_spec]
-        sal_dir = os.path.join(counter_out, 'saliency')
-        code = saliency_mod.main(['--run', run_dir, '--images', folders['test'], '--limit', n,
-                                  '--out', sal_dir] + dev)
-        if code:
-            info['saliency_error'] = 'Counting.saliency exited with {}'.format(code)
-        info['saliency'] = _pictures(sal_dir, results_dir, '_saliency.png')
-        pictures_and_scores(info, run_dir, folders['test'], counter_out, results_dir,
-                            N_PICTURES[args.preset], dev, log)
-
-    summary = summary_markdown(args.preset, args.seed, command, folders, counters,
-                               time.time() - start)
-    atomic_write_text(os.path.join(results_dir, 'summary.md'), summary)
-    print(summary)
-    log('wrote {}'.format(os.path.join(results_dir, 'summary.md')))
+            evaluate_counter(info, folders[seed], roots[seed], args.preset, device, device_spec,
+                             log)
+        summary = run_summary.summary_markdown(args.preset, DATASETS[args.preset], seed,
+                                               command, counters[seed], time.time() - start)
+        atomic_write_text(os.path.join(roots[seed], 'summary.md'), summary)
+        print(summary)
+        log('wrote {}'.format(os.path.join(roots[seed], 'summary.md')))
+        rows += run_summary.result_rows(seed, counters[seed])
+    atomic_write_text(os.path.join(top, 'results.csv'),
+                      sweep.results_csv(rows, run_summary.RESULT_COLUMNS))
+    if len(seeds) > 1:
+        table = run_summary.mean_std_markdown(args.preset, seeds, rows, command)
+        atomic_write_text(os.path.join(top, 'table.md'), table)
+        print(table)
+    log('wrote {}'.format(os.path.join(top, 'results.csv')))
     # A diverged counter is a result (the faithful lr 0.07 can diverge), reported in the summary.
-    for c in counters:
-        if c.get('error'):
-            print('warning: counter {}: {}'.format(c['name'], c['error']), file=sys.stderr)
+    for seed in seeds:
+        for c in counters[seed]:
+            if c.get('error'):
+                print('warning: counter {}: {}'.format(c['name'], c['error']), file=sys.stderr)
     return 0
 
 

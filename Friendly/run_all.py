@@ -9,8 +9,16 @@ another configuration (say, from another preset) is moved aside to ``<network>.o
 Each training is a separate ``python -m Friendly.train`` process with one BLAS thread
 (``OPENBLAS_NUM_THREADS=1``, ``OMP_NUM_THREADS=1``), its output in
 ``OUT/friendly/logs/<network>.log``; ``--jobs N`` runs N of them at a time (longest first), then
-the evaluation runs. A training that fails (say, on a NaN) is reported, the others are evaluated,
-and the exit status is 1.
+the evaluation runs (``python -m Friendly.evaluate``, one BLAS thread too, log
+``OUT/friendly/logs/evaluate.log``). A training that fails (say, on a NaN) is reported, the others
+are evaluated, and the exit status is 1. ``--executor mpi`` runs the same jobs on
+``mpi4py.futures`` workers (``lenses_common.sweep``).
+
+Seeds: ``--seed N`` (default 0) trains the six networks with seed N and the black-box source with
+N + 1000, in the folders above. ``--seeds 0,1,2`` runs that for every seed; with more than one seed
+each seed's runs, logs and tables go to ``OUT/friendly/seed-<S>/`` (the layout above, one level
+down), and ``OUT/friendly/table.md`` shows the mean +- standard deviation over the seeds. Both
+forms write ``OUT/friendly/results.csv``, one row per seed and network.
 
 Presets (the README's table says the same):
 
@@ -22,9 +30,7 @@ Presets (the README's table says the same):
 * ``smoke``: a CI check of the whole pipeline on tiny subsets, in well under 3 minutes.
 """
 import argparse
-import concurrent.futures
 import os
-import subprocess
 import sys
 import time
 
@@ -36,9 +42,10 @@ from Friendly import evaluate as evaluate_module
 from Friendly import models
 from Friendly import train as train_module
 from Friendly.mnist import add_mnist_argument
+from lenses_common import sweep
 from lenses_common.device import add_device_argument, get_device, DeviceError
-from lenses_common.runfolder import RunFolder, atomic_write_json, check_out_arg, load_json
-from lenses_common.runfolder import move_aside
+from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg, load_json
+from lenses_common.runfolder import move_aside  # noqa: F401  (Friendly.run_robustness uses it)
 
 SOURCE = 'source'   # run folder name of the separately trained black-box S network
 SOURCE_SEED_OFFSET = 1000
@@ -73,7 +80,8 @@ NETWORKS = models.VARIANTS + (SOURCE,)
 TRAIN_COST = {'PD': 100.0, 'GMRES': 3.0, 'A': 2.0, 'GMR': 2.0, 'RS': 1.5, 'S': 1.0, SOURCE: 1.0}
 # PD at thesis scale on the CPU: ~0.17 s an iteration (make bench), 2,790 iterations an epoch.
 PD_CPU_HOURS = 0.17 * 2790 * 100 / 3600
-CHILD_THREADS = {'OPENBLAS_NUM_THREADS': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+# Settings that do not make another network (where it ran, what it ran on).
+NOT_COMPARED = ('device', 'mnist_dir', 'environment')
 
 
 def parse_networks(parser, text):
@@ -88,20 +96,14 @@ def parse_networks(parser, text):
 
 
 def train_options(preset, network):
-    table = PRESETS[preset]['train']
-    options = dict(table.get('*', {}))
-    options.update(table.get('S' if network == SOURCE else network, {}))
-    return options
+    return sweep.preset_options(PRESETS[preset]['train'], network,
+                                'S' if network == SOURCE else None)
 
 
 def train_argv(network, options, seed, run_dir, device, mnist_dir):
     variant = 'S' if network == SOURCE else network
     argv = ['--variant', variant, '--seed', str(seed), '--out', run_dir, '--no-progress']
-    for key, value in sorted(options.items()):
-        if value is True:
-            argv.append('--' + key.replace('_', '-'))
-        elif value is not False:
-            argv += ['--' + key.replace('_', '-'), str(value)]
+    argv += sweep.options_argv(options)
     if device:
         argv += ['--device', device]
     if mnist_dir:
@@ -109,65 +111,14 @@ def train_argv(network, options, seed, run_dir, device, mnist_dir):
     return argv
 
 
-def _comparable(settings):
-    return {k: v for k, v in settings.items() if k not in ('device', 'mnist_dir')}
+def _same(previous, wanted):
+    return ({k: v for k, v in previous.items() if k not in NOT_COMPARED} ==
+            {k: v for k, v in wanted.items() if k not in NOT_COMPARED})
 
 
 def run_state(run_dir, wanted):
     """'done', 'resume', 'fresh' or 'other' (the folder holds another configuration)."""
-    settings_path = os.path.join(run_dir, RunFolder.SETTINGS)
-    if not os.path.exists(settings_path):
-        return 'fresh' if not os.path.exists(run_dir) or not os.listdir(run_dir) else 'other'
-    try:
-        previous = load_json(settings_path)
-    except ValueError:
-        return 'other'
-    if _comparable(previous) != _comparable(wanted):
-        return 'other'
-    if os.path.exists(os.path.join(run_dir, train_module.FINAL_MODEL)):
-        return 'done'
-    if train_module.latest_snapshot(run_dir):
-        return 'resume'
-    return 'fresh'
-
-
-def child_env():
-    """The environment of a training process: one BLAS thread, this checkout first on the path."""
-    env = dict(os.environ)
-    env.update(CHILD_THREADS)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (root, env.get('PYTHONPATH')) if p)
-    return env
-
-
-def run_training(argv, log_path):
-    """Run ``python -m Friendly.train argv`` with its output appended to ``log_path``.
-
-    Returns (exit status, wall seconds, CPU seconds of the process or None where unknown).
-    """
-    command = [sys.executable, '-m', 'Friendly.train'] + list(argv)
-    start = time.time()
-    with open(log_path, 'a') as log:
-        log.write('$ {}\n'.format(' '.join(command)))
-        log.flush()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env=child_env())
-        cpu = None
-        if hasattr(os, 'wait4'):
-            _, raw, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(raw)
-            cpu = usage.ru_utime + usage.ru_stime
-        status = process.wait()
-    return status, time.time() - start, cpu
-
-
-def last_line(path):
-    try:
-        with open(path) as f:
-            lines = [line.strip() for line in f if line.strip()]
-    except OSError:
-        return ''
-    return lines[-1] if lines else ''
+    return sweep.run_state(run_dir, wanted, _same, train_module.FINAL_MODEL, 'snapshot_epoch_*')
 
 
 def thesis_pd_note(preset, networks, on_cpu, pd_on_cpu, device=None):
@@ -206,19 +157,68 @@ def build_parser():
     parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
                         help='Batch Renormalization at test: batch statistics (the thesis) or '
                              'running averages (default: %(default)s)')
-    parser.add_argument('--jobs', '-j', type=int, default=1,
-                        help='trainings run at the same time, each a separate process with one '
-                             'BLAS thread (on a 2-core CPU: 2) (default: %(default)s)')
     parser.add_argument('--pd-on-cpu', action='store_true',
                         help='thesis preset: train PD on the CPU too (about {:.0f} hours); '
                              'without it PD is skipped there, with a line saying so'.format(
                                  PD_CPU_HOURS))
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the six networks and the data split; the black-box source '
-                             'uses seed + {} (default: %(default)s)'.format(SOURCE_SEED_OFFSET))
+    sweep.add_sweep_arguments(parser, 'seed of the six networks and the data split; the '
+                              'black-box source uses seed + {}'.format(SOURCE_SEED_OFFSET))
     add_device_argument(parser)
     add_mnist_argument(parser)
     return parser
+
+
+def log(message):
+    print('== ' + message, flush=True)
+
+
+def evaluate_argv(args, root, runs, networks, seed):
+    argv = ['--out', root, '--eps', '{:g}'.format(args.eps), '--bn-eval', args.bn_eval,
+            '--seed', str(seed), '--no-progress']
+    if os.path.exists(os.path.join(runs, SOURCE, train_module.FINAL_MODEL)):
+        argv += ['--source', os.path.join(runs, SOURCE)]
+    for network in networks:
+        argv += ['--run', os.path.join(runs, network)]
+    argv += sweep.options_argv(PRESETS[args.preset]['evaluate'])
+    if args.pgd:
+        argv.append('--pgd')
+    if args.device:
+        argv += ['--device', args.device]
+    if args.mnist_dir:
+        argv += ['--mnist-dir', args.mnist_dir]
+    return argv
+
+
+def result_rows(results, seeds):
+    """results.csv's rows: one per seed and network, every accuracy column of the table."""
+    keys = [k for k, _ in evaluate_module.METRICS
+            if any(k in r for seed in seeds for r in results.get(seed, {}).values())]
+    rows = [dict({'seed': seed, 'network': network},
+                 **{k + '_pct': '{:.2f}'.format(values[k]) for k in keys if k in values})
+            for seed in seeds if seed in results
+            for network, values in ((n, results[seed][n])
+                                    for n in evaluate_module.ordered(results[seed]))]
+    return rows, ['seed', 'network'] + [k + '_pct' for k in keys]
+
+
+def mean_std_table(rows, columns, seeds, args):
+    """table.md of a sweep: mean +- sample standard deviation over the seeds, and n."""
+    labels = dict(evaluate_module.METRICS)
+    keys = [c[:-len('_pct')] for c in columns if c.endswith('_pct')]
+    lines = ['# Friendly: accuracy over seeds {} (preset {})'.format(
+                 ', '.join(map(str, seeds)), args.preset), '',
+             'Mean ± sample standard deviation (n - 1) over the seeds, in %; n = seeds with a '
+             'result. eps = {:g} (pixel units), Batch Renormalization at test: {}. One row per '
+             'seed and network in results.csv; each seed\'s tables in seed-<S>/table.md.'.format(
+                 args.eps, args.bn_eval), '',
+             '| network | ' + ' | '.join(labels[k] for k in keys) + ' | n |',
+             '| --- | ' + ' | '.join('---:' for _ in keys) + ' | ---: |']
+    for network in evaluate_module.ordered({r['network'] for r in rows}):
+        mine = [r for r in rows if r['network'] == network]
+        lines.append('| {} | '.format(network) + ' | '.join(
+            sweep.format_mean_std([r.get(k + '_pct') for r in mine]) for k in keys) +
+            ' | {} |'.format(len(mine)))
+    return '\n'.join(lines) + '\n'
 
 
 def main(argv=None):
@@ -228,10 +228,7 @@ def main(argv=None):
     networks = parse_networks(parser, args.networks)
     if not 0 <= args.eps <= 255:
         parser.error('--eps must be in 0..255 (pixel units), got {:g}'.format(args.eps))
-    if not 0 <= args.seed < 2 ** 32 - SOURCE_SEED_OFFSET:
-        parser.error('--seed must be in 0..{}'.format(2 ** 32 - SOURCE_SEED_OFFSET - 1))
-    if args.jobs < 1:
-        parser.error('--jobs must be at least 1, got {}'.format(args.jobs))
+    seeds = sweep.check_sweep_args(parser, args, 2 ** 32 - SOURCE_SEED_OFFSET - 1)
     try:
         on_cpu = get_device(args.device).xp is numpy
     except DeviceError as e:
@@ -243,89 +240,86 @@ def main(argv=None):
         if 'skipped' in note:
             networks.remove('PD')
 
-    root = os.path.join(args.out, 'friendly')
-    runs = os.path.join(root, 'runs')
-    logs = os.path.join(root, 'logs')
-    os.makedirs(logs, exist_ok=True)
+    top = os.path.join(args.out, 'friendly')
+    roots = {seed: sweep.seed_root(top, seed, seeds) for seed in seeds}
     timings = {}
     started = time.time()
     pending = []
-    for network in networks + [SOURCE]:
-        seed = args.seed + SOURCE_SEED_OFFSET if network == SOURCE else args.seed
-        run_dir = os.path.join(runs, network)
-        argv_train = train_argv(network, train_options(args.preset, network), seed, run_dir,
-                                args.device, args.mnist_dir)
-        wanted = train_module.settings_from_args(train_module.build_parser().parse_args(
-            argv_train))
-        state = run_state(run_dir, wanted)
-        if state == 'done':
-            print('== {}: final model with these settings exists, skipped'.format(network))
-            continue
-        if state == 'other':
-            print('== {}: {} holds another configuration; moved to {}'.format(
-                network, run_dir, move_aside(run_dir)))
-        if state == 'resume':
-            argv_train.append('--resume')
-        pending.append((network, argv_train))
-    pending.sort(key=lambda item: -TRAIN_COST.get(item[0], 1.0))   # longest first
+    for seed in seeds:
+        prefix = '' if len(seeds) == 1 else 'seed-{}/'.format(seed)
+        runs = os.path.join(roots[seed], 'runs')
+        for network in networks + [SOURCE]:
+            run_dir = os.path.join(runs, network)
+            argv_train = train_argv(network, train_options(args.preset, network),
+                                    seed + (SOURCE_SEED_OFFSET if network == SOURCE else 0),
+                                    run_dir, args.device, args.mnist_dir)
+            wanted = train_module.settings_from_args(train_module.build_parser().parse_args(
+                argv_train))
+            state = run_state(run_dir, wanted)
+            if not sweep.prepare_run(prefix + network, run_dir, state, log):
+                continue
+            if state == 'resume':
+                argv_train.append('--resume')
+            log_path = os.path.join(roots[seed], 'logs', network + '.log')
+            pending.append((prefix + network, 'Friendly.train', argv_train, log_path))
+    pending.sort(key=lambda job: -TRAIN_COST.get(job[0].split('/')[-1], 1.0))   # longest first
 
-    failed = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {}
-        for network, argv_train in pending:
-            log_path = os.path.join(logs, network + '.log')
-            print('== {}: python -m Friendly.train {} (log: {})'.format(
-                network, ' '.join(argv_train), log_path), flush=True)
-            futures[pool.submit(run_training, argv_train, log_path)] = (network, log_path)
-        for future in concurrent.futures.as_completed(futures):
-            network, log_path = futures[future]
-            status, seconds, cpu = future.result()
-            timings['train_' + network] = seconds
-            timings['train_cpu_' + network] = cpu
-            if status == 0:
-                print('== {}: trained in {:.0f} s{}'.format(
-                    network, seconds, '' if cpu is None else ' ({:.0f} CPU s)'.format(cpu)),
-                    flush=True)
-            else:
-                failed[network] = last_line(log_path)
-                print('== {}: training FAILED (exit status {}, {:.0f} s): {} (log: {})'.format(
-                    network, status, seconds, failed[network], log_path), flush=True)
-    timings['trainings_wall'] = time.time() - started
-    evaluated = [n for n in networks if n not in failed]
-    if not evaluated:
-        parser.exit(1, 'error: every training failed: {}\n'.format(', '.join(sorted(failed))))
-
-    argv_eval = ['--out', root, '--eps', '{:g}'.format(args.eps), '--bn-eval', args.bn_eval,
-                 '--seed', str(args.seed)]
-    if SOURCE not in failed:
-        argv_eval += ['--source', os.path.join(runs, SOURCE)]
-    for network in evaluated:
-        argv_eval += ['--run', os.path.join(runs, network)]
-    for key, value in sorted(PRESETS[args.preset]['evaluate'].items()):
-        argv_eval += ['--' + key.replace('_', '-'), str(value)]
-    if args.pgd:
-        argv_eval.append('--pgd')
-    if args.device:
-        argv_eval += ['--device', args.device]
-    if args.mnist_dir:
-        argv_eval += ['--mnist-dir', args.mnist_dir]
-    print('== evaluation: python -m Friendly.evaluate {}'.format(' '.join(argv_eval)))
-    start = time.time()
-    results = evaluate_module.main(argv_eval)
-    timings['evaluate'] = time.time() - start
+    executor = sweep.make_executor(args.executor, args.jobs)
+    with executor:
+        done = sweep.run_jobs(executor, pending, log)
+        failed = {name: sweep.last_line(job[3]) for job in pending
+                  for name in [job[0]] if done[name][0] != 0}
+        for name, (status, seconds, cpu) in done.items():
+            timings['train_' + name] = seconds
+            timings['train_cpu_' + name] = cpu
+        timings['trainings_wall'] = time.time() - started
+        evaluations = []
+        for seed in seeds:
+            prefix = '' if len(seeds) == 1 else 'seed-{}/'.format(seed)
+            evaluated = [n for n in networks if prefix + n not in failed]
+            if evaluated:
+                evaluations.append(('{}evaluate'.format(prefix), 'Friendly.evaluate',
+                                    evaluate_argv(args, roots[seed], os.path.join(
+                                        roots[seed], 'runs'), evaluated, seed),
+                                    os.path.join(roots[seed], 'logs', 'evaluate.log')))
+        start = time.time()
+        evaluated = sweep.run_jobs(executor, evaluations, log)
+        timings['evaluate'] = time.time() - start
+    results = {}
+    for seed in seeds:
+        prefix = '' if len(seeds) == 1 else 'seed-{}/'.format(seed)
+        status = evaluated.get(prefix + 'evaluate', (None,))[0]
+        if status == 0:
+            results[seed] = load_json(os.path.join(roots[seed], 'results.json'),
+                                      'results file')['accuracy_pct']
+        elif status is not None:
+            failed[prefix + 'evaluate'] = sweep.last_line(os.path.join(roots[seed], 'logs',
+                                                                      'evaluate.log'))
+    if not results:
+        parser.exit(1, 'error: no seed was evaluated; failed: {}\n'.format(
+            ', '.join(sorted(failed))))
+    rows, columns = result_rows(results, seeds)
+    atomic_write_text(os.path.join(top, 'results.csv'), sweep.results_csv(rows, columns))
+    if len(seeds) > 1:
+        atomic_write_text(os.path.join(top, 'table.md'),
+                          mean_std_table(rows, columns, seeds, args))
     timings['total'] = time.time() - started
-    atomic_write_json(os.path.join(root, 'run_all.json'), {
-        'preset': args.preset, 'presets': PRESETS[args.preset], 'seed': args.seed,
-        'source_seed': args.seed + SOURCE_SEED_OFFSET, 'networks': networks,
-        'jobs': args.jobs, 'failed': failed, 'seconds_this_call': timings,
+    atomic_write_json(os.path.join(top, 'run_all.json'), {
+        'preset': args.preset, 'presets': PRESETS[args.preset], 'seeds': seeds,
+        'source_seeds': [s + SOURCE_SEED_OFFSET for s in seeds], 'networks': networks,
+        'executor': args.executor, 'jobs': args.jobs, 'failed': failed,
+        'seconds_this_call': timings,
         'command': ['python -m Friendly.run_all'] + list(argv if argv is not None
                                                          else sys.argv[1:])})
-    print('wrote {}'.format(os.path.join(root, 'table.md')))
+    with open(os.path.join(top, 'table.md')) as f:
+        print(f.read())
+    print('wrote {} and {}'.format(os.path.join(top, 'table.md'),
+                                   os.path.join(top, 'results.csv')))
     if failed:
-        parser.exit(1, 'error: training failed for {}; see {}\n'.format(
-            ', '.join(sorted(failed)), ', '.join(
-                os.path.join(logs, n + '.log') for n in sorted(failed))))
-    return results
+        parser.exit(1, 'error: failed: {}; see the logs in {}\n'.format(
+            ', '.join(sorted(failed)), ', '.join(sorted({
+                os.path.join(roots[s], 'logs') for s in seeds}))))
+    return results[seeds[0]] if len(seeds) == 1 else results
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ in ``OUT/friendly/runs``; trains the reference defense ``S-PGDAT`` (S with Madry
 adversarial training, ``Friendly.train --adversarial pgd``) into ``OUT/friendly/runs/S-PGDAT``
 when it is not there yet (an interrupted run resumes); then runs ``Friendly.robustness`` with the
 same preset and writes ``OUT/friendly/robustness.md``, ``.csv``, ``.json`` and ``eps_curve.png``.
+After a sweep (``run_all --seeds``), ``--seed S`` reads and writes ``OUT/friendly/seed-<S>``.
 """
 import argparse
 import os
@@ -73,6 +74,9 @@ def main(argv=None):
         except DeviceError as e:
             parser.error(str(e))
     root = os.path.join(args.out, 'friendly')
+    sweep_root = os.path.join(root, 'seed-{}'.format(args.seed))
+    if not os.path.isdir(os.path.join(root, 'runs')) and os.path.isdir(sweep_root):
+        root = sweep_root   # seed S of a sweep (run_all --seeds): its runs and its tables
     runs = os.path.join(root, 'runs')
     for network in networks + [run_all.SOURCE]:
         seed = args.seed + run_all.SOURCE_SEED_OFFSET if network == run_all.SOURCE else args.seed

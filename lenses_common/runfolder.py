@@ -10,6 +10,8 @@ import tempfile
 
 import numpy
 
+from lenses_common.environment import environment
+
 
 def current_umask():
     """The process's umask, read without changing it where Linux reports it."""
@@ -195,7 +197,9 @@ class RunFolder:
 
     ``settings`` is a dict (or an ``argparse.Namespace``). A resumed run (``resume=True``) keeps the
     first ``settings.json`` and appends the new command line, so the folder records every
-    invocation that wrote into it.
+    invocation that wrote into it. ``settings.json`` also holds, under ``"environment"``, what the
+    numbers depend on beyond the settings (:func:`lenses_common.environment.environment`: CPU model,
+    BLAS and its threads, versions); compare runs with that key left out.
     """
 
     SETTINGS = 'settings.json'
@@ -212,7 +216,7 @@ class RunFolder:
         stamp = datetime.datetime.now().isoformat(timespec='seconds')
         settings_path = self.file(self.SETTINGS)
         if not (resume and os.path.exists(settings_path)):
-            atomic_write_json(settings_path, settings)
+            atomic_write_json(settings_path, dict(settings, environment=environment()))
         previous = ''
         if resume and os.path.exists(self.file(self.COMMAND)):
             with open(self.file(self.COMMAND)) as f:

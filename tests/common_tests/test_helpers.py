@@ -105,7 +105,9 @@ def test_save_npz_roundtrip_and_keeps_extension(tmp_path):
 def test_run_folder_writes_settings_and_commands(tmp_path):
     run = runfolder.RunFolder(tmp_path / 'run', {'lr': 0.1, 'seed': numpy.int64(3)},
                               argv=['train.py', '--lr', '0.1'])
-    assert json.loads(open(run.file('settings.json')).read()) == {'lr': 0.1, 'seed': 3}
+    written = json.loads(open(run.file('settings.json')).read())
+    assert written.pop('environment')['cpu_count'] == os.cpu_count()
+    assert written == {'lr': 0.1, 'seed': 3}
     runfolder.RunFolder(tmp_path / 'run', {'lr': 99}, resume=True,
                         argv=['train.py', '--resume', 'snap 1'])
     assert json.loads(open(run.file('settings.json')).read())['lr'] == 0.1

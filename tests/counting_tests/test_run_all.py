@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 
@@ -6,6 +7,7 @@ import pytest
 from lenses_common import compat  # noqa: F401
 
 from Counting import run_all
+from lenses_common import sweep
 
 
 def test_presets_are_complete():
@@ -13,7 +15,7 @@ def test_presets_are_complete():
         assert preset in run_all.DATASETS and preset in run_all.TRAINING
         assert preset in run_all.N_PICTURES
     # The thesis preset is the faithful one: plain SGD, momentum for the sigmoid counter.
-    t = run_all.TRAINING['thesis']
+    t = run_all.TRAINING['thesis']['*']
     assert (t['arch'], t['optimizer'], t['lr'], t['batchsize'], t['epoch']) == (
         'convolutionallarge', 'sgd', 0.07, 20, 100)
     _, sig = run_all.train_argv('thesis', 'sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0,
@@ -46,12 +48,16 @@ def test_run_state(tmp_path):
     assert run_all.run_state(run, wanted) == 'resume'
     open(os.path.join(run, 'model.npz'), 'w').close()
     assert run_all.run_state(run, wanted) == 'done'
-    assert run_all.run_state(run, dict(wanted, lr=0.07)) == 'fresh'
-    moved = run_all.clear_run(run)
+    assert run_all.run_state(run, dict(wanted, lr=0.07)) == 'other'
+    logged = []
+    assert sweep.prepare_run('relu', run, 'other', logged.append)
     # Moved aside, never deleted: the old run is whole under RUN.old-1.
-    assert moved == run + '.old-1' and not os.path.exists(run)
+    moved = run + '.old-1'
+    assert logged == ['relu: {} holds another configuration; moved to {}'.format(run, moved)]
+    assert not os.path.exists(run)
     assert sorted(os.listdir(moved)) == ['model.npz', 'settings.json', 'snapshot_iter_10']
-    assert run_all.clear_run(run) is None
+    assert run_all.run_state(run, wanted) == 'fresh'
+    assert not sweep.prepare_run('relu', moved, 'done', logged.append)
 
 
 @pytest.fixture
@@ -59,9 +65,9 @@ def tiny_presets(monkeypatch):
     monkeypatch.setitem(run_all.DATASETS, 'smoke', dict(
         n_train=10, n_test=3, image_size=(87, 87), shape_limit=3, scale=(11, 11),
         shape_scaling=False))
-    monkeypatch.setitem(run_all.TRAINING, 'smoke', dict(
+    monkeypatch.setitem(run_all.TRAINING, 'smoke', {'*': dict(
         arch='convolutional', epoch=1, batchsize=5, optimizer='rmsprop', lr=1e-3,
-        snapshot_interval=1))
+        snapshot_interval=1)})
     monkeypatch.setitem(run_all.N_PICTURES, 'smoke', 1)
 
 
@@ -91,6 +97,12 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
         assert '{}/contact_sheet.png'.format(name) in summary
         assert '{}/scatter.png'.format(name) in summary
     assert os.path.exists(os.path.join(data, 'smoke', 'train', 'truths.json'))
+    with open(os.path.join(counting, 'results.csv')) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r['seed'], r['counter']) for r in rows] == [
+        ('0', c) for c in ('relu', 'relu', 'softplus', 'softplus', 'sigmoid_brn', 'sigmoid_brn')]
+    for r in rows:
+        assert '| {} | {} |'.format(r['type'], '{:.3f}'.format(float(r['mae']))) in summary
     capsys.readouterr()
 
     # A second run reuses the datasets and the trained models.
@@ -98,8 +110,35 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
     run_all.main(argv)
     printed = capsys.readouterr().out
     assert printed.count('reusing') == 2
-    assert printed.count('skipping training') == 3
+    assert printed.count('final model with these settings exists, skipped') == 3
     assert os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model.npz')) == stamp
+
+
+@pytest.mark.slow
+def test_seed_sweep_repeats_the_one_seed_runs(tiny_presets, tmp_path):
+    data = str(tmp_path / 'data')
+    base = ['--preset', 'smoke', '--data-dir', data, '--device', '@numpy']
+    run_all.main(base + ['--seed', '1', '--out', str(tmp_path / 'one')])
+    run_all.main(base + ['--seeds', '0,1', '--jobs', '2', '--out', str(tmp_path / 'sweep')])
+    sweep_dir = tmp_path / 'sweep' / 'counting'
+    with open(sweep_dir / 'results.csv') as f:
+        rows = list(csv.DictReader(f))
+    with open(tmp_path / 'one' / 'counting' / 'results.csv') as f:
+        one = list(csv.DictReader(f))
+    assert sorted({r['seed'] for r in rows}) == ['0', '1'] and len(rows) == 2 * len(one)
+    # seed 1 of the sweep is the one-seed run with --seed 1, number for number
+    assert [r for r in rows if r['seed'] == '1'] == one
+    assert [r for r in rows if r['seed'] == '0'] != [dict(r, seed='0') for r in one]
+    for seed in (0, 1):
+        assert (sweep_dir / 'seed-{}'.format(seed) / 'runs' / 'relu' / 'model.npz').exists()
+        assert (tmp_path / 'data' / 'smoke' / 'seed-{}'.format(seed) / 'test').is_dir()
+    table = (sweep_dir / 'table.md').read_text()
+    relu = [r for r in rows if r['counter'] == 'relu' and r['type'] == rows[0]['type']]
+    mean, std, n = sweep.mean_std([r['mae'] for r in relu])
+    assert n == 2 and abs(std - abs(float(relu[0]['mae']) - float(relu[1]['mae'])) / 2 ** 0.5) \
+        < 1e-12
+    assert '| relu | {} | {:.3f} ± {:.3f} |'.format(rows[0]['type'], mean, std) in table
+    assert table.count(' | 2 |') == len(one)
 
 
 @pytest.mark.slow

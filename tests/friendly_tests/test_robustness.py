@@ -127,6 +127,10 @@ def test_bad_input(capsys, tmp_path):
                                    str(tmp_path), '--pgd-steps', '0'])
     assert 'make friendly PRESET=smoke' in error(['--preset', 'smoke', '--out', str(tmp_path)],
                                                  run_robustness.main)
+    # after a sweep (run_all --seeds), --seed S reads seed S's runs
+    (tmp_path / 'friendly' / 'seed-1').mkdir(parents=True)
+    assert str(tmp_path / 'friendly' / 'seed-1' / 'runs' / 'S') in error(
+        ['--preset', 'smoke', '--seed', '1', '--out', str(tmp_path)], run_robustness.main)
 
 
 # -- PGD adversarial training --------------------------------------------------------------------

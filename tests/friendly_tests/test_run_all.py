@@ -1,6 +1,9 @@
 import csv
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import numpy
 import pytest
@@ -10,6 +13,7 @@ from lenses_common import compat  # noqa: F401
 from Friendly import models
 from Friendly import run_all
 from Friendly import train
+from lenses_common import sweep
 
 
 def test_presets_cover_every_network():
@@ -137,19 +141,90 @@ def test_pd_at_thesis_scale_is_never_skipped_silently():
 
 def test_training_process_env_and_failure(tmp_path, monkeypatch):
     monkeypatch.setenv('OPENBLAS_NUM_THREADS', '2')
-    env = run_all.child_env()
+    monkeypatch.setenv('PMI_RANK', '3')   # as under mpiexec: a job is no MPI rank
+    env = sweep.child_env()
     assert env['OPENBLAS_NUM_THREADS'] == env['OMP_NUM_THREADS'] == '1'
+    assert 'PMI_RANK' not in env
     root = os.path.dirname(os.path.dirname(os.path.abspath(run_all.__file__)))
     assert env['PYTHONPATH'].split(os.pathsep)[0] == root
     log = tmp_path / 'ZZ.log'
-    status, seconds, cpu = run_all.run_training(['--variant', 'ZZ', '--out', str(tmp_path / 'r')],
-                                                str(log))
+    status, seconds, cpu = sweep.run_command(
+        'Friendly.train', ['--variant', 'ZZ', '--out', str(tmp_path / 'r')], str(log))
     assert status == 2 and seconds > 0 and (cpu is None or cpu > 0)
-    assert "unknown variant 'ZZ'" in run_all.last_line(str(log))
+    assert "unknown variant 'ZZ'" in sweep.last_line(str(log))
 
 
 def test_jobs_must_be_positive(capsys, tmp_path):
     assert '--jobs' in _error(capsys, ['--jobs', '0', '--out', str(tmp_path)])
+
+
+def test_bad_seeds_and_executor(capsys, tmp_path):
+    out = ['--out', str(tmp_path)]
+    assert '--seeds: comma-separated integers' in _error(capsys, ['--seeds', '0,x'] + out)
+    assert 'repeats a seed' in _error(capsys, ['--seeds', '1,1'] + out)
+    assert '--seeds must be in' in _error(capsys, ['--seeds', '0,-1'] + out)
+    assert 'not allowed with argument' in _error(capsys, ['--seed', '1', '--seeds', '2'] + out)
+    assert 'invalid choice' in _error(capsys, ['--executor', 'slurm'] + out)
+    assert '--jobs' in _error(capsys, ['--executor', 'mpi', '--jobs', '2'] + out)
+    # not started through mpi4py.futures (or mpi4py missing): one line, nothing trained
+    line = _error(capsys, ['--executor', 'mpi'] + out)
+    assert line.startswith('run_all') or '--executor mpi: ' in line
+    assert ('not started through mpi4py.futures' in line or 'mpi4py is not installed' in line)
+    assert not (tmp_path / 'friendly').exists()
+
+
+def test_executor_mpi_outside_mpi4py_futures_exits_in_a_fresh_process(tmp_path):
+    env = dict(sweep.child_env(), MNIST_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, '-m', 'Friendly.run_all', '--executor', 'mpi',
+                           '--out', str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert '--executor mpi: ' in done.stderr
+
+
+def _rows(path):
+    return list(csv.DictReader(open(str(path))))
+
+
+@pytest.mark.slow
+def test_seed_sweep_parallel_equals_serial_and_resumes_per_job(mnist_dir, tmp_path, capsys):
+    base = ['--preset', 'smoke', '--networks', 'S,GMRES', '--seeds', '0,1', '--mnist-dir',
+            mnist_dir]
+    serial = run_all.main(base + ['--out', str(tmp_path / 'serial')])
+    parallel = run_all.main(base + ['--out', str(tmp_path / 'parallel'), '--jobs', '2'])
+    assert sorted(serial) == [0, 1] and serial == parallel
+    top = tmp_path / 'parallel' / 'friendly'
+    rows = _rows(top / 'results.csv')
+    assert rows == _rows(tmp_path / 'serial' / 'friendly' / 'results.csv')
+    assert [(r['seed'], r['network']) for r in rows] == [
+        ('0', 'S'), ('0', 'GMRES'), ('1', 'S'), ('1', 'GMRES')]
+    for r in rows:   # every column of each seed's own table
+        seed_rows = _rows(top / 'seed-{}'.format(r['seed']) / 'table.csv')
+        assert dict(r, seed=None) == dict(
+            [x for x in seed_rows if x['network'] == r['network']][0], seed=None)
+    for seed in (0, 1):
+        source = json.loads((top / 'seed-{}'.format(seed) / 'runs' / 'source' /
+                             'settings.json').read_text())
+        assert source['seed'] == seed + run_all.SOURCE_SEED_OFFSET
+    # the seeds differ, and table.md shows their mean and sample standard deviation
+    clean = [float(r['clean_pct']) for r in rows if r['network'] == 'S']
+    assert clean[0] != clean[1]
+    table = (top / 'table.md').read_text()
+    mean, std, _ = sweep.mean_std(clean)
+    assert '| S | {:.2f} ± {:.2f} |'.format(mean, std) in table and table.count(' | 2 |') == 2
+    # stopped half-way: one network of seed 1 without its final model, seed 0's source gone;
+    # the next call trains exactly those two
+    os.remove(top / 'seed-1' / 'runs' / 'GMRES' / 'model_final.npz')
+    shutil.rmtree(top / 'seed-0' / 'runs' / 'source')
+    capsys.readouterr()
+    again = run_all.main(base + ['--out', str(tmp_path / 'parallel'), '--jobs', '2'])
+    out = capsys.readouterr().out
+    trained = sorted(line.split(':')[0] for line in out.splitlines()
+                     if 'python -m Friendly.train' in line)
+    assert trained == ['== seed-0/source', '== seed-1/GMRES']
+    assert out.count('final model with these settings exists, skipped') == 4
+    assert again == serial and _rows(top / 'results.csv') == rows
 
 
 @pytest.mark.slow
@@ -160,7 +235,7 @@ def test_parallel_jobs_give_the_serial_results(mnist_dir, tmp_path, capsys):
     assert serial == parallel
     out = capsys.readouterr().out
     for network in ('S', 'RS', 'GMRES', 'source'):
-        assert '== {}: trained in'.format(network) in out
+        assert '== {}: done in'.format(network) in out
         a = numpy.load(str(tmp_path / 'serial' / 'friendly' / 'runs' / network /
                            'model_final.npz'))
         b = numpy.load(str(tmp_path / 'parallel' / 'friendly' / 'runs' / network /
