@@ -3,16 +3,16 @@
 
     python -m Counting.dataset DIR [--types tri sq] [--workers 2] [--image-size W H]
 """
-import argparse
 import sys
 
 from Counting.datasets.loader import DatasetError, load_dataset
 from Counting.datasets.shapes import TYPES
 from lenses_common.progress import add_progress_argument
+from lenses_common import cli
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m Counting.dataset',
         description='Check a Counting dataset folder (every PNG and truths.json) and print a '
                     'summary.')

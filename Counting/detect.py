@@ -30,6 +30,7 @@ from lenses_common.device import device_from_args, positive_int
 from lenses_common.progress import Progress
 from lenses_common.runfolder import atomic_write_json, load_json
 from lenses_common.seeding import add_seed_argument
+from lenses_common import cli
 
 
 def _non_negative_float(text):
@@ -53,7 +54,7 @@ def _threshold(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m Counting.detect',
         description='Detect shapes with a trained counter (thesis 2.2.2): the second derivative '
                     'of the saliency at the most salient unassigned pixel, thresholded, gives '

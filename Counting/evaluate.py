@@ -10,7 +10,6 @@ always predicts the training set's mean count. Writes ``metrics.json``, ``metric
 ``scatter.png`` (predicted against true count, one colour per type, identity line) into ``--out``
 (default: ``RUN/eval``), each atomically.
 """
-import argparse
 import json
 import os
 import sys
@@ -26,6 +25,7 @@ from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.runfolder import check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
+from lenses_common import cli
 
 METRICS = ('mae', 'rmse', 'exact', 'off_by_one')
 COLORS = {'tri': 'tab:orange', 'sq': 'tab:blue'}
@@ -186,7 +186,7 @@ def evaluate_run(run_dir, test_dir, train_dir=None, out=None, batchsize=50, devi
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description='Evaluate a trained counter: MAE, RMSE, exact and off-by-one per shape type '
                     'against the predict-the-training-mean baseline, and a scatter plot.')
     p.add_argument('--run', required=True, help='run folder written by Counting.train')

@@ -5,7 +5,6 @@
 Writes ``0000.png, 0001.png, ...``, ``truths.json``, ``annotations.json`` and ``settings.json``;
 the generator and its placement rule are described in :mod:`Counting.datasets.generator`.
 """
-import argparse
 import math
 import os
 import sys
@@ -17,10 +16,11 @@ from Counting.datasets.generator import DEFAULT_SCALE, DEFAULT_SHAPE_LIMIT
 from Counting.datasets.generator import generate_dataset
 from Counting.datasets.png import DEFAULT_PNG_LEVEL
 from lenses_common.runfolder import OutError, check_out_dir, move_aside
+from lenses_common import cli
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m Counting.generate',
         description='Generate a Counting dataset: PNG images of triangles and squares on a black '
                     'canvas with truths.json (counts), annotations.json (polygons and boxes) and '

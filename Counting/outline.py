@@ -11,13 +11,13 @@ outside every shape). Distances are Euclidean, from SciPy's distance transform o
 
 prints the per-image figures and their means and medians (``--json PATH`` writes them).
 """
-import argparse
 import sys
 
 import numpy
 from scipy import ndimage
 
 from Counting.datasets import shapes
+from lenses_common import cli
 
 RATIO_KEYS = ('outline_interior', 'outline_background')
 
@@ -98,7 +98,7 @@ def main(argv=None):
     from Counting import saliency as saliency_lib
     from lenses_common.device import add_device_argument, device_from_args, positive_int
     from lenses_common.runfolder import atomic_write_json, load_json
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m Counting.outline',
         description='Mean raw saliency on the shapes\' outlines against their interiors and the '
                     'background, from annotations.json.')

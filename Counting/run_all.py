@@ -23,7 +23,6 @@ Presets (see Counting/README.md for what each one shortens): ``smoke`` for CI (<
 ``quick`` (default, <= 30 minutes on a 2-core CPU), ``thesis`` (1000 x 1000 images,
 ``convolutionallarge``, 100 epochs: meant for a GPU).
 """
-import argparse
 import os
 import shlex
 import sys
@@ -34,6 +33,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 from lenses_common import sweep
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json, move_aside
+from lenses_common import cli
 
 from Counting import run_summary
 from Counting.run_summary import fmt_opt
@@ -243,7 +243,7 @@ def _pictures(folder, root, suffix):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description='Thesis chapter 2 end to end: datasets, ReLU/SoftPlus/sigmoid+BRN counters, '
                     'evaluation against the mean baseline, saliency and detection pictures, '
                     'summary.md.')

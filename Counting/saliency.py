@@ -16,7 +16,6 @@ Command line::
 
 writes ``<name>_saliency.png`` for each image.
 """
-import argparse
 import os
 import sys
 
@@ -29,6 +28,7 @@ from PIL import Image
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, check_out_arg
+from lenses_common import cli
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def read_checked_image(folder, name, settings):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m Counting.saliency',
         description='Saliency maps of a trained counter (thesis 2.2.1): for each image, '
                     'max over channels of |d sum(outputs) / d image|, written as '

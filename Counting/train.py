@@ -14,7 +14,6 @@ naming the epoch, the iteration and the last good snapshot, and exit status 3; n
 written. The Trainer assembly shared with ``Friendly.train`` (run folder, resume, snapshots,
 reports, the non-finite stop, the final save) is :mod:`lenses_common.training`.
 """
-import argparse
 import math
 import os
 import re
@@ -32,6 +31,7 @@ from lenses_common.device import add_device_argument, device_from_args, positive
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common.training import SNAPSHOT_PREFIX, EpochSeededOrder, TrainingScaffold
 from lenses_common.training import latest_snapshot as _latest_snapshot
+from lenses_common import cli
 
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop')
 #: Exit status of a run stopped by a NaN or infinite loss, gradient or parameter.
@@ -39,7 +39,7 @@ EXIT_NONFINITE = 3
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description='Train a counter of triangles and squares (thesis chapter 2).')
     p.add_argument('--train', required=True,
                    help='training set folder written by Counting.generate (PNGs + truths.json)')

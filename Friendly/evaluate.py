@@ -8,7 +8,6 @@ examples. Batch Renormalization uses batch statistics in batches of 200 (the the
 running`` for the learned running averages). Writes ``table.md``, ``table.csv``, ``results.json``
 and ``accuracy_bars.png`` into ``--out``.
 """
-import argparse
 import csv
 import io
 import os
@@ -29,6 +28,7 @@ from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.runfolder import check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
+from lenses_common import cli
 
 METRICS = (
     ('clean', 'clean'),
@@ -223,7 +223,7 @@ def plot_bars(results, path, eps):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description='Evaluate Friendly networks: clean, white-box and black-box FGSM accuracy '
                     '(thesis Tables 3.2 and 3.3).')
     parser.add_argument('--run', action='append', required=True, metavar='DIR',

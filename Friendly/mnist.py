@@ -4,7 +4,6 @@ The four standard ``*-idx?-ubyte.gz`` files are read from ``--mnist-dir`` or ``$
 checked against the published md5 sums before use; with neither, Chainer's own ``get_mnist``
 downloads and caches them.
 """
-import argparse
 import gzip
 import hashlib
 import os
@@ -14,6 +13,7 @@ import numpy
 from lenses_common import compat  # noqa: F401
 import chainer
 from chainer.datasets._mnist_helper import preprocess_mnist
+from lenses_common import cli
 
 # Published md5 sums of the compressed files (the same as ../shared/data/mnist/SOURCE.md).
 FILES = {
@@ -115,7 +115,7 @@ def add_mnist_argument(parser):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Check and summarise the MNIST files.')
+    parser = cli.ArgumentParser(description='Check and summarise the MNIST files.')
     add_mnist_argument(parser)
     args = parser.parse_args(argv)
     try:

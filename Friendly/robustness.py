@@ -31,7 +31,6 @@ plots white-box and worst-case accuracy against eps. Writes ``robustness.md``, `
 ``robustness.json`` and ``eps_curve.png`` into ``--out``. ``--preset`` sets the image counts and
 attack budgets (see :data:`PRESETS`); the options after it override them.
 """
-import argparse
 import sys
 import time
 
@@ -53,6 +52,7 @@ from Friendly.robustness_report import combine, flags_for, format_csv  # noqa: F
 from Friendly.robustness_report import format_markdown, plot_curve, write_outputs  # noqa: F401
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.seeding import add_seed_argument, seed_everything
+from lenses_common import cli
 
 # Budgets per preset: '*' for every network, then per-network overrides (PD's Pairwise
 # Difference layer costs ~1,000 times S's per image on a CPU). ``curve_attacks`` are the attacks
@@ -91,7 +91,7 @@ def budget(preset, name, overrides=None):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description='Evaluate Friendly networks with attacks that see through gradient masking: '
                     'FGSM in float32 and float64, with both Batch Renormalization modes, PGD on '
                     'two losses, black-box; worst case, flags and an accuracy-vs-eps curve.')

@@ -29,7 +29,6 @@ Presets (the README's table says the same):
 * ``quick`` (default): every network on real MNIST with fewer epochs; PD on a training subset.
 * ``smoke``: a CI check of the whole pipeline on tiny subsets, in well under 3 minutes.
 """
-import argparse
 import os
 import sys
 import time
@@ -46,6 +45,7 @@ from lenses_common import sweep
 from lenses_common.device import add_device_argument, get_device, DeviceError
 from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg, load_json
 from lenses_common.runfolder import move_aside  # noqa: F401  (Friendly.run_robustness uses it)
+from lenses_common import cli
 
 SOURCE = 'source'   # run folder name of the separately trained black-box S network
 SOURCE_SEED_OFFSET = 1000
@@ -140,7 +140,7 @@ def thesis_pd_note(preset, networks, on_cpu, pd_on_cpu, device=None):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description='Thesis chapter 3 end to end: train S, RS, A, GMR, GMRES, PD and the '
                     'black-box source network, then write the accuracy tables.')
     parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',

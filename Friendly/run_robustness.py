@@ -8,7 +8,6 @@ when it is not there yet (an interrupted run resumes); then runs ``Friendly.robu
 same preset and writes ``OUT/friendly/robustness.md``, ``.csv``, ``.json`` and ``eps_curve.png``.
 After a sweep (``run_all --seeds``), ``--seed S`` reads and writes ``OUT/friendly/seed-<S>``.
 """
-import argparse
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from Friendly import train as train_module
 from Friendly.mnist import add_mnist_argument
 from lenses_common.device import add_device_argument, get_device, DeviceError
 from lenses_common.runfolder import atomic_write_json
+from lenses_common import cli
 
 PGDAT = 'S-PGDAT'
 # Training options of S-PGDAT per preset (40 PGD steps per update make an epoch ~40 times S's).
@@ -45,7 +45,7 @@ def pgdat_argv(preset, seed, run_dir, device, mnist_dir):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description='Robustness beyond the thesis for the networks of Friendly.run_all: trains '
                     'S-PGDAT (PGD adversarial training) if needed, then runs '
                     'Friendly.robustness.')

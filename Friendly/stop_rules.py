@@ -6,10 +6,10 @@ training loss (``main/loss``, penalty included) and validation loss (``validatio
 each run's ``log``, so the two rules of ``Friendly.train --early-stop-on`` can be compared on one
 run: a run that neither rule stops before its last epoch ends with the same final model either way.
 """
-import argparse
 import json
 import math
 import os
+from lenses_common import cli
 
 KEYS = (('training', 'main/loss'), ('validation', 'validation/main/loss'))
 
@@ -30,7 +30,7 @@ def stop_epoch(values, patience, max_epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('runs', nargs='+', metavar='RUN_DIR', help='Friendly.train run folders')
     args = parser.parse_args(argv)
     print('| run | epochs in log | rule used | stops on training loss | stops on validation '

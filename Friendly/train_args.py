@@ -3,7 +3,6 @@
 :func:`settings_from_args` gives the ``settings.json`` of a run; :data:`IDENTITY_KEYS` are the
 settings that define a trained network (a resumed run or a model file must agree on them).
 """
-import argparse
 import math
 import os
 
@@ -12,6 +11,7 @@ from Friendly.mnist import add_mnist_argument
 from Friendly.train_extensions import EARLY_STOP_KEYS, RENORM_RULES
 from lenses_common.device import add_device_argument
 from lenses_common.seeding import add_seed_argument
+from lenses_common import cli
 
 VALIDATION_SIZE = 4200
 # The settings that define a trained network; a resumed run or a model file must agree on them.
@@ -61,7 +61,7 @@ def settings_from_args(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description='Train one FC-100-100-10 variant of thesis chapter 3 on MNIST.')
     parser.add_argument('--variant', required=True,
                         help='network: one of ' + ', '.join(models.VARIANTS))

@@ -21,7 +21,6 @@ The "before" code below (``reference_label_blobs``, ``reference_kmeans``) is the
 implementation, kept only here, outside the product packages, as the reference the speed-ups are
 measured against. Nothing imports it.
 """
-import argparse
 import contextlib
 import os
 import sys
@@ -38,6 +37,7 @@ from Counting import saliency as saliency_lib
 from Counting.datasets import shapes
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument
+from lenses_common import cli
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def _saliency(model, x):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python tools/bench_libraries.py',
         description='Time SciPy\'s labelling and K-means, and the first-derivative detection '
                     'methods, against the hand-written code they replaced.')

@@ -22,7 +22,6 @@ with the ratio of each to one step and whether every variant finds the same grou
 masks) as the thesis's loop. The loop is asked for ``--groups`` groups (``count``), so the untrained
 network's count does not matter.
 """
-import argparse
 import os
 import resource
 import shutil
@@ -39,6 +38,7 @@ from Counting import saliency as saliency_lib
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
+from lenses_common import cli
 
 IMAGE_SIZE = (1000, 1000)
 ARCHS = ('convolutional', 'convolutionallarge')
@@ -180,7 +180,7 @@ def run(archs=ARCHS, groups=16, batches=(2, 4), threshold=detect_lib.DEFAULT_THR
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m Counting.bench.detection',
         description='Time the second-derivative detection loop (thesis 2.2.2) on one 1000x1000 '
                     'image: one step from scratch, the thesis loop, the loop keeping the '

@@ -15,7 +15,6 @@ shape, rotations on. Measures, side by side in one run:
 and the share of images in which two shapes are drawn as one 8-connected blob, at ``min_gap`` 0
 (the thesis's rule) and 2.
 """
-import argparse
 import os
 import random
 import shutil
@@ -29,6 +28,7 @@ from shapely import affinity
 from Counting.datasets import generator, shapes
 from lenses_common.progress import Progress
 from lenses_common.runfolder import atomic_write_text, check_out_arg
+from lenses_common import cli
 
 IMAGE_SIZE = (1000, 1000)
 SHAPE_LIMIT = 20
@@ -151,7 +151,7 @@ def run(count=100, blob_count=300, repeats=3, progress=True):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='python -m Counting.bench.generator',
         description='Images per second of the Counting generator (1 and 2 workers) against a '
                     'plain single-process rejection loop, and the share of merged blobs.')

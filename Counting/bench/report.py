@@ -12,7 +12,6 @@ before and after, into ``<out>/bench_libraries.md``.) The training section
 momentum SGD update) of each network and activation at the thesis's size: 1000 x 1000 images,
 batch 4.
 """
-import argparse
 import os
 import platform
 import sys
@@ -27,6 +26,7 @@ from Counting.bench.training import training_section
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
+from lenses_common import cli
 
 
 def _section(title, module_name, call):
@@ -44,7 +44,7 @@ def _section(title, module_name, call):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog='python -m Counting.bench',
         description='Counting benchmarks: dataset generator, detection, training throughput; '
                     'writes <out>/counting.md.')

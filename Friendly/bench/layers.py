@@ -12,7 +12,6 @@ Measured in one run, side by side:
 
 ``python -m Friendly.bench.layers`` prints the Markdown section that :func:`run` returns.
 """
-import argparse
 import gc
 import os
 import statistics
@@ -31,6 +30,7 @@ from Friendly.functions import pairwise_difference
 from Friendly.optimizers import FastMomentumSGD
 from lenses_common.seeding import add_seed_argument
 from lenses_common.seeding import seed_everything
+from lenses_common import cli
 
 BATCH = 20
 EVAL_BATCH = 200  # SPEC: evaluation in batches of 200
@@ -298,7 +298,7 @@ def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description='Time the fused Pairwise Difference layer against its chainer.functions '
                     'form, and one PD training iteration, on the CPU; print Markdown.')
     parser.add_argument('--repeats', type=int, default=5,

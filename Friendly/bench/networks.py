@@ -11,7 +11,6 @@ Writes ``OUT/friendly.md`` (and prints it): the layer section of :mod:`Friendly.
 The images are random integers in 0..255 (speed does not depend on what they show), so the
 benchmark needs no MNIST files.
 """
-import argparse
 import gc
 import os
 import platform
@@ -30,6 +29,7 @@ from Friendly import train
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import seed_everything
+from lenses_common import cli
 
 
 def _images(n, seed):
@@ -123,7 +123,7 @@ def run(device, repeats=20, pd_repeats=5, fgsm_images=2000, pd_fgsm_images=400,
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description='Benchmark the Friendly layers, training iterations and FGSM evaluation.')
     parser.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
                         help='folder for friendly.md (default: %(default)s)')
