@@ -183,8 +183,8 @@ def memory_section(sizes=SIZES, arch='convolutionallarge', batchsize=4, iteratio
              'cores reported by the OS.'.format(it=iterations, arch=arch, b=batchsize, w=workers,
                                                 s=seed, bp=base['peak_pss_mib'],
                                                 br=base['maxrss_self_mib'], cpu=os.cpu_count()),
-             '', '| images | mode | peak PSS, MiB | beyond the model, MiB | peak RSS (process), MiB '
-             '| beyond the model, MiB | largest worker RSS, MiB | s / iteration |',
+             '', '| images | mode | peak PSS, MiB | beyond the model, MiB | peak RSS (process), '
+             'MiB | beyond the model, MiB | largest worker RSS, MiB | s / iteration |',
              '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |']
     for n, r in rows:
         lines.append('| {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.2f} |'.format(

@@ -171,3 +171,26 @@ def test_train_stream_damaged_png_is_a_one_line_error(tmp_path, train_folder, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith('error: ' + path) and 'unreadable' in err[-1]
     assert not any('Traceback' in line for line in err)
+
+
+def test_stream_run_resumes_to_the_in_memory_weights(tmp_path, train_folder):
+    """A --stream run interrupted after its second epoch and resumed (the iterator's state comes
+    from the snapshot) ends with the weights of an uninterrupted in-memory run."""
+    common = ['--train', train_folder, '--batchsize', '5', '--epoch', '3', '--lr', '1e-3',
+              '--optimizer', 'rmsprop', '--snapshot-interval', '1', '--seed', '2',
+              '--no-progress', '--device', '@numpy', '--workers', '2']
+    whole, part = str(tmp_path / 'whole'), str(tmp_path / 'part')
+    assert train.main(common + ['--out', whole]) == 0
+    assert train.main(common + ['--out', part, '--stream']) == 0
+    snapshots = sorted((int(n.rsplit('_', 1)[1]), n) for n in os.listdir(part)
+                       if n.startswith('snapshot_iter_'))
+    assert len(snapshots) == 2
+    for _, name in snapshots[1:]:
+        os.remove(os.path.join(part, name))
+    os.remove(os.path.join(part, 'model.npz'))
+    assert train.main(common + ['--out', part, '--stream', '--resume', 'auto']) == 0
+    with numpy.load(os.path.join(whole, 'model.npz')) as a, \
+            numpy.load(os.path.join(part, 'model.npz')) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            numpy.testing.assert_array_equal(b[key], a[key], err_msg=key)
