@@ -27,6 +27,7 @@ from chainer.training import triggers
 
 from Counting import models
 from Counting import train_checks
+from Counting.datasets.loader import DatasetError
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common.training import SNAPSHOT_PREFIX, EpochSeededOrder, TrainingScaffold
@@ -86,6 +87,10 @@ def build_parser():
                    help='snapshot to resume from, or "auto" for the newest one in --out')
     p.add_argument('--workers', type=positive_int, default=2,
                    help='processes that read the dataset folder (default: %(default)s)')
+    p.add_argument('--stream', action='store_true',
+                   help='read the images from disk batch by batch (--workers processes) instead of '
+                        'holding the dataset in memory: memory does not grow with the dataset; '
+                        'same batches and results')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     train_checks.add_force_argument(p)
     add_device_argument(p)
@@ -115,14 +120,18 @@ EpochOrderSampler = EpochSeededOrder
 
 def load_sets(args, parser):
     """Load --train (and --test) with the dataset engineer's loader; one-line errors."""
-    from Counting.datasets import DatasetError, load_dataset
+    from Counting.datasets import DatasetError, load_dataset, stream_dataset
     try:
         types = None if args.types is None else [
             t for t in re.split(r'[,\s]+', args.types) if t]
-        train = load_dataset(args.train, types=types, workers=args.workers)
-        test = None
-        if args.test:
-            test = load_dataset(args.test, types=train.types, workers=args.workers)
+        if getattr(args, 'stream', False):
+            train = stream_dataset(args.train, types=types)
+            test = stream_dataset(args.test, types=train.types) if args.test else None
+        else:
+            train = load_dataset(args.train, types=types, workers=args.workers)
+            test = None
+            if args.test:
+                test = load_dataset(args.test, types=train.types, workers=args.workers)
     except (DatasetError, ValueError, OSError) as e:
         parser.error(str(e))
     if len(train) == 0:
@@ -140,7 +149,7 @@ def load_sets(args, parser):
 def run_settings(args, train):
     """The settings.json of a run (what load_counter and run_all read)."""
     settings = dict(vars(args))
-    for key in ('resume', 'no_progress', 'workers', 'device', 'force'):
+    for key in ('resume', 'no_progress', 'workers', 'device', 'force', 'stream'):
         settings.pop(key, None)
     settings['types'] = list(train.types)
     settings['image_size'] = [int(s) for s in train.image_size]
@@ -186,7 +195,12 @@ def main(argv=None):
     loss.to_device(device)
     optimizer = scaffold.setup_optimizer(make_optimizer(args.optimizer, args.lr, args.momentum),
                                          loss)
-    train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
+    if args.stream:
+        from Counting.datasets import stream_iterator
+        train_iter = stream_iterator(scaffold.train_dataset(train), args.batchsize, args.seed,
+                                     n_processes=args.workers)
+    else:
+        train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
     trainer = scaffold.make_trainer(updater, (args.epoch, 'epoch'), loss)
 
@@ -217,7 +231,10 @@ def main(argv=None):
         # Trainer.run skips initialize() of an extension whose trigger has finished, so after the
         # last step ExponentialShift would not put the lr back; set it from the iteration.
         optimizer.lr = args.lr * 0.1 ** sum(updater.iteration >= p for p in points)
-    failure = scaffold.run()
+    try:
+        failure = scaffold.run()
+    except DatasetError as e:   # a PNG damaged past its header, read by --stream
+        parser.exit(2, 'error: {}\n'.format(e))
     if failure is not None:
         print('{}; try a smaller --lr ({} lr {})'.format(failure, args.optimizer, args.lr),
               file=sys.stderr)

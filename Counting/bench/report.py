@@ -10,7 +10,9 @@ replaced, kept there outside the packages, and the ``upper`` and ``kmeans`` dete
 before and after, into ``<out>/bench_libraries.md``.) The training section
 (:mod:`Counting.bench.training`) times full training steps (forward, MSE loss, backward,
 momentum SGD update) of each network and activation at the thesis's size: 1000 x 1000 images,
-batch 4.
+batch 4. The memory section (:mod:`Counting.bench.memory`) compares the peak memory of a few
+training iterations at 1000 x 1000 with the dataset in memory and streamed from disk
+(``Counting.train --stream``), for two dataset sizes (``--memory-sizes``).
 """
 import os
 import platform
@@ -46,7 +48,8 @@ def _section(title, module_name, call):
 def build_parser():
     p = cli.ArgumentParser(
         prog='python -m Counting.bench',
-        description='Counting benchmarks: dataset generator, detection, training throughput; '
+        description='Counting benchmarks: dataset generator, detection, training throughput, '
+                    'training memory in memory vs streamed; '
                     'writes <out>/counting.md.')
     p.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
                    help='folder for counting.md (default: %(default)s)')
@@ -58,8 +61,10 @@ def build_parser():
                    help='side of the square training images (default: %(default)s, the '
                         'thesis\'s)')
     p.add_argument('--skip', nargs='*', default=[],
-                   choices=('generator', 'detection', 'training'),
+                   choices=('generator', 'detection', 'training', 'memory'),
                    help='sections to leave out')
+    p.add_argument('--memory-sizes', type=positive_int, nargs=2, default=[40, 160],
+                   metavar='N', help='dataset sizes of the memory section (default: 40 160)')
     add_device_argument(p)
     add_seed_argument(p)
     return p
@@ -87,6 +92,11 @@ def main(argv=None):
     if 'training' not in args.skip:
         parts.append(training_section(device, image_size=args.image_size,
                                       batchsize=args.batchsize, iterations=args.iterations))
+    if 'memory' not in args.skip:
+        # Imported here: its cases run as ``python -m Counting.bench.memory``, which must not
+        # find the module already imported by the package.
+        from Counting.bench.memory import memory_section
+        parts.append(memory_section(sizes=args.memory_sizes, seed=args.seed))
     text = '\n'.join(parts)
     path = os.path.join(args.out, 'counting.md')
     atomic_write_text(path, text)

@@ -154,20 +154,14 @@ def _first_size(path):
             path, type(e).__name__, e)) from None
 
 
-def load_dataset(folder, types=None, workers=2, expect_size=None, progress=False):
-    """Load and check a dataset folder; returns a :class:`ShapesDataset`.
+def index_folder(folder, types=None):
+    """Check a dataset folder's ``truths.json`` and listing without reading the images.
 
-    Args:
-        folder: a folder written by :mod:`Counting.generate`.
-        types: shape types to keep (``None``: the dataset's own). Each must be in the dataset.
-        workers: processes that decode the PNGs (1: in this process). With several, the pixels
-            go to an anonymous shared memory map that the dataset then keeps.
-        expect_size: ``(width, height)`` every image must have; ``None``: all as the first one.
-        progress: show a progress bar on stderr.
-
-    Raises :class:`DatasetError` naming the file at fault.
+    Returns ``(paths, names, counts, types)``: the PNG paths and names (sorted), float32
+    (N, n_types) counts and the kept types, in the networks' order. Raises :class:`DatasetError`
+    naming the file at fault. Shared by :func:`load_dataset` and
+    :func:`Counting.datasets.stream.stream_dataset`.
     """
-    global _TARGET
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise DatasetError('{}: not a folder'.format(folder))
@@ -195,8 +189,24 @@ def load_dataset(folder, types=None, workers=2, expect_size=None, progress=False
                            'a dataset folder holds only its own images (regenerate it with '
                            'Counting.generate --force, or move them out)'.format(
                                truths_path, len(unlisted), unlisted[0]))
+    return [os.path.join(folder, n) for n in names], names, counts, types
 
-    paths = [os.path.join(folder, n) for n in names]
+
+def load_dataset(folder, types=None, workers=2, expect_size=None, progress=False):
+    """Load and check a dataset folder; returns a :class:`ShapesDataset`.
+
+    Args:
+        folder: a folder written by :mod:`Counting.generate`.
+        types: shape types to keep (``None``: the dataset's own). Each must be in the dataset.
+        workers: processes that decode the PNGs (1: in this process). With several, the pixels
+            go to an anonymous shared memory map that the dataset then keeps.
+        expect_size: ``(width, height)`` every image must have; ``None``: all as the first one.
+        progress: show a progress bar on stderr.
+
+    Raises :class:`DatasetError` naming the file at fault.
+    """
+    global _TARGET
+    paths, names, counts, types = index_folder(folder, types)
     if expect_size is None:
         width, height = _first_size(paths[0])
         like = ' like ' + paths[0]
