@@ -74,7 +74,7 @@ TRAINING = {
                         lr=1e-3, snapshot_interval=5),
               'sigmoid_brn': dict(lr=1e-2)},
     'thesis': {'*': dict(arch='convolutionallarge', epoch=100, batchsize=20, optimizer='sgd',
-                         lr=0.07, snapshot_interval=10),
+                         lr=0.07, snapshot_interval=10, stream=True),
                'sigmoid_brn': dict(optimizer='momentum')},
 }
 
@@ -148,6 +148,8 @@ def train_argv(preset, name, activation, batch_renorm, train_dir, test_dir, run_
         argv += ['--test', test_dir]
     if batch_renorm:
         argv.append('--batch-renorm')
+    if t.get('stream'):   # 5,000 images of 1000 x 1000 would take ~15 GB in memory
+        argv.append('--stream')
     if device is not None:
         argv += ['--device', device]
     return argv, t

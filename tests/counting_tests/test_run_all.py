@@ -22,6 +22,11 @@ def test_presets_are_complete():
                                 None)
     _, sp = run_all.train_argv('thesis', 'softplus', 'softplus', False, 'tr', 'te', 'r', 0, None)
     assert sig['optimizer'] == 'momentum' and sp['optimizer'] == 'sgd'
+    # 5,000 images of 1000 x 1000 do not fit in memory: the thesis preset streams them.
+    argv, _ = run_all.train_argv('thesis', 'relu', 'relu', False, 'tr', 'te', 'r', 0, None)
+    assert '--stream' in argv
+    argv, _ = run_all.train_argv('quick', 'relu', 'relu', False, 'tr', 'te', 'r', 0, None)
+    assert '--stream' not in argv
     assert run_all.DATASETS['thesis']['image_size'] == (1000, 1000)
     assert [c[1] for c in run_all.COUNTERS] == ['relu', 'softplus', 'sigmoid']
     assert [c[2] for c in run_all.COUNTERS] == [False, False, True]
