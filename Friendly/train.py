@@ -32,6 +32,7 @@ from chainer.training import triggers
 from Friendly import models
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from lenses_common.device import add_device_argument, device_from_args
+from lenses_common import distributed  # ChainerMN (issue 14)
 from lenses_common import safe_npz
 from lenses_common.runfolder import RunFolder, atomic_path, atomic_write_json, load_json
 from lenses_common.runfolder import OutError, check_out_dir, guard_run_folder, out_error
@@ -405,6 +406,7 @@ def build_parser():
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
+    distributed.add_communicator_argument(parser)  # ChainerMN
     return parser
 
 
@@ -463,8 +465,10 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
-    settings = settings_from_args(args)
+    dist = distributed.from_args(args, parser, ('batchsize', 'eval_batchsize'))  # ChainerMN
+    settings = dist.record(settings_from_args(args))  # ChainerMN: communicator, comm_size
     resume_path = _resolve_resume(parser, args, settings)
+    args.out = dist.out(args.out)  # ChainerMN: rank 0 writes the run folder, others a temp one
     try:
         check_out_dir(args.out)
         moved = guard_run_folder(args.out, finished=(FINAL_MODEL,),
@@ -486,6 +490,7 @@ def main(argv=None):
         parser.exit(2, 'error: {}\n'.format(e))
     train, val = split_mnist(train_all, args.seed, args.val_size, args.train_subset,
                              args.val_subset)
+    train, val = dist.shard(train), dist.shard(val)  # ChainerMN: this rank's part
 
     run = RunFolder(args.out, settings, resume=resume_path is not None,
                     argv=[sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
@@ -498,12 +503,14 @@ def main(argv=None):
     model.to_device(device)
     optimizer = setup_optimizer(make_optimizer(args.optimizer, settings['lr'], args.momentum),
                                 model, args.stabilize)
+    optimizer = dist.optimizer(optimizer)  # ChainerMN: gradients averaged over the ranks
 
     order = EpochSeededOrder(args.seed)
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=order)
+    train_iter = chainer.iterators.SerialIterator(train, dist.local(args.batchsize),  # ChainerMN
+                                                 order_sampler=order)
     order.iterator = train_iter
-    val_iter = chainer.iterators.SerialIterator(val, args.eval_batchsize, repeat=False,
-                                                shuffle=False)
+    val_iter = chainer.iterators.SerialIterator(val, dist.local(args.eval_batchsize),  # ChainerMN
+                                                repeat=False, shuffle=False)
     loss_func = None
     if args.adversarial:
         from Friendly.adversarial import PGDTrainingLoss
@@ -514,8 +521,10 @@ def main(argv=None):
     trainer = training.Trainer(updater, stop, out=args.out)
     trainer.extend(NonFiniteCheck(model), name='nonfinite_check')
 
-    trainer.extend(BatchModeEvaluator(val_iter, model, bn_mode=args.bn_eval, device=device),
+    trainer.extend(dist.evaluator(  # ChainerMN: validation averaged over the ranks
+        BatchModeEvaluator(val_iter, model, bn_mode=args.bn_eval, device=device)),
                    name='validation')
+    dist.extend(trainer)  # ChainerMN: training observations averaged over the ranks
     renorm_links = predictor.batch_renorm_links()
     if renorm_links:
         trainer.extend(RenormSchedule(renorm_links, threshold=args.renorm_threshold,
@@ -624,4 +633,4 @@ def load_run(run_dir, which='final', device=None):
 
 
 if __name__ == '__main__':
-    main()
+    distributed.guarded(main)  # ChainerMN: a rank failing alone aborts the job
