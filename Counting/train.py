@@ -26,6 +26,7 @@ from chainer.training import triggers
 
 from Counting import models
 from Counting import train_checks
+from lenses_common import distributed  # ChainerMN (issue 14)
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import RunFolder
 from lenses_common.seeding import add_seed_argument, seed_everything
@@ -85,6 +86,7 @@ def build_parser():
     train_checks.add_force_argument(p)
     add_device_argument(p)
     add_seed_argument(p)
+    distributed.add_communicator_argument(p)  # ChainerMN
     return p
 
 
@@ -193,17 +195,19 @@ def main(argv=None):
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
     train_checks.check_numbers(args, parser)
+    dist = distributed.from_args(args, parser)  # ChainerMN
     resume = args.resume
     if resume == 'auto':
         resume = latest_snapshot(args.out)
     elif resume is not None and not os.path.isfile(resume):
         parser.error('--resume {}: no such snapshot file'.format(resume))
+    args.out = dist.out(args.out)  # ChainerMN: rank 0 writes the run folder, others a temp one
     moved = train_checks.check_out(args, parser, resume)
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
     train, test = load_sets(args, parser)
-    settings = run_settings(args, train)
+    settings = dist.record(run_settings(args, train))  # ChainerMN: communicator, comm_size
     if resume:
         train_checks.check_resume_identity(resume, args.out, settings, parser)
     if moved:
@@ -225,9 +229,11 @@ def main(argv=None):
     loss.to_device(device)
     optimizer = make_optimizer(args.optimizer, args.lr, args.momentum)
     optimizer.setup(loss)
+    optimizer = dist.optimizer(optimizer)  # ChainerMN: gradients averaged over the ranks
 
     sampler = EpochOrderSampler(args.seed)
-    train_iter = chainer.iterators.SerialIterator(train, args.batchsize, order_sampler=sampler)
+    train_iter = chainer.iterators.SerialIterator(  # ChainerMN: this rank's part and batch
+        dist.shard(train), dist.local(args.batchsize), order_sampler=sampler)
     sampler.iterator = train_iter
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
     trainer = training.Trainer(updater, (args.epoch, 'epoch'), out=args.out)
@@ -242,10 +248,11 @@ def main(argv=None):
         trainer.extend(models.RenormSchedule(model, threshold=args.renorm_threshold),
                        name='renorm_schedule')
     if test is not None:
-        test_iter = chainer.iterators.SerialIterator(test, args.batchsize, repeat=False,
-                                                     shuffle=False)
-        trainer.extend(extensions.Evaluator(test_iter, loss, device=device),
-                       trigger=(args.eval_interval, 'epoch'))
+        test_iter = chainer.iterators.SerialIterator(  # ChainerMN: this rank's part and batch
+            dist.shard(test), dist.local(args.batchsize), repeat=False, shuffle=False)
+        trainer.extend(dist.evaluator(extensions.Evaluator(test_iter, loss, device=device)),
+                       trigger=(args.eval_interval, 'epoch'))  # ChainerMN: mean over ranks
+    dist.extend(trainer)  # ChainerMN: training observations averaged over the ranks
     trainer.extend(extensions.snapshot(filename='snapshot_iter_{.updater.iteration}',
                                        n_retains=2),
                    trigger=(args.snapshot_interval, 'epoch'))
@@ -281,4 +288,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(distributed.guarded(main))  # ChainerMN: a rank failing alone aborts the job

@@ -500,6 +500,7 @@ def main(argv=None):
     predictor = models.FC100(args.variant, pd_chunk_size=args.pd_chunk_size)
     model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
                                       stabilize=args.stabilize)
+    model.norm = dist.gradient_norm(models.STABLE_NORM_EPS)  # ChainerMN: GMR's global norm
     model.to_device(device)
     optimizer = setup_optimizer(make_optimizer(args.optimizer, settings['lr'], args.momentum),
                                 model, args.stabilize)

@@ -140,7 +140,8 @@ class Distributed(object):
         if not self.enabled:
             return optimizer
         import chainermn
-        return chainermn.create_multi_node_optimizer(optimizer, self.comm)
+        wrapped = chainermn.create_multi_node_optimizer(optimizer, self.comm)
+        return _first_update_too_class(type(wrapped))(optimizer, self.comm, wrapped.zero_fill)
 
     def evaluator(self, evaluator):
         """Make an Evaluator report the mean over the ranks of its per-rank means."""
@@ -149,10 +150,82 @@ class Distributed(object):
         import chainermn
         return chainermn.create_multi_node_evaluator(evaluator, self.comm)
 
+    def gradient_norm(self, stabilize_eps=1e-20):
+        """A ``norm(g, stabilize)`` for GMR's penalty: the L2 norm of the whole global batch's
+        input gradient, not of this rank's part (None for one process).
+
+        The penalty ``w * ||d loss / d x||`` is not a sum over images, so a mean of per-rank
+        penalties is not the global one. Each rank's gradient ``g`` is K times its share of the
+        global one (its loss is a mean over B/K images), so the global norm is
+        ``sqrt(sum_k |g_k|^2) / K``: one scalar allreduce. The returned value is that norm; its
+        gradient is K times this rank's part, so the optimizer's mean over ranks is the gradient
+        of the global penalty.
+        """
+        if not self.enabled or self.size == 1:
+            return None
+        import chainer.functions as F
+        size, mpi = self.size, self.comm.mpi_comm
+
+        def norm(g, stabilize=False):
+            import numpy
+            squared = F.sum(F.square(g)) / (size * size)
+            local = numpy.array([float(chainer_array(squared))], dtype=numpy.float64)
+            total = numpy.zeros_like(local)
+            mpi.Reduce(local, total, root=0)
+            mpi.Bcast(total, root=0)
+            others = total[0] - local[0] + (stabilize_eps if stabilize else 0.0)
+            value = F.sqrt(squared + squared.xp.asarray(others, dtype=squared.dtype))
+            return size * value - (size - 1) * value.array
+
+        return norm
+
     def extend(self, trainer):
         """Average the training observations over the ranks (before any other extension)."""
         if self.enabled:
             trainer.extend(ObservationMean(self.comm), name='chainermn_observation_mean')
+
+
+def _first_update_too_class(base):
+    """ChainerMN's multi-node optimizer whose first update is applied, not only a broadcast.
+
+    ChainerMN's first ``update`` (and any after a lazily initialised link gets its weights) only
+    broadcasts rank 0's weights and skips the step, so a K-rank run would do one update less than
+    one process. Here the gradients are computed first, then the weights broadcast; when every
+    rank already held rank 0's weights (the same seed), the gradients are valid and the update is
+    made. Only when the broadcast changed some rank's weights is the step skipped, as ChainerMN
+    does.
+    """
+
+    class FirstUpdateToo(base):
+        def update(self, lossfun=None, *args, **kwds):
+            import numpy
+            target = self.target
+            if lossfun is not None:
+                loss = lossfun(*args, **kwds)
+                target.cleargrads()
+                loss.backward(loss_scale=self.actual_optimizer._loss_scale)
+                del loss
+            if self.is_changed(target):
+                before = [chainer_array(p.array).copy() for _, p in sorted(target.namedparams())
+                          if p.array is not None]
+                self.communicator.bcast_data(target)
+                after = [chainer_array(p.array) for _, p in sorted(target.namedparams())
+                         if p.array is not None]
+                moved = numpy.array([float(any(not numpy.array_equal(a, b)
+                                               for a, b in zip(before, after)))])
+                anywhere = numpy.zeros_like(moved)
+                self.communicator.mpi_comm.Allreduce(moved, anywhere)
+                if anywhere[0]:
+                    return
+            self.communicator.multi_node_mean_grad(target, self.zero_fill)
+            self.actual_optimizer.update(None, *args, **kwds)
+
+    return FirstUpdateToo
+
+
+def chainer_array(value):
+    import chainer
+    return chainer.backend.CpuDevice().send(chainer.as_array(value))
 
 
 def _observation_mean_class():
