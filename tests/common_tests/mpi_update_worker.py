@@ -15,7 +15,9 @@ import chainer
 from lenses_common import distributed
 
 GLOBAL_BATCH = 8
-CASES = ('S', 'GMR', 'GMRES', 'RS', 'PD', 'counter', 'counter-brn')
+CASES = ('S', 'GMR', 'GMRES', 'RS', 'PD', 'counter', 'counter-brn', 'GMR-per-rank-norm')
+# A penalty weight large enough that the penalty moves the weights as much as the loss does.
+GMR_WEIGHT = 50.0
 
 
 def batch(case):
@@ -41,8 +43,11 @@ def build(case):
     else:
         from Friendly import models
         from Friendly.optimizers import FastMomentumSGD
-        predictor = models.FC100(case, sizes=(16, 12, 12, 10), pd_chunk_size=5)
-        model = models.FriendlyClassifier(predictor, stabilize=case == 'GMRES')
+        variant = case.split('-')[0]
+        predictor = models.FC100(variant, sizes=(16, 12, 12, 10), pd_chunk_size=5)
+        model = models.FriendlyClassifier(
+            predictor, gmr_weight=GMR_WEIGHT if variant.startswith('GMR') else 0.0,
+            stabilize=case == 'GMRES')
         optimizer = FastMomentumSGD(lr=0.5, momentum=0.85)
     optimizer.setup(model)
     return model, optimizer
@@ -52,8 +57,8 @@ def update(case, dist=None):
     """The parameters ({name: array}) after one update on the global batch."""
     dist = dist or distributed.Distributed()
     model, optimizer = build(case)
-    if hasattr(model, 'norm'):
-        model.norm = dist.gradient_norm()
+    if hasattr(model, 'norm') and not case.endswith('per-rank-norm'):
+        model.norm = dist.gradient_norm()   # what Friendly.train does
     optimizer = dist.optimizer(optimizer)
     x, t = batch(case)
     part = dist.shard(chainer.datasets.TupleDataset(x, t))

@@ -72,6 +72,7 @@ def initial(worker, case):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.parametrize('case', ['S', 'GMR', 'GMRES', 'counter'])
 def test_one_update_with_two_ranks_equals_one_process(case, tmp_path):
@@ -87,11 +88,14 @@ def test_one_update_with_two_ranks_equals_one_process(case, tmp_path):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @needs_mpi
-@pytest.mark.parametrize('case', ['RS', 'PD', 'counter-brn'])
+@pytest.mark.parametrize('case', ['RS', 'PD', 'counter-brn', 'GMR-per-rank-norm'])
 def test_batch_renorm_statistics_are_per_rank(case, tmp_path):
     """With Batch Renormalization (RS, PD with its chunked layer, the BRN counter) the ranks stay
-    identical, but each normalises by its own half of the batch: not the one-process update."""
+    identical, but each normalises by its own half of the batch: not the one-process update.
+    So is GMR's penalty taken per rank (the norm of each half's input gradient) instead of over
+    the whole batch as Friendly.train does."""
     worker = load_worker()
     ranks = mpi_update(case, tmp_path)
     single = worker.update(case)
@@ -185,6 +189,7 @@ def test_batch_size_that_the_ranks_do_not_divide_is_refused(tmp_path):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 @needs_mpi
 def test_a_rank_failing_alone_aborts_the_job(tmp_path):
     script = tmp_path / 'fail.py'
