@@ -51,10 +51,10 @@ _active = None   # the Distributed of this process once from_args ran with --com
 def add_communicator_argument(parser):
     parser.add_argument(
         '--communicator', choices=COMMUNICATORS, default=None,
-        help='train data-parallel under mpiexec -n K with this ChainerMN communicator: naive or '
-             'flat (CPU or GPU, through MPI), pure_nccl (GPUs, NCCL; each rank takes the GPU of '
-             'its intra-node rank). --batchsize stays the global batch, each rank takes 1/K '
-             '(default: one process, no MPI)')
+        help='train data-parallel under mpiexec -n K with this ChainerMN communicator: naive '
+             '(CPU or GPU, through MPI), flat (GPU, through MPI), pure_nccl (GPU, NCCL); on GPUs '
+             'each rank takes the GPU of its intra-node rank. --batchsize stays the global '
+             'batch, each rank takes 1/K (default: one process, no MPI)')
     return parser
 
 
@@ -267,21 +267,25 @@ def ObservationMean(comm):
     return _observation_mean_class()(comm)
 
 
-def _check_pure_nccl(args, parser, rank):
+def _check_gpu_communicator(name, args, parser, rank):
+    """flat and pure_nccl work on GPUs only (ChainerMN's table); pure_nccl also needs NCCL."""
     spec = str(getattr(args, 'device', None) or '')
     try:
         import cupy
         gpus = cupy.cuda.runtime.getDeviceCount()
     except Exception:
-        _fail(parser, '--communicator pure_nccl needs CuPy and a GPU; use naive or flat', rank)
-    from chainermn import nccl
-    if not nccl._available:
-        _fail(parser, '--communicator pure_nccl: CuPy was built without NCCL '
-                      '(cupy.cuda.nccl is missing); use naive or flat', rank)
+        gpus = 0
+    if gpus < 1:
+        _fail(parser, '--communicator {} needs CuPy and a GPU; use naive on the CPU'.format(name),
+              rank)
+    if name == 'pure_nccl':
+        from chainermn import nccl
+        if not nccl._available:
+            _fail(parser, '--communicator pure_nccl: CuPy was built without NCCL '
+                          '(cupy.cuda.nccl is missing); use naive or flat', rank)
     if spec and not spec.startswith('@cupy') and not spec.isdigit():
-        _fail(parser, '--communicator pure_nccl needs a GPU --device (@cupy:0), got '
-                      '--device {}'.format(spec), rank)
-    return gpus
+        _fail(parser, '--communicator {} needs a GPU --device (@cupy:0), got --device {}; use '
+                      'naive on the CPU'.format(name, spec), rank)
 
 
 def from_args(args, parser, batch_options=('batchsize',)):
@@ -305,8 +309,8 @@ def from_args(args, parser, batch_options=('batchsize',)):
                       '{} ... (no {} variable is set)'.format(
                           name, os.path.basename(sys.executable), '/'.join(LAUNCHER_VARIABLES)),
               rank)
-    if name == 'pure_nccl':
-        _check_pure_nccl(args, parser, rank)
+    if name in ('flat', 'pure_nccl'):
+        _check_gpu_communicator(name, args, parser, rank)
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -320,7 +324,10 @@ def from_args(args, parser, batch_options=('batchsize',)):
                           ' (use a multiple of {})'.format(option.replace('_', '-'), value, size,
                                                            size), rank)
     import chainermn
-    comm = chainermn.create_communicator(name, MPI.COMM_WORLD)
+    try:
+        comm = chainermn.create_communicator(name, MPI.COMM_WORLD)
+    except (RuntimeError, ImportError) as e:   # the same on every rank
+        _fail(parser, '--communicator {}: {}'.format(name, e), rank)
     if name == 'pure_nccl' or str(getattr(args, 'device', '') or '').startswith('@cupy'):
         args.device = '@cupy:{}'.format(comm.intra_rank)
     dist = Distributed(comm, name)

@@ -157,14 +157,15 @@ def test_communicator_without_mpi4py_is_refused(tmp_path, capsys, monkeypatch):
     assert 'mpi4py is not installed' in err
 
 
-def test_pure_nccl_without_a_gpu_is_refused(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize('name', ['pure_nccl', 'flat'])
+def test_gpu_communicator_without_a_gpu_is_refused(name, tmp_path, capsys, monkeypatch):
     from lenses_common.device import gpu_available
     if gpu_available():
         pytest.skip('a GPU is visible')
     monkeypatch.setenv('PMI_RANK', '0')
-    code, err = run_friendly(friendly_args(tmp_path, '--communicator', 'pure_nccl'), capsys)
+    code, err = run_friendly(friendly_args(tmp_path, '--communicator', name), capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert 'pure_nccl needs CuPy and a GPU' in err
+    assert '{} needs CuPy and a GPU'.format(name) in err
 
 
 def test_counting_outside_mpiexec_is_refused(tmp_path, capsys, monkeypatch):
