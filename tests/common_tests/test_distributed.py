@@ -229,3 +229,47 @@ def test_friendly_train_under_mpiexec(tmp_path):
     assert settings['comm_size'] == 2 and settings['communicator'] == 'naive'
     assert settings['batchsize'] == 20
     assert out.count('saved ') == 1       # rank 1 prints nothing
+
+
+def friendly_small(out, *extra):
+    return ['-m', 'Friendly.train', '--variant', 'S', '--train-subset', '400', '--val-subset',
+            '100', '--no-progress', '--out', str(out)] + list(extra)
+
+
+def same_weights(a, b):
+    a, b = numpy.load(a, allow_pickle=False), numpy.load(b, allow_pickle=False)
+    return sorted(a.files) == sorted(b.files) and all(
+        numpy.array_equal(a[k], b[k]) for k in a.files)
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpi
+def test_one_rank_with_a_communicator_is_the_plain_run(tmp_path):
+    if not os.environ.get('MNIST_DIR'):
+        pytest.skip('MNIST_DIR is not set')
+    rc, _, err = mpiexec(friendly_small(tmp_path / 'k1', '--epoch', '1', '--communicator',
+                                        'naive'), n=1)
+    assert rc == 0, err
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS='1')
+    subprocess.run([sys.executable] + friendly_small(tmp_path / 'plain', '--epoch', '1'),
+                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, timeout=300)
+    assert same_weights(tmp_path / 'k1' / 'model_final.npz',
+                        tmp_path / 'plain' / 'model_final.npz')
+    assert json.loads((tmp_path / 'k1' / 'settings.json').read_text())['comm_size'] == 1
+    assert 'comm_size' not in json.loads((tmp_path / 'plain' / 'settings.json').read_text())
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpi
+def test_resume_under_two_ranks_continues_the_run(tmp_path):
+    if not os.environ.get('MNIST_DIR'):
+        pytest.skip('MNIST_DIR is not set')
+    mn = ('--communicator', 'naive')
+    for argv in (friendly_small(tmp_path / 'r', '--epoch', '1', *mn),
+                 friendly_small(tmp_path / 'r', '--epoch', '2', '--resume', *mn),
+                 friendly_small(tmp_path / 'u', '--epoch', '2', *mn)):
+        rc, _, err = mpiexec(argv)
+        assert rc == 0, err
+    assert same_weights(tmp_path / 'r' / 'model_final.npz', tmp_path / 'u' / 'model_final.npz')
