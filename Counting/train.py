@@ -28,6 +28,7 @@ from chainer.training import triggers
 
 from Counting import models
 from Counting import train_checks
+from lenses_common import distributed
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common.training import SNAPSHOT_PREFIX, EpochSeededOrder, TrainingScaffold
@@ -90,6 +91,7 @@ def build_parser():
     train_checks.add_force_argument(p)
     add_device_argument(p)
     add_seed_argument(p)
+    distributed.add_communicator_argument(p)  # ChainerMN (issue 14)
     return p
 
 
@@ -158,7 +160,8 @@ def main(argv=None):
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
     train_checks.check_numbers(args, parser)
-    scaffold = TrainingScaffold(parser, args.out, unit='iteration', final_model='model.npz')
+    scaffold = TrainingScaffold(parser, args.out, unit='iteration', final_model='model.npz',
+                                dist=distributed.from_args(args, parser))  # ChainerMN
     # --resume auto with no snapshot yet starts a new run (Counting.run_all relies on it).
     resume = scaffold.resolve_resume(args.resume, missing_ok=True)
     moved = scaffold.guard(resume, force=args.force)
@@ -229,4 +232,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(distributed.guarded(main))  # ChainerMN: a rank failing alone aborts the job
