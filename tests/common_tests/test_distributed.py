@@ -13,6 +13,9 @@ import sys
 import numpy
 import pytest
 
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+import chainer.links  # noqa: F401
 from lenses_common import distributed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -273,3 +276,75 @@ def test_resume_under_two_ranks_continues_the_run(tmp_path):
         rc, _, err = mpiexec(argv)
         assert rc == 0, err
     assert same_weights(tmp_path / 'r' / 'model_final.npz', tmp_path / 'u' / 'model_final.npz')
+
+
+class _SecondOfTwo(distributed.Distributed):
+    """Rank 1 of 2 without MPI: the second half of each dataset; the optimizer, evaluator and
+    observation hooks only record that the scaffold called them."""
+
+    enabled, size, rank = True, 2, 1
+
+    def __init__(self):
+        super().__init__(comm=None, name='naive')
+        self.calls = []
+
+    def shard(self, dataset):
+        return chainer.datasets.SubDataset(dataset, len(dataset) // 2, len(dataset))
+
+    def optimizer(self, optimizer):
+        self.calls.append('optimizer')
+        return optimizer
+
+    def evaluator(self, evaluator):
+        self.calls.append('evaluator')
+        return evaluator
+
+    def extend(self, trainer):
+        self.calls.append('extend')
+
+
+class _Fit(chainer.Chain):
+    def __init__(self):
+        super().__init__()
+        with self.init_scope():
+            self.fc = chainer.links.Linear(1, 1)
+
+    def forward(self, x, t):
+        loss = chainer.functions.mean_squared_error(self.fc(x), t)
+        chainer.report({'loss': loss}, self)
+        return loss
+
+
+def test_the_scaffold_seams_use_the_distributed(tmp_path, capsys):
+    """TrainingScaffold(dist=...) on rank 1 of 2: writes nothing, trains on its half with half
+    of each batch, calls the optimizer/evaluator/observation hooks, records comm_size, and fails
+    a check with exit status 2 but without a line (rank 0 prints it)."""
+    import argparse
+    from chainer import training
+    from lenses_common.training import TrainingScaffold
+    dist = _SecondOfTwo()
+    out = tmp_path / 'run'
+    scaffold = TrainingScaffold(argparse.ArgumentParser(prog='p'), str(out), dist=dist)
+    assert not scaffold.writer
+    data = chainer.datasets.TupleDataset(numpy.arange(12, dtype=numpy.float32).reshape(12, 1),
+                                         numpy.zeros((12, 1), numpy.float32))
+    model = _Fit()
+    optimizer = scaffold.setup_optimizer(chainer.optimizers.SGD(lr=0.01), model)
+    train_iter = scaffold.train_iterator(data, 4, seed=0)
+    assert train_iter.batch_size == 2 and len(train_iter.dataset) == 6
+    assert min(float(x) for x, _ in train_iter.dataset) == 6.0
+    eval_iter = scaffold.eval_iterator(data, 6)
+    assert eval_iter.batch_size == 3 and len(eval_iter.dataset) == 6
+    trainer = scaffold.make_trainer(training.updaters.StandardUpdater(train_iter, optimizer),
+                                    (1, 'epoch'), model)
+    scaffold.add_evaluator(eval_iter, model, None)
+    assert dist.calls == ['optimizer', 'extend', 'evaluator']
+    assert os.path.abspath(trainer.out) != os.path.abspath(str(out))   # a temporary folder
+    settings = {'communicator': 'naive', 'lr': 0.01}
+    scaffold.open(settings, None, argv=['p'], header='header')
+    assert settings == {'communicator': 'naive', 'comm_size': 2, 'lr': 0.01}
+    assert scaffold.run() is None and trainer.updater.iteration == 3
+    assert not out.exists() and capsys.readouterr().out == ''
+    with pytest.raises(SystemExit) as e:
+        scaffold.resolve_resume(str(tmp_path / 'missing'))
+    assert e.value.code == 2 and capsys.readouterr().err == ''
