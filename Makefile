@@ -31,6 +31,7 @@ help:
 	@echo "make counting  chapter 2: datasets, counters, evaluation, saliency and detection"
 	@echo "make friendly  chapter 3: six MNIST networks, FGSM white-box and black-box tables"
 	@echo "make bench     speed and memory benchmarks"
+	@echo "make bench-mpi ChainerMN throughput at K = 1 and 2 MPI processes -> $(OUT)/bench/mpi.md"
 	@echo "make robustness  after make friendly (same PRESET): attacks beyond FGSM, masking flags, eps curve"
 	@echo "make lint      style check (ruff, ruff.toml); installs ruff into $(VENV) if missing"
 	@echo "make test-numpy2  the test suite again under NumPy 2 (Python 3.12 when there), as on the GPU machines"
@@ -67,6 +68,14 @@ bench: $(STAMP)
 	$(PY) -m Friendly.bench --out $(OUT)/bench
 	$(PY) -m Counting.bench --out $(OUT)/bench
 	$(PY) tools/bench_libraries.py --out $(OUT)/bench
+
+# --- ChainerMN throughput (issue 14) -----------------------------------------------------------
+# Counting `convolutional` images/s and Friendly S iterations/s at K = 1 and K = 2 MPI processes,
+# one BLAS thread each -> $(OUT)/bench/mpi.md (needs mpiexec and mpi4py in $(VENV): make install-mpi).
+.PHONY: bench-mpi
+bench-mpi: $(STAMP)
+	$(PY) tools/bench_mpi.py --out $(OUT)/bench
+# --- end ChainerMN ------------------------------------------------------------------------------
 
 # --- lint (issue 15) ------------------------------------------------------------------------
 # ruff, pinned (its pycodestyle rules are preview rules, which may change between releases); the

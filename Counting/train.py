@@ -28,6 +28,7 @@ from chainer.training import triggers
 from Counting import models
 from Counting import train_checks
 from Counting.datasets.loader import DatasetError
+from lenses_common import distributed
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common.training import SNAPSHOT_PREFIX, EpochSeededOrder, TrainingScaffold
@@ -95,6 +96,7 @@ def build_parser():
     train_checks.add_force_argument(p)
     add_device_argument(p)
     add_seed_argument(p)
+    distributed.add_communicator_argument(p)  # ChainerMN (issue 14)
     return p
 
 
@@ -167,7 +169,8 @@ def main(argv=None):
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
     train_checks.check_numbers(args, parser)
-    scaffold = TrainingScaffold(parser, args.out, unit='iteration', final_model='model.npz')
+    scaffold = TrainingScaffold(parser, args.out, unit='iteration', final_model='model.npz',
+                                dist=distributed.from_args(args, parser))  # ChainerMN
     # --resume auto with no snapshot yet starts a new run (Counting.run_all relies on it).
     resume = scaffold.resolve_resume(args.resume, missing_ok=True)
     moved = scaffold.guard(resume, force=args.force)
@@ -197,7 +200,8 @@ def main(argv=None):
                                          loss)
     if args.stream:
         from Counting.datasets import stream_iterator
-        train_iter = stream_iterator(scaffold.train_dataset(train), args.batchsize, args.seed,
+        train_iter = stream_iterator(scaffold.train_dataset(train),
+                                     scaffold.local_batchsize(args.batchsize), args.seed,
                                      n_processes=args.workers)
     else:
         train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
@@ -246,4 +250,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(distributed.guarded(main))  # ChainerMN: a rank failing alone aborts the job

@@ -143,7 +143,7 @@ def squared_distance_loss(y, t, reduce='mean'):
 STABLE_NORM_EPS = 1e-20
 
 
-def gmr_penalty(loss, x, weight=GMR_WEIGHT, stabilize=False):
+def gmr_penalty(loss, x, weight=GMR_WEIGHT, stabilize=False, norm=None):
     """Thesis 3.2.1: ``weight * ||d loss / d x||_2`` over the whole batch ``x``, differentiable.
 
     ``x`` must be the Variable the loss was computed from; the returned Variable backpropagates to
@@ -151,10 +151,11 @@ def gmr_penalty(loss, x, weight=GMR_WEIGHT, stabilize=False):
     ``sqrt(sum(g ** 2))`` (the author's ``sum(|g|^2) ** (1/2)``), whose backward divides by the
     norm and so is infinite (NaN in the chain) when the batch's input gradient is exactly 0.
     ``stabilize=True`` takes ``sqrt(sum(g ** 2) + STABLE_NORM_EPS)`` instead: the same value and
-    gradient away from 0, a gradient of 0 at g = 0.
+    gradient away from 0, a gradient of 0 at g = 0. ``norm`` replaces :func:`gradient_norm`
+    (ChainerMN: the norm over all ranks' parts of the batch, ``lenses_common.distributed``).
     """
     gx, = chainer.grad([loss], [x], enable_double_backprop=True)
-    return weight * gradient_norm(gx, stabilize)
+    return weight * (norm or gradient_norm)(gx, stabilize)
 
 
 def gradient_norm(g, stabilize=False):
@@ -172,10 +173,11 @@ class FriendlyClassifier(chainer.Chain):
     ``penalty`` (GMR variants) and ``accuracy``. The penalty is added only while
     ``chainer.config.enable_backprop`` is on (validation runs without it and reports the plain
     loss, so early stopping compares the same quantity for every variant). ``stabilize`` selects
-    the penalty's stabilised norm (:func:`gmr_penalty`).
+    the penalty's stabilised norm (:func:`gmr_penalty`); ``norm`` replaces its norm (ChainerMN:
+    the norm over all ranks, ``lenses_common.distributed.Distributed.gradient_norm``).
     """
 
-    def __init__(self, predictor, gmr_weight=None, stabilize=False):
+    def __init__(self, predictor, gmr_weight=None, stabilize=False, norm=None):
         super(FriendlyClassifier, self).__init__()
         with self.init_scope():
             self.predictor = predictor
@@ -183,6 +185,7 @@ class FriendlyClassifier(chainer.Chain):
             gmr_weight = GMR_WEIGHT if predictor.spec['gmr'] else 0.0
         self.gmr_weight = float(gmr_weight)
         self.stabilize = bool(stabilize)
+        self.norm = norm
 
     def forward(self, x, t):
         use_penalty = self.gmr_weight > 0 and chainer.config.enable_backprop
@@ -193,7 +196,8 @@ class FriendlyClassifier(chainer.Chain):
         loss = mse
         report = {'mse': mse, 'accuracy': F.accuracy(y, t)}
         if use_penalty:
-            penalty = gmr_penalty(mse, x, self.gmr_weight, stabilize=self.stabilize)
+            penalty = gmr_penalty(mse, x, self.gmr_weight, stabilize=self.stabilize,
+                                  norm=self.norm)
             loss = mse + penalty
             report['penalty'] = penalty
         report['loss'] = loss

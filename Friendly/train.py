@@ -32,7 +32,7 @@ from Friendly.train_args import VALIDATION_SIZE, build_parser, check_args, setti
 from Friendly.train_extensions import RENORM_RULES, RENORM_STEPS, EARLY_STOP_KEYS  # noqa: F401
 from Friendly.train_extensions import BatchModeEvaluator, RenormSchedule  # noqa: F401
 from Friendly.train_extensions import ResumableEarlyStopping, make_early_stopping  # noqa: F401
-from lenses_common import safe_npz
+from lenses_common import distributed, safe_npz
 from lenses_common.device import device_from_args
 from lenses_common.runfolder import RunFolder, atomic_write_json, load_json
 from lenses_common.seeding import seed_everything
@@ -92,7 +92,8 @@ def main(argv=None):
     check_args(parser, args)
     settings = settings_from_args(args)
     scaffold = TrainingScaffold(parser, args.out, unit='epoch', final_model=FINAL_MODEL,
-                                compress=COMPRESS)
+                                compress=COMPRESS, dist=distributed.from_args(  # ChainerMN
+                                    args, parser, ('batchsize', 'eval_batchsize')))
     resume_path = scaffold.resolve_resume(args.resume)
     scaffold.check_identity(resume_path, settings, IDENTITY_KEYS, IDENTITY_DEFAULTS,
                             what='belongs to another network')
@@ -119,7 +120,8 @@ def main(argv=None):
 
     predictor = models.FC100(args.variant, pd_chunk_size=args.pd_chunk_size)
     model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
-                                      stabilize=args.stabilize)
+                                      stabilize=args.stabilize,  # ChainerMN: global GMR norm
+                                      norm=scaffold.dist.gradient_norm(models.STABLE_NORM_EPS))
     model.to_device(device)
     optimizer = setup_optimizer(make_optimizer(args.optimizer, settings['lr'], args.momentum),
                                 model, args.stabilize, scaffold=scaffold)
@@ -226,4 +228,4 @@ def load_run(run_dir, which='final', device=None):
 
 
 if __name__ == '__main__':
-    main()
+    distributed.guarded(main)  # ChainerMN: a rank failing alone aborts the job

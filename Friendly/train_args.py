@@ -9,6 +9,7 @@ import os
 from Friendly import models
 from Friendly.mnist import add_mnist_argument
 from Friendly.train_extensions import EARLY_STOP_KEYS, RENORM_RULES
+from lenses_common import distributed
 from lenses_common.device import add_device_argument
 from lenses_common.seeding import add_seed_argument
 from lenses_common import cli
@@ -134,6 +135,7 @@ def build_parser():
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
+    distributed.add_communicator_argument(parser)  # ChainerMN (issue 14)
     return parser
 
 

@@ -29,6 +29,16 @@ communicator slots in at one place:
 - file output: ``writer`` (False on every rank but 0). Every file and every line the scaffold
   writes (run folder, header, snapshots, log, plots, report, progress bar, model files) is behind
   ``self.writer``; a part's own files should test ``scaffold.writer`` too.
+
+``dist`` (a :class:`lenses_common.distributed.Distributed`, from ``distributed.from_args``) fills
+these seams; without one (or without ``--communicator``) every seam is the one-process behaviour.
+With K ranks: the optimizer averages the gradients over the ranks; each rank iterates over its
+1/K of each dataset with 1/K of each (global) batch size; the evaluator reports the mean over the
+ranks; the training observations are averaged after every update; ``writer`` is rank 0; the other
+ranks' Trainer writes into a temporary folder (``--resume``, the identity check and the ``--out``
+checks still read the real ``out``, so every rank meets the same checks; their error lines are
+printed by rank 0 alone); :meth:`TrainingScaffold.open` records ``communicator`` and
+``comm_size`` in ``settings.json``. A part's ``__main__`` runs ``distributed.guarded(main)``.
 """
 import functools
 import glob
@@ -45,7 +55,7 @@ from chainer import training
 from chainer.training import extensions
 from chainer.training import triggers
 
-from lenses_common import safe_npz
+from lenses_common import distributed, safe_npz
 from lenses_common.runfolder import OutError, RunFolder, check_out_dir, guard_run_folder
 from lenses_common.runfolder import load_json, out_error, save_npz
 
@@ -155,11 +165,12 @@ class TrainingScaffold:
     ('epoch' or 'iteration') names the snapshots (``snapshot_epoch_N`` or ``snapshot_iter_N``);
     ``final_model`` is the file :meth:`save_final` writes, whose presence marks a finished run;
     ``compress`` chooses zlib for snapshots and model files; ``writer`` is False on processes
-    that must write nothing (every rank but 0 of a data-parallel run).
+    that must write nothing (every rank but 0 of a data-parallel run); ``dist`` is the
+    :class:`lenses_common.distributed.Distributed` of a data-parallel run (None: one process).
     """
 
     def __init__(self, parser, out, unit='epoch', final_model='model.npz', compress=True,
-                 writer=True):
+                 writer=True, dist=None):
         if unit not in SNAPSHOT_PREFIX:
             raise ValueError('unit must be one of {}, got {!r}'.format(
                 tuple(SNAPSHOT_PREFIX), unit))
@@ -169,11 +180,21 @@ class TrainingScaffold:
         self.prefix = SNAPSHOT_PREFIX[unit]
         self.final_model = final_model
         self.compress = bool(compress)
-        self.writer = bool(writer)
+        self.dist = dist if dist is not None else distributed.Distributed()
+        self.writer = bool(writer) and self.dist.is_writer
         self.run_folder = None
         self.trainer = None
 
     # -- before training ------------------------------------------------------------------------
+
+    def error(self, message, usage=True):
+        """Exit with status 2: ``parser.error`` (or one line without the usage, ``usage=False``)
+        on the writer; the other ranks, which meet the same check, exit silently."""
+        if not self.writer:
+            self.parser.exit(2)
+        if usage:
+            self.parser.error(message)
+        out_error(self.parser, message)
 
     def file(self, *names):
         return os.path.join(self.out, *names)
@@ -189,10 +210,10 @@ class TrainingScaffold:
         if value == 'auto':
             path = self.latest_snapshot()
             if path is None and not missing_ok:
-                self.parser.error('--resume: no {}* in {}'.format(self.prefix, self.out))
+                self.error('--resume: no {}* in {}'.format(self.prefix, self.out))
             return path
         if not os.path.isfile(value):
-            self.parser.error('--resume {}: no such snapshot file'.format(value))
+            self.error('--resume {}: no such snapshot file'.format(value))
         return value
 
     def check_identity(self, resume, settings, keys, defaults=None,
@@ -211,13 +232,13 @@ class TrainingScaffold:
             try:
                 previous = load_json(path)
             except ValueError as e:
-                self.parser.error('--resume: {}'.format(e))
+                self.error('--resume: {}'.format(e))
             if not isinstance(previous, dict):
-                self.parser.error('--resume: {} is not the settings of a run'.format(path))
+                self.error('--resume: {} is not the settings of a run'.format(path))
             previous = identity(previous, keys, defaults)
             diff = [k for k in keys if previous[k] != wanted[k]]
             if diff:
-                self.parser.error('--resume {}: {} {} ({} differ: {})'.format(
+                self.error('--resume {}: {} {} ({} differ: {})'.format(
                     resume, path, what, ', '.join(diff),
                     ', '.join('{}={} there'.format(k, json.dumps(previous[k])) for k in diff)))
 
@@ -232,10 +253,12 @@ class TrainingScaffold:
                                     in_progress=(self.prefix + '*',),
                                     resume=resume is not None, force=force)
         except OutError as e:
-            out_error(self.parser, e)
+            self.error(str(e), usage=False)
 
     def open(self, settings, resume, argv, header):
-        """Write ``settings.json`` and ``command.txt`` and print ``header`` (one line)."""
+        """Write ``settings.json`` and ``command.txt`` and print ``header`` (one line); a
+        data-parallel run's ``settings`` get ``communicator`` and ``comm_size``."""
+        self.dist.record(settings)
         if self.writer:
             self.run_folder = RunFolder(self.out, settings, resume=resume is not None, argv=argv)
             print(header, flush=True)
@@ -244,18 +267,26 @@ class TrainingScaffold:
     # -- seams for data-parallel training (see the module docstring) -----------------------------
 
     def setup_optimizer(self, optimizer, model):
+        """``optimizer.setup(model)``; data-parallel: wrapped to average the gradients."""
         optimizer.setup(model)
-        return optimizer
+        return self.dist.optimizer(optimizer)
 
     def train_dataset(self, dataset):
-        return dataset
+        """This rank's part of ``dataset`` (all of it for one process)."""
+        return self.dist.shard(dataset)
 
     def eval_dataset(self, dataset):
-        return dataset
+        return self.dist.shard(dataset)
+
+    def local_batchsize(self, batchsize):
+        """This rank's share of a global batch size (``distributed.from_args`` checked it)."""
+        return self.dist.local(batchsize)
 
     def add_evaluator(self, iterator, target, device, trigger=(1, 'epoch'),
                       evaluator_class=extensions.Evaluator, name='validation', **kwargs):
-        evaluator = evaluator_class(iterator, target, device=device, **kwargs)
+        """An ``evaluator_class`` extension; data-parallel: the mean over the ranks."""
+        evaluator = self.dist.evaluator(evaluator_class(iterator, target, device=device,
+                                                        **kwargs))
         self.trainer.extend(evaluator, trigger=trigger, name=name)
         return evaluator
 
@@ -264,20 +295,24 @@ class TrainingScaffold:
     def train_iterator(self, dataset, batchsize, seed):
         """A repeating SerialIterator whose epochs are shuffled by (seed, epoch) only."""
         order = EpochSeededOrder(seed)
-        iterator = chainer.iterators.SerialIterator(self.train_dataset(dataset), batchsize,
+        iterator = chainer.iterators.SerialIterator(self.train_dataset(dataset),
+                                                    self.local_batchsize(batchsize),
                                                     order_sampler=order)
         order.iterator = iterator
         return iterator
 
     def eval_iterator(self, dataset, batchsize):
-        return chainer.iterators.SerialIterator(self.eval_dataset(dataset), batchsize,
+        return chainer.iterators.SerialIterator(self.eval_dataset(dataset),
+                                                self.local_batchsize(batchsize),
                                                 repeat=False, shuffle=False)
 
     def make_trainer(self, updater, stop_trigger, model):
-        """``training.Trainer`` writing into ``out``, with the :class:`NonFiniteCheck` of
-        ``model`` (the link the optimizer updates)."""
-        self.trainer = training.Trainer(updater, stop_trigger, out=self.out)
+        """``training.Trainer`` writing into ``out`` (another rank's: a temporary folder), with
+        the :class:`NonFiniteCheck` of ``model`` (the link the optimizer updates) and, in a
+        data-parallel run, the training observations averaged over the ranks before it."""
+        self.trainer = training.Trainer(updater, stop_trigger, out=self.dist.out(self.out))
         self.trainer.extend(NonFiniteCheck(model), name='nonfinite_check')
+        self.dist.extend(self.trainer)
         return self.trainer
 
     def add_reports(self, columns, plots=(), snapshot_interval=1, n_retains=1, progress=True,
@@ -317,7 +352,7 @@ class TrainingScaffold:
         try:
             safe_npz.load_npz(path, self.trainer, what='snapshot')
         except safe_npz.ModelFileError as e:
-            out_error(self.parser, '--resume: {}'.format(e))
+            self.error('--resume: {}'.format(e), usage=False)
 
     def last_log(self):
         """The newest entry of the epoch log, or None."""
