@@ -73,7 +73,7 @@ bench: $(STAMP)
 # Counting `convolutional` images/s and Friendly S iterations/s at K = 1 and K = 2 MPI processes,
 # one BLAS thread each -> $(OUT)/bench/mpi.md (needs mpiexec and mpi4py in $(VENV): make install-mpi).
 .PHONY: bench-mpi
-bench-mpi: $(STAMP)
+bench-mpi: install-mpi
 	$(PY) tools/bench_mpi.py --out $(OUT)/bench
 # --- end ChainerMN ------------------------------------------------------------------------------
 
