@@ -44,8 +44,8 @@ def train_folder(tmp_path_factory):
 
 def _in_memory_iterator(data, batchsize, seed):
     """The iterator Counting.train builds without --stream (TrainingScaffold.train_iterator)."""
-    return TrainingScaffold.train_iterator(types.SimpleNamespace(train_dataset=lambda d: d),
-                                           data, batchsize, seed)
+    one_process = types.SimpleNamespace(train_dataset=lambda d: d, local_batchsize=lambda b: b)
+    return TrainingScaffold.train_iterator(one_process, data, batchsize, seed)
 
 
 def test_examples_equal_the_in_memory_ones(source):
