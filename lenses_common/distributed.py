@@ -302,9 +302,7 @@ def from_args(args, parser, batch_options=('batchsize',)):
     if name is None:
         return Distributed()
     rank = _launcher_rank()
-    if importlib.util.find_spec('mpi4py') is None:
-        _fail(parser, '--communicator {}: mpi4py is not installed (make install-mpi)'.format(
-            name), rank)
+    # The checks that need no MPI come first, so that each reads the same with or without mpi4py.
     if not launched_by_mpi():
         _fail(parser, '--communicator {}: not started by an MPI launcher; run it as mpiexec -n K '
                       '{} ... (no {} variable is set)'.format(
@@ -312,6 +310,9 @@ def from_args(args, parser, batch_options=('batchsize',)):
               rank)
     if name in ('flat', 'pure_nccl'):
         _check_gpu_communicator(name, args, parser, rank)
+    if importlib.util.find_spec('mpi4py') is None:
+        _fail(parser, '--communicator {}: mpi4py is not installed (make install-mpi)'.format(
+            name), rank)
     try:
         from mpi4py import MPI
     except ImportError as e:

@@ -155,7 +155,8 @@ def test_communicator_outside_mpiexec_is_refused(tmp_path, capsys, monkeypatch):
 
 def test_communicator_without_mpi4py_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, 'mpi4py', None)   # find_spec then reports it missing
-    code, err = run_friendly(friendly_args(tmp_path, '--communicator', 'flat'), capsys)
+    monkeypatch.setenv('PMI_RANK', '0')                  # as if started by mpiexec
+    code, err = run_friendly(friendly_args(tmp_path, '--communicator', 'naive'), capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert 'mpi4py is not installed' in err
 
