@@ -172,9 +172,10 @@ def add_input_arguments(parser):
 
 
 def select_images(args, parser):
-    """The image names to process, checked, and ``--out`` checked writable; errors go through
-    ``parser.error``."""
-    check_out_arg(parser, args.out)
+    """The image names to process, checked, and ``--out`` (where the command has one) checked
+    writable; errors go through ``parser.error``."""
+    if getattr(args, 'out', None) is not None:
+        check_out_arg(parser, args.out)
     folder = args.images
     if not os.path.isdir(folder):
         parser.error('--images {}: folder does not exist'.format(folder))

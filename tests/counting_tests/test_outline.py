@@ -1,3 +1,4 @@
+import json
 import numpy
 import pytest
 
@@ -46,3 +47,23 @@ def test_polygons_of():
     numpy.testing.assert_array_equal(outline.polygons_of(ann, '0000.png')[0], SQUARE)
     with pytest.raises(ValueError, match='0001.png'):
         outline.polygons_of(ann, '0001.png')
+
+
+def test_cli_measures_a_run_without_an_out_option(tmp_path, capsys):
+    # Counting.outline has no --out; it used to crash on the image selection shared with
+    # Counting.saliency, which checks --out.
+    from tests.counting_tests.test_saliency import make_images, make_run
+    from Counting import saliency
+    model = make_run(str(tmp_path / 'run'))
+    annotations = make_images(str(tmp_path / 'images'), count=2)
+    report = tmp_path / 'outline.json'
+    assert outline.main(['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'),
+                         '--limit', '1', '--device', '@numpy', '--json', str(report)]) == 0
+    assert '0000.png: outline/interior' in capsys.readouterr().out
+    with open(report) as f:
+        got = json.load(f)
+    assert list(got['images']) == ['0000.png']
+    x = saliency.load_image(str(tmp_path / 'images' / '0000.png'))
+    want = outline.outline_measure(saliency.saliency_map(model, x),
+                                   outline.polygons_of(annotations, '0000.png'))
+    assert got['images']['0000.png']['outline'] == pytest.approx(want['outline'])
