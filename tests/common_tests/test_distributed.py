@@ -333,7 +333,7 @@ def test_the_scaffold_seams_use_the_distributed(tmp_path, capsys):
     optimizer = scaffold.setup_optimizer(chainer.optimizers.SGD(lr=0.01), model)
     train_iter = scaffold.train_iterator(data, 4, seed=0)
     assert train_iter.batch_size == 2 and len(train_iter.dataset) == 6
-    assert min(float(x) for x, _ in train_iter.dataset) == 6.0
+    assert min(float(x[0]) for x, _ in train_iter.dataset) == 6.0
     eval_iter = scaffold.eval_iterator(data, 6)
     assert eval_iter.batch_size == 3 and len(eval_iter.dataset) == 6
     trainer = scaffold.make_trainer(training.updaters.StandardUpdater(train_iter, optimizer),
