@@ -32,7 +32,22 @@ class DatasetError(ValueError):
     """A Counting dataset folder that cannot be used; the message names the file."""
 
 
-class ShapesDataset(chainer.dataset.DatasetMixin):
+class CountsMixin(object):
+    """What both kinds of Counting dataset derive from their ``counts`` and ``types``."""
+
+    @property
+    def mean_counts(self):
+        """float32 (n_types,) mean count per type: the predict-the-training-mean baseline."""
+        if len(self.counts) == 0:
+            return numpy.zeros(len(self.types), dtype=numpy.float32)
+        return self.counts.mean(axis=0).astype(numpy.float32)
+
+    def count_of(self, i):
+        """``{type: count}`` of example ``i`` as integers."""
+        return {t: int(c) for t, c in zip(self.types, self.counts[i])}
+
+
+class ShapesDataset(CountsMixin, chainer.dataset.DatasetMixin):
     """Images kept in memory as uint8 (N, 3, H, W) and their counts.
 
     Attributes:
@@ -65,17 +80,6 @@ class ShapesDataset(chainer.dataset.DatasetMixin):
 
     def get_example(self, i):
         return self.images[i].astype(numpy.float32), self.counts[i].copy()
-
-    @property
-    def mean_counts(self):
-        """float32 (n_types,) mean count per type: the predict-the-training-mean baseline."""
-        if len(self.counts) == 0:
-            return numpy.zeros(len(self.types), dtype=numpy.float32)
-        return self.counts.mean(axis=0).astype(numpy.float32)
-
-    def count_of(self, i):
-        """``{type: count}`` of example ``i`` as integers."""
-        return {t: int(c) for t, c in zip(self.types, self.counts[i])}
 
 
 def _read_truths(folder):

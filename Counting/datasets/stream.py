@@ -25,11 +25,11 @@ from PIL import Image
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Counting.datasets.loader import TRUTHS, DatasetError, _decode, index_folder
+from Counting.datasets.loader import TRUTHS, CountsMixin, DatasetError, _decode, index_folder
 from lenses_common.training import EpochSeededOrder
 
 
-class StreamingShapesDataset(chainer.dataset.DatasetMixin):
+class StreamingShapesDataset(CountsMixin, chainer.dataset.DatasetMixin):
     """File names and counts; the images are read from disk by :meth:`get_example`.
 
     Attributes as :class:`~Counting.datasets.loader.ShapesDataset` (``paths``: the PNG files),
@@ -63,17 +63,6 @@ class StreamingShapesDataset(chainer.dataset.DatasetMixin):
             raise DatasetError('{}: image is {}x{}, expected {}x{}'.format(
                 path, pixels.shape[1], pixels.shape[0], width, height))
         return pixels.transpose(2, 0, 1).astype(numpy.float32), self.counts[i].copy()
-
-    @property
-    def mean_counts(self):
-        """float32 (n_types,) mean count per type: the predict-the-training-mean baseline."""
-        if len(self.counts) == 0:
-            return numpy.zeros(len(self.types), dtype=numpy.float32)
-        return self.counts.mean(axis=0).astype(numpy.float32)
-
-    def count_of(self, i):
-        """``{type: count}`` of example ``i`` as integers."""
-        return {t: int(c) for t, c in zip(self.types, self.counts[i])}
 
 
 def _header_problem(path, size):
