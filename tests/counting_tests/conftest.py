@@ -3,6 +3,7 @@ test by the ``helpers`` fixture: a tiny smooth network, its image, the thesis's 
 out, and a trained-looking run folder."""
 import json
 import os
+import shutil
 import sys
 
 import numpy
@@ -15,7 +16,29 @@ import chainer.functions as F
 import chainer.links as L
 
 from Counting import detection
+from Counting.datasets.generator import generate_dataset
 from Counting.functions import stable_softplus
+
+
+#: Image size of the small generated dataset of the dataset tests.
+SMALL_DATASET_SIZE = (64, 48)
+
+
+@pytest.fixture(scope='module')
+def source(tmp_path_factory):
+    """A generated dataset of 7 images of 64 x 48 (a module may override it)."""
+    folder = str(tmp_path_factory.mktemp('data'))
+    generate_dataset(folder, 7, image_size=SMALL_DATASET_SIZE, shape_limit=5, scale=(5, 10),
+                     seed=1, workers=1, progress=False)
+    return folder
+
+
+@pytest.fixture
+def copy(source, tmp_path):
+    """A private copy of ``source`` that a test may damage."""
+    folder = str(tmp_path / 'copy')
+    shutil.copytree(source, folder)
+    return folder
 
 
 @pytest.fixture

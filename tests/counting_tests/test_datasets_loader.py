@@ -1,7 +1,6 @@
 """Tests of the dataset loader (Counting.datasets.loader)."""
 import json
 import os
-import shutil
 
 import numpy
 import pytest
@@ -14,21 +13,6 @@ from Counting.datasets.generator import generate_dataset
 
 
 SIZE = (64, 48)
-
-
-@pytest.fixture(scope='module')
-def source(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp('data'))
-    generate_dataset(folder, 7, image_size=SIZE, shape_limit=5, scale=(5, 10), seed=1,
-                     workers=1, progress=False)
-    return folder
-
-
-@pytest.fixture
-def copy(source, tmp_path):
-    folder = str(tmp_path / 'copy')
-    shutil.copytree(source, folder)
-    return folder
 
 
 def _truths(folder):

@@ -26,13 +26,6 @@ def source(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def copy(source, tmp_path):
-    folder = str(tmp_path / 'copy')
-    shutil.copytree(source, folder)
-    return folder
-
-
 @pytest.fixture(scope='module')
 def train_folder(tmp_path_factory):
     """12 images of 100 x 100, large enough for the convolutional network."""

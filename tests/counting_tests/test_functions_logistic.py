@@ -13,15 +13,6 @@ _backends = testing.inject_backend_tests(
     [{}, {'use_cuda': True}])
 
 
-def _np_softplus(x, beta):
-    # Independent reference in float64 through logaddexp: log(exp(0) + exp(bx)) / b.
-    return numpy.logaddexp(0, beta * x.astype(numpy.float64)) / beta
-
-
-def _np_logistic(x, beta):
-    return 0.5 * (1 + numpy.tanh(0.5 * beta * x.astype(numpy.float64)))
-
-
 @testing.parameterize(*testing.product({
     'dtype': [numpy.float32, numpy.float64],
     'beta': [1.0, 3.0],

@@ -18,10 +18,6 @@ def _np_softplus(x, beta):
     return numpy.logaddexp(0, beta * x.astype(numpy.float64)) / beta
 
 
-def _np_logistic(x, beta):
-    return 0.5 * (1 + numpy.tanh(0.5 * beta * x.astype(numpy.float64)))
-
-
 @testing.parameterize(*testing.product({
     'shape': [(3, 4), ()],
     'dtype': [numpy.float32, numpy.float64],
