@@ -35,6 +35,19 @@ class DatasetError(ValueError):
 class CountsMixin(object):
     """What both kinds of Counting dataset derive from their ``counts`` and ``types``."""
 
+    def _set_counts(self, n, counts, names, types):
+        """Check and keep the counts (float32 ``(n, n_types)``), names and types of ``n``
+        images."""
+        counts = numpy.asarray(counts, dtype=numpy.float32)
+        if counts.shape != (n, len(types)):
+            raise ValueError('counts must have shape {}, got {}'.format(
+                (n, len(types)), counts.shape))
+        if len(names) != n:
+            raise ValueError('{} names for {} images'.format(len(names), n))
+        self.counts = counts
+        self.names = list(names)
+        self.types = list(types)
+
     @property
     def mean_counts(self):
         """float32 (n_types,) mean count per type: the predict-the-training-mean baseline."""
@@ -63,16 +76,8 @@ class ShapesDataset(CountsMixin, chainer.dataset.DatasetMixin):
         if images.dtype != numpy.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError('images must be uint8 (N, 3, H, W), got {} {}'.format(
                 images.dtype, images.shape))
-        counts = numpy.asarray(counts, dtype=numpy.float32)
-        if counts.shape != (len(images), len(types)):
-            raise ValueError('counts must have shape {}, got {}'.format(
-                (len(images), len(types)), counts.shape))
-        if len(names) != len(images):
-            raise ValueError('{} names for {} images'.format(len(names), len(images)))
+        self._set_counts(len(images), counts, names, types)
         self.images = images
-        self.counts = counts
-        self.names = list(names)
-        self.types = list(types)
         self.image_size = (int(images.shape[3]), int(images.shape[2]))
 
     def __len__(self):

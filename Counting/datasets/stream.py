@@ -37,16 +37,8 @@ class StreamingShapesDataset(CountsMixin, chainer.dataset.DatasetMixin):
     """
 
     def __init__(self, paths, counts, names, types, image_size):
-        counts = numpy.asarray(counts, dtype=numpy.float32)
-        if counts.shape != (len(paths), len(types)):
-            raise ValueError('counts must have shape {}, got {}'.format(
-                (len(paths), len(types)), counts.shape))
-        if len(names) != len(paths):
-            raise ValueError('{} names for {} images'.format(len(names), len(paths)))
+        self._set_counts(len(paths), counts, names, types)
         self.paths = list(paths)
-        self.counts = counts
-        self.names = list(names)
-        self.types = list(types)
         self.image_size = (int(image_size[0]), int(image_size[1]))
 
     def __len__(self):
