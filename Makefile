@@ -10,7 +10,7 @@ PRESET ?= quick
 SEED   ?= 0
 OUT    ?= results
 DATA   ?= data
-JOBS   ?= 1
+JOBS   ?= 2
 # A seed sweep, e.g. SEEDS=0,1,2 (replaces SEED; make friendly and make counting).
 SEEDS  ?=
 # The genuine MNIST files beside the checkout, when they are there; else Chainer downloads MNIST.
@@ -39,7 +39,7 @@ help:
 	@echo "make install-offline PYTHON=...  install from $(WHEELHOUSE)/ into a Python that has NumPy and CuPy"
 	@echo "make gpu-check PYTHON=...        install offline, then versions, GPU tests, short benchmark"
 	@echo "variables: PRESET=smoke|quick|thesis (default quick) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
-	@echo "           JOBS=N (make friendly/counting: trainings at a time, each one BLAS thread; default 1)"
+	@echo "           JOBS=N (make friendly/counting: trainings at a time, each one BLAS thread; default 2)"
 	@echo "           SEEDS=0,1,2 (make friendly/counting: a seed sweep, mean +- std; replaces SEED)"
 	@echo "make install-mpi  mpich and mpi4py into $(VENV) (the mpi extra): mpiexec, --executor mpi"
 	@echo "make test-mpi     the mpi-marked tests (each launches mpiexec with a timeout)"

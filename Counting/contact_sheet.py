@@ -103,7 +103,7 @@ def main(argv=None):
                            count=args.count, seed_upper=args.seed_upper, upper=args.upper,
                            lower=args.lower, kmeans_space=args.kmeans_space, seed=args.seed,
                            min_size=args.min_size, auto_rule=args.auto_rule,
-                           auto_level=args.auto_level)
+                           auto_level=args.auto_level, connected=args.connected)
             truth = (detect_lib._truth_boxes(annotations, name, args.images)
                      if annotations is not None else [])
             entries.append(sheet_entry(name, image, found, truth))

@@ -78,6 +78,10 @@ def build_parser():
     parser.add_argument('--auto-level', type=_non_negative_float, default=None,
                         help='level of --auto-rule in [0, 1] (default: {})'.format(
                             ', '.join('{} for {}'.format(v, k) for k, v in AUTO_LEVELS.items())))
+    parser.add_argument('--connected', action='store_true',
+                        help='second, beyond the thesis: keep only the part of each group that '
+                             'touches its seed pixel (8-connected), so that pixels of other shapes '
+                             'that pass the threshold stay free for their own groups')
     parser.add_argument('--pictures', type=int, default=None, metavar='N',
                         help='write the pictures of the first N images only (default: all); '
                              'every image is scored')
@@ -184,7 +188,8 @@ def run_detection(args, model, settings, names, annotations):
     annotations_path = args.annotations or os.path.join(args.images, 'annotations.json')
     options = {k: getattr(args, k) for k in (
         'run', 'images', 'method', 'threshold', 'batch', 'count', 'seed_upper', 'upper', 'lower',
-        'kmeans_space', 'min_size', 'iou', 'seed', 'plain', 'auto_rule', 'auto_level')}
+        'kmeans_space', 'min_size', 'iou', 'seed', 'plain', 'auto_rule', 'auto_level',
+        'connected')}
     if args.threshold == 'auto' and options['auto_level'] is None:
         options['auto_level'] = AUTO_LEVELS[args.auto_rule]
     options['annotations'] = annotations_path if annotations is not None else None
@@ -201,7 +206,8 @@ def run_detection(args, model, settings, names, annotations):
                            upper=args.upper, lower=args.lower, kmeans_space=args.kmeans_space,
                            seed=args.seed, min_size=args.min_size,
                            support=None if args.plain else 'auto', sparse=not args.plain,
-                           auto_rule=args.auto_rule, auto_level=args.auto_level)
+                           auto_rule=args.auto_rule, auto_level=args.auto_level,
+                           connected=args.connected)
             seconds = time.perf_counter() - start
             if args.pictures is None or index < args.pictures:
                 write_pictures(args.out, name, image, found, truth)

@@ -18,7 +18,8 @@ from chainer import training
 from Counting import functions
 from Counting import links
 from Counting.architectures import ARCHITECTURES, EDGE_FIRST, NOBIAS_UNDER_RENORM  # noqa: F401
-from Counting.architectures import RENORM_DECAY, SUM_POOLED  # noqa: F401
+from Counting.architectures import EDGE_INIT_SCALE, EDGE_SHIFT, NO_RENORM_FIRST  # noqa: F401
+from Counting.architectures import POOL_AFTER, RENORM_DECAY, SUM_POOLED, geometry  # noqa: F401
 from lenses_common import safe_npz
 from lenses_common.runfolder import load_json
 
@@ -50,7 +51,7 @@ def get_activation(name, base=1.1, softplus='stable'):
 def output_size(arch, image_size):
     """Spatial size (h, w) of the last feature map for an (H, W) input, or raise ValueError."""
     h, w = image_size
-    for _, _, k, s, p in ARCHITECTURES[arch]:
+    for k, s, p in geometry(arch):
         h = (h + 2 * p - k) // s + 1
         w = (w + 2 * p - k) // s + 1
         if h < 1 or w < 1:
@@ -95,15 +96,23 @@ class Counter(chainer.Chain):
         decay = RENORM_DECAY[arch] if renorm_decay is None else renorm_decay
         specs = ARCHITECTURES[arch]
         self.n_conv = len(specs)
+        self.pool_after = POOL_AFTER.get(arch, ())
+        self.edge_shift = EDGE_SHIFT.get(arch, 0.0)
+        #: index of the first convolution followed by Batch Renormalization (when it is on)
+        self.renorm_from = 1 if arch in NO_RENORM_FIRST else 0
         with self.init_scope():
             for i, (c_in, c_out, k, s, p) in enumerate(specs):
+                renorm = self.batch_renorm and i >= self.renorm_from
                 if i == 0 and arch in EDGE_FIRST:
-                    conv = links.EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias,
-                                             initialW=chainer.initializers.LeCunNormal(0.1))
+                    conv = links.EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p,
+                                                   nobias=nobias and renorm,
+                                                   initialW=chainer.initializers.LeCunNormal(
+                                                       EDGE_INIT_SCALE[arch]))
                 else:
-                    conv = links.Convolution2D(c_in, c_out, k, stride=s, pad=p, nobias=nobias)
+                    conv = links.Convolution2D(c_in, c_out, k, stride=s, pad=p,
+                                               nobias=nobias and renorm)
                 setattr(self, 'conv{}'.format(i + 1), conv)
-                if self.batch_renorm:
+                if renorm:
                     setattr(self, 'brn{}'.format(i + 1), L.BatchRenormalization(
                         c_out, rmax=1.0, dmax=0.0, decay=decay))
             if self.sum_pooled:
@@ -116,7 +125,7 @@ class Counter(chainer.Chain):
 
     def renorm_layers(self):
         return [getattr(self, 'brn{}'.format(i + 1))
-                for i in range(self.n_conv)] if self.batch_renorm else []
+                for i in range(self.renorm_from, self.n_conv)] if self.batch_renorm else []
 
     def set_renorm_limits(self, rmax, dmax):
         """Set the Batch Renormalization clipping limits of every layer (no-op without BRN)."""
@@ -140,9 +149,13 @@ class Counter(chainer.Chain):
         h = x
         for i in range(self.n_conv):
             h = getattr(self, 'conv{}'.format(i + 1))(h)
-            if self.batch_renorm:
+            if self.batch_renorm and i >= self.renorm_from:
                 h = getattr(self, 'brn{}'.format(i + 1))(h)
+            if i == 0 and self.edge_shift:
+                h = h - self.edge_shift
             h = self.activation_fn(h)
+            if i in self.pool_after:
+                h = F.average_pooling_2d(h, 2, 2)
         return h
 
 

@@ -30,7 +30,8 @@ import chainer
 import numpy
 
 from Counting import saliency as saliency_lib
-from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, to_cpu
+from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, group_mask
+from Counting.detection.groups import to_cpu
 
 
 class Support:
@@ -52,7 +53,8 @@ class Support:
 
     @classmethod
     def from_convolutions(cls, specs, shape):
-        """From ``(in, out, ksize, stride, pad)`` per convolution and the image ``(H, W)``."""
+        """From ``(ksize, stride, pad)`` per layer (:func:`Counting.architectures.geometry`)
+        and the image ``(H, W)``."""
         return cls(*_axis_support(specs, shape[0]), *_axis_support(specs, shape[1]))
 
     @classmethod
@@ -61,7 +63,7 @@ class Support:
         from Counting import models
         if type(model) is not models.Counter or model.arch not in models.ARCHITECTURES:
             return None
-        return cls.from_convolutions(models.ARCHITECTURES[model.arch], shape)
+        return cls.from_convolutions(models.geometry(model.arch), shape)
 
     def box(self, y, x):
         """``(y0, y1, x0, x1)`` inclusive, or None when the row of ``(y, x)`` is zero."""
@@ -85,13 +87,13 @@ def _axis_support(specs, size):
     """Along one axis: for each pixel, the span of the receptive fields of the last
     convolution's units that contain it (lo > hi where none does)."""
     n = size
-    for _, _, k, s, p in specs:
+    for k, s, p in specs:
         n = (n + 2 * p - k) // s + 1
     lo = numpy.full(size, size, dtype=numpy.int64)
     hi = numpy.full(size, -1, dtype=numpy.int64)
     for unit in range(max(n, 0)):
         a = b = unit
-        for _, _, k, s, p in reversed(specs):
+        for k, s, p in reversed(specs):
             a, b = a * s - p, b * s - p + k - 1
         a, b = max(a, 0), min(b, size - 1)
         if a > b:
@@ -279,7 +281,7 @@ def _plan_pass(free, p, cached, copies, radius, support):
 
 
 def second_derivative_groups(engine, count, threshold, seed_upper, spread, callback,
-                              auto=('quantile', None)):
+                              auto=('quantile', None), connected=False):
     sal = engine.saliency
     height, width = sal.shape
     # -inf marks pixels that can no longer be seeds. argmax takes the first of equal values, so the
@@ -325,7 +327,7 @@ def second_derivative_groups(engine, count, threshold, seed_upper, spread, callb
             importance = numpy.zeros((height, width), dtype=numpy.float32)
         cut = (auto_threshold(importance, ~assigned, *auto) if threshold == 'auto'
                else threshold)
-        mask = (importance >= cut) & ~assigned
+        mask = group_mask(importance, cut, assigned, (py, px), connected)
         assigned |= mask
         assigned[py, px] = True
         free[mask] = -numpy.inf

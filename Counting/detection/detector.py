@@ -17,7 +17,7 @@ from Counting.detection.groups import to_cpu
 def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
            spread=None, reuse_graph=True, support='auto', sparse=True, callback=None,
-           auto_rule='quantile', auto_level=None):
+           auto_rule='quantile', auto_level=None, connected=False):
     """Detect shapes in one image from a counter's saliency.
 
     Args:
@@ -49,6 +49,8 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
             input is non-zero (:mod:`Counting.functions.sparse_tangent_convolution`; same values
             up to rounding; the project's counters only).
         callback: called with each :class:`Group` as it is found.
+        connected: ``second``, beyond the thesis: keep only the part of each group that touches
+            its seed pixel (:func:`Counting.detection.groups.group_mask`).
 
     Returns:
         :class:`Detections`, a list of :class:`Group` (masks are disjoint).
@@ -95,11 +97,13 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
     seed_upper = None if seed_upper is None else seed_upper * top
     if faithful:
         groups = second.second_derivative_groups(engine, count, threshold, seed_upper, callback,
-                                                 auto=(auto_rule, auto_level))
+                                                 auto=(auto_rule, auto_level),
+                                                 connected=connected)
         return Detections(groups, rows=engine.passes, passes=engine.passes, **info)
     if method == 'second':
         groups, rows = accelerator.second_derivative_groups(
-            engine, count, threshold, seed_upper, spread, callback, auto=(auto_rule, auto_level))
+            engine, count, threshold, seed_upper, spread, callback, auto=(auto_rule, auto_level),
+            connected=connected)
         return Detections(groups, rows=rows, passes=engine.passes, **info)
     if method == 'upper':
         if not 0 <= lower <= upper:

@@ -113,6 +113,23 @@ def auto_threshold(importance, free, rule='quantile', level=None):
     return float(numpy.quantile(values, level))
 
 
+def group_mask(importance, cut, assigned, p, connected=False):
+    """The thesis's group of seed ``p``: the unassigned pixels with ``importance >= cut``.
+
+    With ``connected`` (beyond the thesis) only the part of it that touches ``p`` is kept: the
+    8-connected component holding ``p`` (SciPy's ``ndimage.label``), ``p`` counted in; pixels of
+    other shapes that pass the cut, apart from ``p``'s by the background, are left free.
+    """
+    mask = (importance >= cut) & ~assigned
+    if not connected:
+        return mask
+    from scipy import ndimage
+    grown = mask.copy()
+    grown[p] = True
+    labels, _ = ndimage.label(grown, structure=numpy.ones((3, 3), dtype=bool))
+    return mask & (labels == labels[p])
+
+
 def to_cpu(a):
     """``a`` (NumPy or CuPy) as a NumPy array."""
     return numpy.asarray(chainer.backend.CpuDevice().send(a))

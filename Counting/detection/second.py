@@ -13,7 +13,8 @@ import chainer
 import numpy
 
 from Counting import saliency as saliency_lib
-from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, to_cpu
+from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, group_mask
+from Counting.detection.groups import to_cpu
 
 
 class FirstOrder:
@@ -44,11 +45,12 @@ class FirstOrder:
 
 
 def second_derivative_groups(first, count, threshold, seed_upper=None, callback=None,
-                             auto=('quantile', None)):
+                             auto=('quantile', None), connected=False):
     """The loop of thesis 2.2.2 on a :class:`FirstOrder`; returns the list of :class:`Group`.
 
     ``threshold``: a number or ``'auto'`` (:func:`auto_threshold` with ``auto``);
-    ``seed_upper``: seeds only where the saliency is at most this (thesis 2.2.3; None: no bound).
+    ``seed_upper``: seeds only where the saliency is at most this (thesis 2.2.3; None: no bound);
+    ``connected``: keep only the part of each group that touches its seed (:func:`group_mask`).
     """
     sal = first.saliency
     free = sal.astype(numpy.float32, copy=True)  # -inf: no longer a seed; argmax takes the first
@@ -66,7 +68,7 @@ def second_derivative_groups(first, count, threshold, seed_upper=None, callback=
                 raise SecondDerivativeError()
             importance = numpy.zeros(sal.shape, dtype=numpy.float32)
         cut = auto_threshold(importance, ~assigned, *auto) if threshold == 'auto' else threshold
-        mask = (importance >= cut) & ~assigned
+        mask = group_mask(importance, cut, assigned, p, connected)
         assigned |= mask
         assigned[p] = True
         free[assigned] = -numpy.inf

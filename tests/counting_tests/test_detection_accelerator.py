@@ -71,23 +71,23 @@ def test_rows_of_copies_are_each_their_own(helpers):
 
 
 def test_support_boxes_by_hand():
-    lo, hi = accelerator._axis_support([(1, 1, 3, 2, 0)], 7)  # units see 0..2, 2..4, 4..6
+    lo, hi = accelerator._axis_support([(3, 2, 0)], 7)  # units see 0..2, 2..4, 4..6
     numpy.testing.assert_array_equal(lo, [0, 0, 0, 2, 2, 4, 4])
     numpy.testing.assert_array_equal(hi, [2, 2, 4, 4, 6, 6, 6])
-    lo, hi = accelerator._axis_support([(1, 1, 3, 5, 0)], 12)  # units see 0..2 and 5..7 only
+    lo, hi = accelerator._axis_support([(3, 5, 0)], 12)  # units see 0..2 and 5..7 only
     assert list(lo <= hi) == [True] * 3 + [False] * 2 + [True] * 3 + [False] * 4
     numpy.testing.assert_array_equal(lo[5:8], 5)
     numpy.testing.assert_array_equal(hi[5:8], 7)
     # Padding: layer 2 units see layer-1 units 0..2 and 2..4, i.e. pixels -1..3 and 1..5.
-    lo, hi = accelerator._axis_support([(1, 1, 3, 1, 1), (1, 1, 3, 2, 0)], 6)
+    lo, hi = accelerator._axis_support([(3, 1, 1), (3, 2, 0)], 6)
     numpy.testing.assert_array_equal(lo, [0, 0, 0, 0, 1, 1])
     numpy.testing.assert_array_equal(hi, [3, 5, 5, 5, 5, 5])
-    support = detection.Support.from_convolutions([(1, 1, 3, 5, 0)], (12, 7))
+    support = detection.Support.from_convolutions([(3, 5, 0)], (12, 7))
     assert support.box(6, 1) == (5, 7, 0, 2) and support.box(3, 1) is None
     assert support.empty()[3].all() and not support.empty()[6, :3].any()
 
 
-TINY_SPECS = [(3, 4, 3, 1, 0), (4, 3, 3, 3, 0)]
+TINY_SPECS = [(3, 1, 0), (3, 3, 0)]  # (ksize, stride, pad) of helpers.Tiny's convolutions
 
 
 def test_packed_rows_are_the_rows_computed_alone(helpers):
@@ -138,7 +138,7 @@ def test_unseen_pixels_cost_no_pass(helpers):
 def test_packing_falls_back_when_the_boxes_are_wrong(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
-    wrong = detection.Support.from_convolutions([(3, 3, 1, 1, 0)], (12, 12))  # 1-pixel boxes
+    wrong = detection.Support.from_convolutions([(1, 1, 0)], (12, 12))  # 1-pixel boxes
     plain = detection.detect(model, x, threshold=threshold, count=6, support=None)
     with pytest.warns(UserWarning, match='leak'):
         packed = detection.detect(model, x, threshold=threshold, count=6, support=wrong)
