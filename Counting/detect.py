@@ -23,7 +23,8 @@ import numpy
 
 from Counting.datasets import limits
 from Counting import saliency as saliency_lib
-from Counting.detection import AUTO_LEVELS, AUTO_RULES, DEFAULT_THRESHOLD, KMEANS_SPACES, METHODS
+from Counting.detection import AUTO_LEVELS, AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_THRESHOLD
+from Counting.detection import KMEANS_SPACES, METHODS
 from Counting.detection import SecondDerivativeError, combine_scores, detect, score_boxes
 from Counting.detection import write_pictures
 from lenses_common.device import device_from_args, positive_int
@@ -71,10 +72,13 @@ def build_parser():
                              'pixel needs to join a group (default: %(default)s, the original\'s), '
                              'or "auto": a threshold per group from its own importance values '
                              '(--auto-rule)')
-    parser.add_argument('--auto-rule', choices=AUTO_RULES, default='quantile',
-                        help='second with --threshold auto: "fraction": --auto-level x the '
-                             'group\'s largest importance; "quantile": the --auto-level quantile '
-                             'of its non-zero importance values (default: %(default)s)')
+    parser.add_argument('--auto-rule', choices=AUTO_RULES, default=DEFAULT_AUTO_RULE,
+                        help='second with --threshold auto: "logsplit": split the logarithms of '
+                             'the group\'s non-zero importance values in two by K-means and cut '
+                             '--auto-level of the way from the low centre to the high one; '
+                             '"fraction": --auto-level x the group\'s largest importance; '
+                             '"quantile": the --auto-level quantile of its non-zero importance '
+                             'values (default: %(default)s)')
     parser.add_argument('--auto-level', type=_non_negative_float, default=None,
                         help='level of --auto-rule in [0, 1] (default: {})'.format(
                             ', '.join('{} for {}'.format(v, k) for k, v in AUTO_LEVELS.items())))

@@ -68,9 +68,11 @@ COUNTERS = (
 #: plain SGD's steps are as large as the gradients, which start in the thousands.
 TRAINING = {
     'smoke': {'*': dict(arch='edgepool', epoch=2, batchsize=20, optimizer='rmsprop',
-                        lr=3e-4, snapshot_interval=1)},
+                        lr=3e-4, snapshot_interval=1),
+              'sigmoid_brn': dict(lr=1e-3)},
     'quick': {'*': dict(arch='edgepool', epoch=6, batchsize=20, optimizer='rmsprop',
-                        lr=3e-4, snapshot_interval=2)},
+                        lr=3e-4, snapshot_interval=2),
+              'sigmoid_brn': dict(lr=1e-3)},
     'thesis': {'*': dict(arch='convolutionallarge', epoch=100, batchsize=20, optimizer='sgd',
                          lr=0.07, snapshot_interval=10, stream=True),
                'sigmoid_brn': dict(optimizer='momentum')},
@@ -164,6 +166,7 @@ def run_state(run_dir, wanted):
 DETECTION_METHODS = (
     ('second', ['--method', 'second']),
     ('second_auto', ['--method', 'second', '--threshold', 'auto']),
+    ('second_auto_connected', ['--method', 'second', '--threshold', 'auto', '--connected']),
     ('upper', ['--method', 'upper']),
     ('kmeans', ['--method', 'kmeans']),
 )
@@ -171,9 +174,15 @@ DETECTION_METHODS = (
 N_SCORED = {'smoke': 10, 'quick': 50, 'thesis': 50}
 
 
+#: The method of the contact sheets: the automatic second-derivative loop with connected groups,
+#: the best of the automatic methods (Counting/README.md, "Automatic thresholds"); for ReLU, whose
+#: second derivative is zero, the first-derivative variant.
+SHEET_METHOD = {'smooth': 'second_auto_connected', 'relu': 'upper'}
+
+
 def _methods_for(activation):
-    return [m for m in DETECTION_METHODS if activation != 'relu' or m[0] not in (
-        'second', 'second_auto')]
+    return [m for m in DETECTION_METHODS
+            if activation != 'relu' or not m[0].startswith('second')]
 
 
 def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pictures, dev,
@@ -219,8 +228,8 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
         log('counter {} detection {}: precision {}, recall {}, mean IoU {} ({} images)'.format(
             info['name'], tag, fmt_opt(s['precision']), fmt_opt(s['recall']),
             fmt_opt(s['mean_iou']), s['images']))
-    # The contact sheet shows the automatic second-derivative method (upper for ReLU).
-    tag, options = _methods_for(info['activation'])[1 if info['activation'] != 'relu' else 0]
+    wanted = SHEET_METHOD['relu' if info['activation'] == 'relu' else 'smooth']
+    tag, options = [m for m in DETECTION_METHODS if m[0] == wanted][0]
     sheet = os.path.join(counter_out, 'contact_sheet.png')
     try:
         code = contact_sheet.main(['--run', run_dir, '--images', test_dir, '--limit',

@@ -128,15 +128,21 @@ def detection_markdown(counters):
     rows = [c for c in counters if c.get('detection_methods')]
     if not rows:
         return []
-    from Counting.detection import AUTO_LEVELS, DEFAULT_THRESHOLD
+    from Counting.detection import AUTO_LEVELS, DEFAULT_AUTO_RULE, DEFAULT_THRESHOLD
+    rule = {'logsplit': 'the cut between the two K-means clusters of the logarithms of the '
+                        'group\'s own importance values',
+            'fraction': '{:g} x the group\'s own largest importance'.format(
+                AUTO_LEVELS['fraction']),
+            'quantile': 'the {:g} quantile of the group\'s own non-zero importance '
+                        'values'.format(AUTO_LEVELS['quantile'])}[DEFAULT_AUTO_RULE]
     lines = ['## Detection scores', '',
              'Boxes against the annotated ones, greedy one-to-one matching at IoU >= 0.5, pooled '
              'over the test images. Methods: `second` the thesis\'s loop with its absolute '
-             'threshold {:g}; `second_auto` the same loop with `--threshold auto` (the {} '
-             'quantile of the group\'s own non-zero importance values); `upper` saliency between '
-             '0.05 and 0.5 of its largest value; `kmeans` the middle of 3 K-means clusters of '
-             'the saliency.'.format(
-                 DEFAULT_THRESHOLD, AUTO_LEVELS['quantile']), '',
+             'threshold {:g}; `second_auto` the same loop with `--threshold auto` ({}); '
+             '`second_auto_connected` that, keeping of each group only the part that touches its '
+             'seed (`--connected`, beyond the thesis); `upper` saliency between 0.05 and 0.5 of '
+             'its largest value; `kmeans` the middle of 3 K-means clusters of the '
+             'saliency.'.format(DEFAULT_THRESHOLD, rule), '',
              '| counter | method | images | predicted | annotated | matched | precision | recall | '
              'mean IoU | detections.json |',
              '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']

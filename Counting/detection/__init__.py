@@ -21,6 +21,7 @@ from Counting.detection.first_derivative import kmeans  # NOQA
 from Counting.detection.first_derivative import kmeans_middle  # NOQA
 from Counting.detection.groups import AUTO_LEVELS  # NOQA
 from Counting.detection.groups import AUTO_RULES  # NOQA
+from Counting.detection.groups import DEFAULT_AUTO_RULE  # NOQA
 from Counting.detection.groups import auto_threshold  # NOQA
 from Counting.detection.groups import DEFAULT_THRESHOLD  # NOQA
 from Counting.detection.groups import Detections  # NOQA

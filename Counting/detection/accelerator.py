@@ -31,7 +31,7 @@ import numpy
 
 from Counting import saliency as saliency_lib
 from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, group_mask
-from Counting.detection.groups import to_cpu
+from Counting.detection.groups import DEFAULT_AUTO_RULE, to_cpu
 
 
 class Support:
@@ -281,7 +281,7 @@ def _plan_pass(free, p, cached, copies, radius, support):
 
 
 def second_derivative_groups(engine, count, threshold, seed_upper, spread, callback,
-                              auto=('quantile', None), connected=False):
+                              auto=(DEFAULT_AUTO_RULE, None), connected=False):
     sal = engine.saliency
     height, width = sal.shape
     # -inf marks pixels that can no longer be seeds. argmax takes the first of equal values, so the

@@ -10,14 +10,15 @@ import numpy
 
 from Counting import saliency as saliency_lib
 from Counting.detection import accelerator, first_derivative, second
-from Counting.detection.groups import DEFAULT_THRESHOLD, METHODS, Detections, auto_threshold
+from Counting.detection.groups import DEFAULT_AUTO_RULE, DEFAULT_THRESHOLD, METHODS, Detections
+from Counting.detection.groups import auto_threshold
 from Counting.detection.groups import to_cpu
 
 
 def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
            spread=None, reuse_graph=True, support='auto', sparse=True, callback=None,
-           auto_rule='quantile', auto_level=None, connected=False):
+           auto_rule=DEFAULT_AUTO_RULE, auto_level=None, connected=False):
     """Detect shapes in one image from a counter's saliency.
 
     Args:

@@ -10,8 +10,9 @@ DEFAULT_THRESHOLD = 5e-10
 METHODS = ('second', 'upper', 'kmeans')
 #: Rules of ``threshold='auto'`` and their default levels (chosen by measurement, see
 #: Counting/README.md "Automatic thresholds").
-AUTO_RULES = ('fraction', 'quantile')
-AUTO_LEVELS = {'fraction': 0.1, 'quantile': 0.5}
+AUTO_RULES = ('logsplit', 'fraction', 'quantile')
+AUTO_LEVELS = {'logsplit': 0.5, 'fraction': 0.003, 'quantile': 0.5}
+DEFAULT_AUTO_RULE = 'logsplit'
 SMOOTH_ACTIVATIONS = tuple(name for name, a in functions.ACTIVATIONS.items() if a.smooth)
 
 
@@ -89,14 +90,18 @@ class Detections(list):
         return [g.box for g in self if g.box is not None]
 
 
-def auto_threshold(importance, free, rule='quantile', level=None):
+def auto_threshold(importance, free, rule=DEFAULT_AUTO_RULE, level=None):
     """The threshold of one group chosen from its own importance map (thesis 2.2.3 asks for
     automatic thresholds instead of the absolute 5e-10).
 
-    ``fraction``: ``level`` times the largest importance of the row (the group's own scale, so
-    the rule does not depend on the network's units); ``quantile``: the ``level`` quantile of the
-    non-zero importance values of the still unassigned pixels (``free``, bool). Returns inf when
-    the row is zero there (no group).
+    ``logsplit`` (default): the non-zero importance values of the still unassigned pixels
+    (``free``, bool) are split in two by K-means on their logarithms (SciPy's ``kmeans2``, k = 2,
+    started from the smallest and the largest); the cut lies ``level`` of the way from the low
+    centre to the high one (0.5: the 2-means boundary). Importance spans many decades (the pixels
+    of the seed's shape against the rest), which the logarithm makes two clusters. ``fraction``:
+    ``level`` times the largest importance of the row; ``quantile``: the ``level`` quantile of
+    the non-zero values of the unassigned pixels. Returns inf when the row is zero there (no
+    group).
     """
     if rule not in AUTO_RULES:
         raise ValueError('unknown automatic threshold rule {!r}; choose from {}'.format(
@@ -110,6 +115,15 @@ def auto_threshold(importance, free, rule='quantile', level=None):
     values = importance[free & (importance > 0)]
     if not values.size:
         return numpy.inf
+    if rule == 'logsplit':
+        from scipy.cluster import vq
+        logs = numpy.log10(values.astype(numpy.float64))
+        if numpy.ptp(logs) == 0:
+            return float(values[0])
+        centres, _ = vq.kmeans2(logs[:, None], numpy.array([[logs.min()], [logs.max()]]),
+                                iter=50, minit='matrix')
+        lo, hi = sorted(centres[:, 0])
+        return float(10 ** (lo + level * (hi - lo)))
     return float(numpy.quantile(values, level))
 
 

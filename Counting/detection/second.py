@@ -14,7 +14,7 @@ import numpy
 
 from Counting import saliency as saliency_lib
 from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, group_mask
-from Counting.detection.groups import to_cpu
+from Counting.detection.groups import DEFAULT_AUTO_RULE, to_cpu
 
 
 class FirstOrder:
@@ -45,7 +45,7 @@ class FirstOrder:
 
 
 def second_derivative_groups(first, count, threshold, seed_upper=None, callback=None,
-                             auto=('quantile', None), connected=False):
+                             auto=(DEFAULT_AUTO_RULE, None), connected=False):
     """The loop of thesis 2.2.2 on a :class:`FirstOrder`; returns the list of :class:`Group`.
 
     ``threshold``: a number or ``'auto'`` (:func:`auto_threshold` with ``auto``);
