@@ -9,7 +9,9 @@ outside every shape). Distances are Euclidean, from SciPy's distance transform o
 
     python -m Counting.outline --run RUN --images FOLDER [--limit 8]
 
-prints the per-image figures and their means and medians (``--json PATH`` writes them).
+prints the per-image figures and their means and medians (``--json PATH`` writes them), for the
+raw saliency and, as a second figure, for its picture: the values of the tenth-root grayscale PNG
+that ``Counting.saliency`` writes (the thesis's pictures), which is what a reader of the PNGs sees.
 """
 import sys
 
@@ -80,14 +82,23 @@ def polygons_of(annotations, name):
 
 
 def measure_run(model, settings, folder, names, annotations, width=2):
-    """Per-image outline measures of a counter on the images ``names`` of ``folder``."""
+    """Per-image outline measures of a counter on the images ``names`` of ``folder``: those of
+    the raw saliency, with those of its picture (the PNG's 0..255 values) under ``picture``."""
     from Counting import saliency as saliency_lib
     out = {}
     for name in names:
         image = saliency_lib.read_checked_image(folder, name, settings)
         sal = saliency_lib.saliency_map(model, image)
-        out[name] = outline_measure(sal, polygons_of(annotations, name), width)
+        polygons = polygons_of(annotations, name)
+        out[name] = outline_measure(sal, polygons, width)
+        out[name]['picture'] = outline_measure(saliency_lib.saliency_picture(sal), polygons,
+                                               width)
     return out
+
+
+def summarize_pictures(measures):
+    """:func:`summarize` of the picture measures of :func:`measure_run`."""
+    return summarize([m['picture'] for m in measures])
 
 
 def _fmt(v):
@@ -127,14 +138,18 @@ def main(argv=None):
     except ValueError as e:
         parser.exit(2, 'error: {}\n'.format(e))
     for name, m in per_image.items():
-        print('{}: outline/interior {} outline/background {}'.format(
-            name, _fmt(m['outline_interior']), _fmt(m['outline_background'])))
+        print('{}: outline/interior {} outline/background {} (picture: {} {})'.format(
+            name, _fmt(m['outline_interior']), _fmt(m['outline_background']),
+            _fmt(m['picture']['outline_interior']), _fmt(m['picture']['outline_background'])))
     total = summarize(list(per_image.values()))
-    print('mean: outline/interior {} outline/background {}; median {} {}'.format(
-        _fmt(total['outline_interior_mean']), _fmt(total['outline_background_mean']),
-        _fmt(total['outline_interior_median']), _fmt(total['outline_background_median'])))
+    pictures = summarize_pictures(list(per_image.values()))
+    for what, t in (('raw', total), ('picture', pictures)):
+        print('{}: mean outline/interior {} outline/background {}; median {} {}'.format(
+            what, _fmt(t['outline_interior_mean']), _fmt(t['outline_background_mean']),
+            _fmt(t['outline_interior_median']), _fmt(t['outline_background_median'])))
     if args.json:
-        atomic_write_json(args.json, {'images': per_image, 'summary': total})
+        atomic_write_json(args.json, {'images': per_image, 'summary': total,
+                                      'picture_summary': pictures})
     return 0
 
 

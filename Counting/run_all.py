@@ -201,9 +201,12 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
     model, settings = load_counter(run_dir)
     try:
         per_image = outline.measure_run(model, settings, test_dir, names[:n_scored], annotations)
-        info['outline'] = outline.summarize(list(per_image.values()))
-        info['outline_pictured'] = outline.summarize(
-            [per_image[n] for n in names[:n_pictures]])
+        scored = list(per_image.values())
+        pictured = [per_image[n] for n in names[:n_pictures]]
+        info['outline'] = outline.summarize(scored)
+        info['outline_pictured'] = outline.summarize(pictured)
+        info['outline_png'] = outline.summarize_pictures(scored)
+        info['outline_png_pictured'] = outline.summarize_pictures(pictured)
     except ValueError as e:
         info['outline_error'] = str(e)
     info['detection_methods'] = {}

@@ -106,20 +106,27 @@ def outline_markdown(counters):
     if not rows:
         return []
     lines = ['## Does the saliency outline the shapes?', '',
-             'Mean raw saliency on the shapes\' outlines (2 px each side of the boundary) against '
+             'Mean saliency on the shapes\' outlines (2 px each side of the boundary) against '
              'the mean inside the shapes (eroded by 2 px) and on the background (farther than '
-             '2 px), from the annotations (`Counting.outline`). Goals: outline/interior >= 3, '
-             'outline/background >= 1.5; the thesis\'s own figure measures about 6.6 and 1.9.',
-             '', '| counter | images | outline/interior median (mean) | outline/background median '
-             '(mean) | pictured images: outline/interior, outline/background medians |',
-             '| --- | ---: | ---: | ---: | ---: |']
+             '2 px), from the annotations (`Counting.outline`): of the raw saliency, and of its '
+             'picture (the 0..255 values of the tenth-root `saliency/*.png`). Goals: '
+             'outline/interior >= 3, outline/background >= 1.5; the thesis\'s own figure (a '
+             'tenth-root picture) measures about 6.6 and 1.9.', '',
+             '| counter | images | raw: outline/interior median (mean) | raw: outline/background '
+             'median (mean) | pictured images, raw: medians | picture: outline/interior, '
+             'outline/background medians | pictured images, picture: medians |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
     for c in rows:
         o, p = c['outline'], c.get('outline_pictured', {})
-        lines.append('| {} | {} | {} ({}) | {} ({}) | {}, {} |'.format(
+        g, q = c.get('outline_png', {}), c.get('outline_png_pictured', {})
+        lines.append('| {} | {} | {} ({}) | {} ({}) | {}, {} | {}, {} | {}, {} |'.format(
             c['name'], o['images'], fmt_opt(o['outline_interior_median']),
             fmt_opt(o['outline_interior_mean']), fmt_opt(o['outline_background_median']),
             fmt_opt(o['outline_background_mean']), fmt_opt(p.get('outline_interior_median')),
-            fmt_opt(p.get('outline_background_median'))))
+            fmt_opt(p.get('outline_background_median')),
+            fmt_opt(g.get('outline_interior_median')), fmt_opt(g.get('outline_background_median')),
+            fmt_opt(q.get('outline_interior_median')),
+            fmt_opt(q.get('outline_background_median'))))
     return lines + ['']
 
 
@@ -159,4 +166,6 @@ def detection_markdown(counters):
 
 
 def fmt_opt(v):
-    return '-' if v is None else '{:.2f}'.format(v)
+    if v is None:
+        return '-'
+    return '{:.2f}'.format(v) if abs(v) < 1e4 else '{:.2g}'.format(v)

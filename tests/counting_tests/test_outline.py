@@ -67,3 +67,9 @@ def test_cli_measures_a_run_without_an_out_option(tmp_path, capsys):
     want = outline.outline_measure(saliency.saliency_map(model, x),
                                    outline.polygons_of(annotations, '0000.png'))
     assert got['images']['0000.png']['outline'] == pytest.approx(want['outline'])
+    # The second figure is the same measure on the picture the PNG holds (tenth root, 0..255).
+    picture = saliency.saliency_picture(saliency.saliency_map(model, x))
+    want = outline.outline_measure(picture, outline.polygons_of(annotations, '0000.png'))
+    assert got['images']['0000.png']['picture'] == pytest.approx(want)
+    assert got['picture_summary']['outline_interior_median'] == pytest.approx(
+        want['outline_interior'])
