@@ -109,8 +109,16 @@ def main(argv=None):
             entries.append(sheet_entry(name, image, found, truth))
     except ValueError as e:
         parser.exit(2, 'error: {}\n'.format(e))
-    write_contact_sheet(args.out, entries, '{} ({} {}), method {}'.format(
-        args.run, settings.get('arch'), settings.get('activation'), args.method))
+    method = args.method
+    if args.method == 'second':
+        method += ', threshold {}{}'.format(
+            'auto ({})'.format(args.auto_rule) if args.threshold == 'auto' else args.threshold,
+            ', connected groups' if args.connected else '')
+    network = '{} {}{}{}'.format(
+        settings.get('arch'), settings.get('activation'),
+        ' (F.softplus)' if settings.get('softplus') == 'chainer' else '',
+        ' + BRN' if settings.get('batch_renorm') else '')
+    write_contact_sheet(args.out, entries, '{} ({}), method {}'.format(args.run, network, method))
     print('wrote {}'.format(args.out), file=sys.stderr)
     return 0
 
