@@ -92,7 +92,7 @@ def main(argv=None):
     if args.limit is None:
         args.limit = 4
     device = device_from_args(args, parser)
-    names = saliency_lib.select_images(args, parser)
+    names = saliency_lib.select_images(args, parser, out_is_file=True)
     annotations = detect_lib._load_annotations(args, parser)
     model, settings = saliency_lib.load_run(args, parser, device)
     entries = []

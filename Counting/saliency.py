@@ -171,11 +171,12 @@ def add_input_arguments(parser):
     return parser
 
 
-def select_images(args, parser):
+def select_images(args, parser, out_is_file=False):
     """The image names to process, checked, and ``--out`` (where the command has one) checked
-    writable; errors go through ``parser.error``."""
+    writable: a folder, or with ``out_is_file`` a file (which may exist: it is replaced);
+    errors go through ``parser.error``."""
     if getattr(args, 'out', None) is not None:
-        check_out_arg(parser, args.out)
+        check_out_arg(parser, args.out, is_file=out_is_file)
     folder = args.images
     if not os.path.isdir(folder):
         parser.error('--images {}: folder does not exist'.format(folder))

@@ -1,4 +1,5 @@
 import numpy
+import pytest
 from PIL import Image
 
 from Counting import contact_sheet
@@ -33,3 +34,22 @@ def test_contact_sheet_has_one_row_per_image(tmp_path):
     assert Image.open(one).size[0] == Image.open(four).size[0]
     assert h4 > 3 * h1 * 0.9
     assert sorted(p.name for p in tmp_path.iterdir()) == ['four.png', 'one.png']
+
+
+def test_cli_replaces_its_own_sheet(tmp_path, capsys):
+    # --out names a file: a second run replaces the sheet (run_all's reruns used to keep a stale
+    # one, refused as "exists and is not a folder"); a folder there is refused in one line.
+    from tests.counting_tests.test_saliency import make_images, make_run
+    make_run(str(tmp_path / 'run'))
+    make_images(str(tmp_path / 'images'), count=2)
+    sheet = tmp_path / 'sheet.png'
+    argv = ['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'), '--limit', '1',
+            '--method', 'upper', '--device', '@numpy', '--out', str(sheet)]
+    assert contact_sheet.main(argv) == 0
+    sheet.write_bytes(b'old')
+    assert contact_sheet.main(argv) == 0
+    assert sheet.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    (tmp_path / 'folder').mkdir()
+    with pytest.raises(SystemExit) as e:
+        contact_sheet.main(argv[:-1] + [str(tmp_path / 'folder')])
+    assert e.value.code == 2 and 'is a folder' in capsys.readouterr().err
