@@ -242,6 +242,9 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
     if not code:
         info['contact_sheet'] = os.path.relpath(sheet, results_dir)
         info['contact_sheet_method'] = tag
+    else:
+        log('counter {}: no contact sheet (Counting.contact_sheet exited with {})'.format(
+            info['name'], code))
     info['detection'] = _pictures(os.path.join(counter_out, 'detection', tag), results_dir,
                                   '_boxes.png')
     info['detection_note'] = 'method {}'.format(tag)
