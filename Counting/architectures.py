@@ -57,17 +57,18 @@ SUM_POOLED = ('local', 'edgepool')
 
 #: Architectures whose first convolution is edge-like: each kernel has zero sum over its window
 #: (per input channel), so it ignores uniform regions, inside a shape as on the background. Its
-#: initial weights are LeCun's divided by 10: LeCun's scale assumes inputs of unit size, and the
-#: pixels are raw 0..255, which would start every unit far out in its saturated range.
+#: initial weights are LeCun's times ``EDGE_INIT_SCALE[arch]``: ``local`` divides them by 10
+#: (LeCun's scale assumes inputs of unit size, and the raw 0..255 pixels would start its units far
+#: out in their saturated range); ``edgepool`` keeps them, its edges must clear ``EDGE_SHIFT``.
 EDGE_FIRST = ('local', 'edgepool')
 
 #: Architectures whose edge-like first layer is followed by a fixed shift of its pre-activations
 #: by ``-EDGE_SHIFT[arch]``. A uniform region (inside a shape or on the background) then sits far
 #: in the activation's flat tail: SoftPlus' slope at -24 is 4e-11 of its largest, the logistic's
-#: 2e-10, ReLU's exactly 0. So only pixels at an edge pass a gradient back to the image, and even
+#: 1.5e-10, ReLU's exactly 0. So only pixels at an edge pass a gradient back to the image, and even
 #: the thesis's tenth-root pictures (which lift 1e-10 to 0.1 of the largest value) show the
 #: uniform regions dark. The layer's initial weights are LeCun's (``EDGE_INIT_SCALE``): on raw
-#: 0..255 pixels an edge then gives pre-activations of about +-70, beyond the shift.
+#: 0..255 pixels an edge then gives pre-activations of tens, beyond the shift.
 EDGE_SHIFT = {'edgepool': 24.0}
 EDGE_INIT_SCALE = {'local': 0.1, 'edgepool': 1.0}
 
