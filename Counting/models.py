@@ -62,15 +62,19 @@ def output_size(arch, image_size):
 
 class Counter(chainer.Chain):
 
-    """Convolutions (each optionally followed by Batch Renormalization), then a linear layer.
+    """Convolutions (each optionally followed by Batch Renormalization, some by average pooling,
+    :data:`POOL_AFTER`), then a linear layer (on the map summed over space for
+    :data:`SUM_POOLED` architectures).
 
     Args:
-        arch (str): ``convolutional`` or ``convolutionallarge``.
+        arch (str): ``convolutional`` or ``convolutionallarge`` (the thesis's), ``local`` or
+            ``edgepool`` (beyond it; :mod:`Counting.architectures`).
         activation (str): hidden activation, one of :data:`ACTIVATIONS`.
         n_types (int): number of counts (shape types) to output.
         batch_renorm (bool): Batch Renormalization after every convolution, before the
-            activation; the convolutions of ``convolutional`` (and ``local``) then drop their
-            bias, those of ``convolutionallarge`` keep it, as in the author's code.
+            activation (``edgepool``: every convolution but its edge layer); the renormalized
+            convolutions of ``convolutional``, ``local`` and ``edgepool`` then drop their bias,
+            those of ``convolutionallarge`` keep it, as in the author's code.
         base (float): base of the ``modsoftplus`` activation.
         renorm_decay (float): decay of the running averages (default: 0.99 small, 0.95 large).
         softplus (str): ``stable`` or ``chainer`` (:data:`SOFTPLUS_IMPLEMENTATIONS`).
