@@ -20,10 +20,14 @@ reports, per network (one row, on the first ``images`` test images):
 * ``pgd_margin_float64``: the same with the gradients of the float64 copy (float32 PGD drives the
   sigmoid networks into saturation, where every gradient entry is exactly 0, and stops there);
 * ``blackbox``: FGSM examples of a separately trained S network (as :mod:`Friendly.evaluate`);
+* ``blackbox_float64``: FGSM examples of the same source network whose gradient comes from its
+  float64 copy (the float32 victim judges them), as ``fgsm_float64`` does for white-box;
 * ``worst_case``: an image counts only if it is classified correctly clean and under every attack
   above, so it is never above any of them;
 * ``zero_grad_fraction`` (and ``zero_grad_fraction_float64``): the share of images whose input
-  gradient of the thesis loss is exactly zero in every pixel, so FGSM leaves them unchanged.
+  gradient of the thesis loss is exactly zero in every pixel, so FGSM leaves them unchanged;
+* ``source_zero_grad_fraction`` (and ``_float64``): the same share for the black-box source
+  network, on the row's images: the images its black-box examples leave unchanged.
 
 All accuracies are in percent. Under the table, flags in the spirit of AutoAttack (Croce and Hein
 2020) and Carlini et al.'s checklist name what looks like gradient masking, and ``eps_curve.png``
@@ -37,14 +41,13 @@ import time
 import numpy
 
 from Friendly import attacks
-from Friendly import evaluate
 from Friendly import models
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from Friendly.evaluate import load_networks, ordered
 from Friendly.evaluate import network_name  # noqa: F401  (the row names, part of this API)
 # The attacks and the report, re-exported: part of this module's API.
 from Friendly.robustness_attacks import ATTACKS, attack_batch, evaluate_set  # noqa: F401
-from Friendly.robustness_attacks import float64_copy, has_batch_renorm  # noqa: F401
+from Friendly.robustness_attacks import float64_copy, has_batch_renorm, source_sets  # noqa: F401
 from Friendly.robustness_report import BN_GAP, COLUMNS, CURVE_EPS, UNBOUNDED_EPS  # noqa: F401
 from Friendly.robustness_report import UNBOUNDED_MAX, WORST_GAP, ZERO_GRAD_MAX  # noqa: F401
 from Friendly.robustness_report import MERGED_KEYS, SHARED_KEYS  # noqa: F401
@@ -53,6 +56,7 @@ from Friendly.robustness_report import format_markdown, plot_curve, write_output
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common import cli
+from lenses_common import provenance
 
 # Budgets per preset: '*' for every network, then per-network overrides (PD's Pairwise
 # Difference layer costs ~1,000 times S's per image on a CPU). ``curve_attacks`` are the attacks
@@ -140,6 +144,7 @@ def main(argv=None):
             report = combine(args.combine)
         except ValueError as e:
             parser.exit(2, 'error: --combine: {}\n'.format(e))
+        report['provenance'] = provenance.record('python -m Friendly.robustness', argv)
         return write_outputs(args.out, report)
     if not args.run or not args.source:
         parser.error('--run and --source are required (or --combine)')
@@ -171,15 +176,17 @@ def main(argv=None):
     n_curve = max(b['curve_subset'] for b in budgets.values())
     timings = {}
     start = time.time()
-    # Black-box examples from the source, made once (Friendly.evaluate's function) per eps.
+    # Black-box examples from the source, made once per eps: float32 (Friendly.evaluate's
+    # function, the thesis's) and with the gradient of the source's float64 copy.
     n_black = max(n_table, n_curve)
-    black = {eps: evaluate.black_box_set(source, x_test[:n_black], t_test[:n_black], eps,
-                                         args.batchsize, device)}
+    source64 = float64_copy(source)
+    black = {eps: source_sets(source, source64, x_test[:n_black], t_test[:n_black], eps,
+                              args.batchsize, device, progress=True)}
     curve_eps = [float(e) for e in CURVE_EPS] + [float(UNBOUNDED_EPS)]
     for e in curve_eps:
         if e not in black:
-            black[e] = evaluate.black_box_set(source, x_test[:n_curve], t_test[:n_curve], e,
-                                              args.batchsize, device)
+            black[e] = source_sets(source, source64, x_test[:n_curve], t_test[:n_curve], e,
+                                   args.batchsize, device)
     timings['source'] = time.time() - start
 
     rows, images, curve, flags = {}, {}, {}, []
@@ -190,11 +197,15 @@ def main(argv=None):
         model64 = float64_copy(model)
         n = min(b['test_subset'] or len(x_test), len(x_test))
         got = evaluate_set(model, model64, x_test[:n], t_test[:n], eps, args.batchsize,
-                           args.bn_eval, device, ATTACKS, black[eps][:n], b['pgd_steps'],
-                           b['pgd_restarts'], args.seed, zero_grad=True)
+                           args.bn_eval, device, ATTACKS, black[eps]['blackbox'][:n],
+                           b['pgd_steps'], b['pgd_restarts'], args.seed, zero_grad=True,
+                           black64=black[eps]['blackbox_float64'][:n])
         row = {k: 100.0 * float(got[k].mean()) for k in ('clean',) + ATTACKS + ('worst_case',)}
         row['zero_grad_fraction'] = 100.0 * float(got['zero_grad'].mean())
         row['zero_grad_fraction_float64'] = 100.0 * float(got['zero_grad_float64'].mean())
+        for key in ('zero_grad', 'zero_grad_float64'):
+            row['source_' + key.replace('grad', 'grad_fraction')] = 100.0 * float(
+                black[eps][key][:n].mean())
         rows[name], images[name] = row, n
         timings[name + '_table'] = time.time() - start
         print('{} ({} images): '.format(name, n) + ', '.join(
@@ -209,8 +220,10 @@ def main(argv=None):
         for e in curve_eps:
             # eps 0 leaves every image as it is: every attack's accuracy is the clean one.
             got = evaluate_set(model, model64, x_test[:m], t_test[:m], e, args.batchsize,
-                               args.bn_eval, device, [] if e == 0 else wanted, black[e][:m],
-                               b['curve_pgd_steps'], b['curve_pgd_restarts'], args.seed)
+                               args.bn_eval, device, [] if e == 0 else wanted,
+                               black[e]['blackbox'][:m], b['curve_pgd_steps'],
+                               b['curve_pgd_restarts'], args.seed,
+                               black64=black[e]['blackbox_float64'][:m])
             fgsm = got['clean'] if e == 0 else got['fgsm']
             accuracy['{:g}'.format(e)] = {
                 'white_box': 100.0 * float(fgsm.mean()),
@@ -231,8 +244,9 @@ def main(argv=None):
         'thresholds': {'worst_gap_points': WORST_GAP, 'zero_grad_pct': ZERO_GRAD_MAX,
                        'bn_gap_points': BN_GAP, 'unbounded_pct': UNBOUNDED_MAX},
         'runs': {n: networks[n][2] for n in networks}, 'source': args.source,
-        'source_seed': source_settings['seed'], 'seconds': timings,
-        'command': [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:])}
+        'source_seed': source_settings['seed'], 'seed': args.seed, 'seconds': timings,
+        'command': [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]),
+        'provenance': provenance.record('python -m Friendly.robustness', argv, device)}
     timings['total'] = sum(timings.values())
     return write_outputs(args.out, report)
 

@@ -3,7 +3,9 @@
 :func:`attack_batch` tells, per image of one batch, whether the victim still classifies it
 correctly under each attack of :data:`ATTACKS` (and whether its input gradient is exactly zero);
 :func:`evaluate_set` runs it over a whole set and adds the per-image worst case.
-:func:`float64_copy` gives the float64 copy whose gradients the ``*_float64`` attacks use.
+:func:`float64_copy` gives the float64 copy whose gradients the ``*_float64`` attacks use, and
+:func:`source_sets` the black-box examples of the source network, with float32 and float64
+gradients, and the source's own zero-gradient indicators.
 """
 import numpy
 
@@ -13,9 +15,10 @@ import chainer
 from Friendly import attacks
 from Friendly import evaluate
 from Friendly import models
+from lenses_common.progress import Progress
 
 ATTACKS = ('fgsm', 'fgsm_float64', 'fgsm_bn_running', 'pgd', 'pgd_margin', 'pgd_margin_float64',
-           'blackbox')
+           'blackbox', 'blackbox_float64')
 
 
 def float64_copy(model):
@@ -42,14 +45,48 @@ def _zero_rows(g):
     return (g.reshape(len(g), -1) == 0).all(axis=1) if g.size else xp.zeros(len(g), bool)
 
 
+def source_sets(source, source64, x_all, t_all, eps, batchsize, device, progress=False):
+    """The black-box examples of ``source`` on a whole set, and its zero-gradient indicators.
+
+    Returns CPU arrays {'blackbox': float32 FGSM examples (:func:`Friendly.evaluate.black_box_set`,
+    the thesis's), 'blackbox_float64': FGSM examples whose gradient comes from ``source64`` (the
+    float64 copy of ``source``, :func:`float64_copy`), 'zero_grad' and 'zero_grad_float64': per
+    image, whether the source's input gradient of the thesis loss is exactly zero in float32 and
+    in float64}. Both kinds of examples are float32 images in 0..255, taken with Batch
+    Renormalization in 'batch' mode as ``black_box_set`` takes them (the source is an S network,
+    which has none).
+    """
+    out = {'blackbox': evaluate.black_box_set(source, x_all, t_all, eps, batchsize, device,
+                                              progress=progress)}
+    eps = attacks.check_eps(eps)
+    cpu = chainer.backend.CpuDevice()
+    parts = {}
+    for start, stop in evaluate._batches(len(x_all), batchsize):
+        x = device.send(x_all[start:stop])
+        t = device.send(t_all[start:stop])
+        with models.evaluation_mode(source, 'batch'):
+            g32 = attacks.loss_gradient(source, x, t)
+        with models.evaluation_mode(source64, 'batch'):
+            g64 = attacks.loss_gradient(source64, x.astype(numpy.float64), t)
+        for key, value in (('blackbox_float64', attacks.fgsm_step(x, g64, eps)),
+                           ('zero_grad', _zero_rows(g32)), ('zero_grad_float64', _zero_rows(g64))):
+            parts.setdefault(key, []).append(numpy.asarray(cpu.send(value)))
+    for key, value in parts.items():
+        out[key] = numpy.concatenate(value) if value else (
+            numpy.empty_like(x_all) if key == 'blackbox_float64' else numpy.zeros(0, bool))
+    return out
+
+
 def attack_batch(model, model64, x, t, eps, bn_mode, wanted, black=None, pgd_options=None,
-                 zero_grad=False):
+                 zero_grad=False, black64=None):
     """Per-image correctness (bool arrays on ``x``'s device) of one batch under each attack.
 
     ``wanted``: the attack names to run (of :data:`ATTACKS`); ``black``: the black-box examples of
     this batch (needed for 'blackbox'); ``pgd_options``: keyword arguments of
     :func:`Friendly.attacks.pgd` (steps, restarts, step_size, rng). The victim is ``model`` in
-    ``bn_mode``; returns {'clean': ..., attack: ...} and, with ``zero_grad``, the all-zero
+    ``bn_mode``; ``black64``: the black-box examples made with the source's float64 gradient
+    (needed for 'blackbox_float64'); returns {'clean': ..., attack: ...} and, with ``zero_grad``,
+    the all-zero
     gradient indicators 'zero_grad' and 'zero_grad_float64'.
     """
     def correct(images):
@@ -92,25 +129,39 @@ def attack_batch(model, model64, x, t, eps, bn_mode, wanted, black=None, pgd_opt
         out['pgd_margin_float64'] = correct(x_adv.astype(x.dtype))
     if 'blackbox' in wanted:
         out['blackbox'] = correct(black)
+    if 'blackbox_float64' in wanted:
+        out['blackbox_float64'] = correct(black64)
     return out
 
 
 def evaluate_set(model, model64, x_all, t_all, eps, batchsize, bn_mode, device, wanted,
-                 black=None, pgd_steps=100, pgd_restarts=5, seed=0, zero_grad=False):
-    """Per-image correctness over a whole set as CPU bool arrays, plus 'worst_case'."""
+                 black=None, pgd_steps=100, pgd_restarts=5, seed=0, zero_grad=False,
+                 black64=None, progress=False, desc=''):
+    """Per-image correctness over a whole set as CPU bool arrays, plus 'worst_case'.
+
+    ``black`` and ``black64``: the whole set's black-box examples (float32 and float64 source
+    gradients, :func:`source_sets`), needed for 'blackbox' and 'blackbox_float64'.
+    """
+    for key, given in (('blackbox', black), ('blackbox_float64', black64)):
+        if key in wanted and given is None:
+            raise ValueError('attack {} needs its black-box examples'.format(key))
     pgd_options = {'steps': pgd_steps, 'restarts': pgd_restarts,
                    'step_size': attacks.pgd_step_size(eps, pgd_steps) if pgd_steps else 1,
                    'rng': numpy.random.RandomState(seed)}
     cpu = chainer.backend.CpuDevice()
     parts = {}
+    bar = Progress(len(x_all), desc=desc or 'attacks', unit='img', enabled=progress)
     for start, stop in evaluate._batches(len(x_all), batchsize):
         x = device.send(x_all[start:stop])
         t = device.send(t_all[start:stop])
         b = None if black is None else device.send(black[start:stop])
+        b64 = None if black64 is None else device.send(black64[start:stop])
         got = attack_batch(model, model64, x, t, eps, bn_mode, wanted, b, pgd_options,
-                           zero_grad)
+                           zero_grad, b64)
         for key, value in got.items():
             parts.setdefault(key, []).append(numpy.asarray(cpu.send(value), dtype=bool))
+        bar.update(stop - start)
+    bar.close()
     result = {k: numpy.concatenate(v) for k, v in parts.items()}
     worst = result['clean'].copy()
     for key in wanted:

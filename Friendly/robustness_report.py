@@ -8,10 +8,12 @@ import os
 from Friendly import attacks
 from Friendly.evaluate import ordered
 from Friendly.robustness_attacks import ATTACKS
+from lenses_common import provenance
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text, load_json
 
 COLUMNS = ('clean',) + ATTACKS + ('worst_case', 'zero_grad_fraction',
-                                  'zero_grad_fraction_float64')
+                                  'zero_grad_fraction_float64', 'source_zero_grad_fraction',
+                                  'source_zero_grad_fraction_float64')
 CURVE_EPS = (0, 8, 16, 32, 48, 64, 77, 96, 128)
 UNBOUNDED_EPS = 255
 # Flag thresholds, in percentage points / percent.
@@ -41,6 +43,13 @@ def flags_for(name, row, unbounded, has_bn):
         lines.append('{}: {:.2f}% of the images have an exactly zero float32 input gradient '
                      '({:.2f}% in float64): FGSM cannot move them.'.format(
                          name, row['zero_grad_fraction'], row['zero_grad_fraction_float64']))
+    source_zero = row.get('source_zero_grad_fraction')
+    if source_zero is not None and source_zero > ZERO_GRAD_MAX:
+        lines.append('{}: the black-box source\'s float32 input gradient is exactly zero on '
+                     '{:.2f}% of the images ({:.2f}% in float64): its FGSM examples leave them '
+                     'unchanged (black-box {:.2f}%, with float64 source gradients {:.2f}%).'.format(
+                         name, source_zero, row.get('source_zero_grad_fraction_float64', 0.0),
+                         row['blackbox'], row.get('blackbox_float64', float('nan'))))
     if has_bn and abs(row['fgsm'] - row['fgsm_bn_running']) > BN_GAP:
         lines.append('{}: accuracy depends on the Batch Renormalization mode: FGSM with the '
                      'batch\'s statistics leaves {:.2f}% correct, FGSM with the running averages '
@@ -65,8 +74,12 @@ def format_markdown(rows, images, flags, curve, settings):
              'Accuracy in percent.'.format(
                  eps=settings['eps'], batchsize=settings['batchsize'],
                  bn='batch statistics (the thesis)' if settings['bn_eval'] == 'batch'
-                 else 'running averages'), '',
-             '| network | images | pgd steps x restarts | ' + ' | '.join(COLUMNS) + ' |',
+                 else 'running averages'), '']
+    if settings.get('provenance'):
+        lines += ['Made by ' + provenance.caption(settings['provenance'], [settings['seed']]
+                                                  if settings.get('seed') is not None else None)
+                  + '.', '']
+    lines += ['| network | images | pgd steps x restarts | ' + ' | '.join(COLUMNS) + ' |',
              '| --- | ---: | ---: | ' + ' | '.join('---:' for _ in COLUMNS) + ' |']
     for n in names:
         b = settings['budgets'][n]
@@ -78,10 +91,12 @@ def format_markdown(rows, images, flags, curve, settings):
               '`fgsm_bn_running` takes it with Batch Renormalization\'s running averages; `pgd` '
               'ascends the squared distance, `pgd_margin` the margin max_(j != t) y_j - y_t '
               '(positive when misclassified), `pgd_margin_float64` the same with the float64 '
-              'copy\'s gradients; `blackbox` is FGSM from a separate S network; '
+              'copy\'s gradients; `blackbox` is FGSM from a separate S network, '
+              '`blackbox_float64` the same with the gradient of that network\'s float64 copy; '
               '`worst_case` counts an image only if it survives all of them (and is correct '
               'clean); `zero_grad_fraction` is the share of images whose float32 input gradient '
-              'of the thesis loss is exactly zero (`_float64`: of the float64 copy).', '',
+              'of the thesis loss is exactly zero (`_float64`: of the float64 copy), '
+              '`source_zero_grad_fraction` the same share for the black-box source network.', '',
               '## Flags', '']
     if flags:
         lines += ['- ' + f for f in flags]
@@ -122,32 +137,57 @@ def format_csv(rows, images):
     return buf.getvalue()
 
 
-def plot_curve(curve, path):
+def curve_caption(curve, settings):
+    """The eps curve's heading: preset, image count(s) and seed, then the provenance line."""
+    counts = sorted({curve[n]['images'] for n in curve})
+    images = ('first {} test images'.format(counts[0]) if len(counts) == 1 else
+              'first {} test images (per network)'.format('/'.join(map(str, counts))))
+    seed = settings.get('seed')
+    head = 'Friendly.robustness, preset {}, {}, seed {}{}'.format(
+        settings.get('preset'), images, '?' if seed is None else seed,
+        '' if settings.get('source_seed') is None else
+        ' (black-box source seed {})'.format(settings['source_seed']))
+    prov = settings.get('provenance')
+    return head, (provenance.caption(prov) if prov else '')
+
+
+def plot_curve(curve, path, settings=None):
+    """Two panels against eps, one line per network: the thesis's white-box FGSM, and the worst
+    case per image over the curve's attacks. The heading names preset, images and seed."""
+    import textwrap
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 5))
+    settings = settings or {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharey=True)
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    counts = {curve[n]['images'] for n in curve}
     for i, n in enumerate(ordered(curve)):
         c = curve[n]
         eps = [float(e) for e in c['eps']]
-        color = colors[i % len(colors)]
-        ax.plot(eps, [c['accuracy'][str(e)]['white_box'] for e in c['eps']], '-o', ms=3,
-                color=color, label='{} white-box FGSM'.format(n))
-        ax.plot(eps, [c['accuracy'][str(e)]['worst_case'] for e in c['eps']], '--', ms=3,
-                marker='x', color=color, label='{} worst case'.format(n))
-    ax.axvline(attacks.THESIS_EPS, color='grey', lw=1, ls=':')
-    ax.text(attacks.THESIS_EPS + 1, 101, 'thesis eps 77', color='grey', fontsize='small',
-            va='bottom')
-    ax.set_xlabel('eps (L-infinity, pixel units 0..255)')
-    ax.set_ylabel('test accuracy (%)')
-    ax.set_ylim(0, 108)
-    ax.set_xlim(left=0)
-    ax.set_title('MNIST accuracy against attack budget: white-box FGSM (solid), worst case '
-                 '(dashed)', fontsize='medium')
-    ax.grid(alpha=0.3)
-    ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='x-small')
-    fig.tight_layout()
+        label = n if len(counts) == 1 else '{} ({} images)'.format(n, c['images'])
+        for ax, kind in zip(axes, ('white_box', 'worst_case')):
+            ax.plot(eps, [c['accuracy'][str(e)][kind] for e in c['eps']], '-o', ms=3,
+                    color=colors[i % len(colors)], label=label)
+    titles = ('white-box FGSM (the thesis\'s attack)',
+              'worst case per image over every attack of the table')
+    for ax, title in zip(axes, titles):
+        ax.axvline(attacks.THESIS_EPS, color='grey', lw=1, ls=':')
+        ax.text(attacks.THESIS_EPS + 1, 101, 'thesis eps 77', color='grey', fontsize='small',
+                va='bottom')
+        ax.set_xlabel('eps (L-infinity, pixel units 0..255)')
+        ax.set_ylim(0, 108)
+        ax.set_xlim(left=0)
+        ax.set_title(title, fontsize='medium')
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('test accuracy (%)')
+    axes[1].legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small')
+    head, foot = curve_caption(curve, settings)
+    fig.suptitle('MNIST accuracy against attack budget: ' + head, fontsize='medium')
+    if foot:
+        fig.text(0.01, 0.01, '\n'.join(textwrap.wrap(foot, 150)), fontsize='x-small',
+                 va='bottom', color='dimgrey')
+    fig.tight_layout(rect=(0, 0.06 if foot else 0, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)
     plt.close(fig)
@@ -155,7 +195,7 @@ def plot_curve(curve, path):
 
 # What must agree between reports that --combine merges.
 SHARED_KEYS = ('eps', 'bn_eval', 'batchsize', 'preset', 'curve_eps', 'unbounded_eps', 'model',
-               'source', 'source_seed', 'thresholds')
+               'source', 'source_seed', 'seed', 'thresholds')
 MERGED_KEYS = ('budgets', 'accuracy_pct', 'images', 'eps_curve', 'runs')
 
 
@@ -166,7 +206,7 @@ def write_outputs(out, report):
     atomic_write_text(os.path.join(out, 'robustness.md'), text)
     atomic_write_text(os.path.join(out, 'robustness.csv'),
                       format_csv(report['accuracy_pct'], report['images']))
-    plot_curve(report['eps_curve'], os.path.join(out, 'eps_curve.png'))
+    plot_curve(report['eps_curve'], os.path.join(out, 'eps_curve.png'), report)
     atomic_write_json(os.path.join(out, 'robustness.json'), report)
     print(text)
     return report

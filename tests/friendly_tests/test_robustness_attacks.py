@@ -9,6 +9,7 @@ from Friendly import attacks
 from Friendly import evaluate
 from Friendly import models
 from Friendly.robustness_attacks import ATTACKS, attack_batch, evaluate_set, float64_copy
+from Friendly.robustness_attacks import source_sets
 
 
 CPU = chainer.get_device('@numpy')
@@ -93,9 +94,13 @@ def test_float64_fgsm_equals_float32_fgsm_on_an_unsaturated_network():
 def test_worst_case_is_the_conjunction_and_fgsm_is_evaluates(variant):
     model = _small(variant, seed=2)
     x, t = _data(30, seed=3)
-    black = attacks.fgsm(_small('S', seed=9), x, t, 77)
+    source = _small('S', seed=9)
+    sets = source_sets(source, float64_copy(source), x, t, 77, 20, CPU)
+    black = sets['blackbox']
+    numpy.testing.assert_array_equal(black, attacks.fgsm(source, x, t, 77))
     got = evaluate_set(model, float64_copy(model), x, t, 77, 20, 'batch', CPU, ATTACKS, black,
-                       pgd_steps=5, pgd_restarts=2)
+                       pgd_steps=5, pgd_restarts=2, black64=sets['blackbox_float64'])
+    assert 'blackbox_float64' in ATTACKS
     for key in ('clean',) + ATTACKS:
         assert not (got['worst_case'] & ~got[key]).any()      # never above any column
     expected = numpy.logical_and.reduce([got[k] for k in ('clean',) + ATTACKS])
@@ -107,3 +112,77 @@ def test_worst_case_is_the_conjunction_and_fgsm_is_evaluates(variant):
     assert counts['fgsm_black'] == got['blackbox'].sum()
     if variant == 'S':   # no Batch Renormalization: both modes take the same gradient
         numpy.testing.assert_array_equal(got['fgsm'], got['fgsm_bn_running'])
+
+
+# -- black-box examples with the source's float64 gradient --------------------------------------
+
+def test_blackbox_float64_equals_blackbox_on_an_unsaturated_source():
+    source = _small('S', seed=3)
+    model = _small('RS', seed=4)
+    x, t = _data(40, seed=5)
+    x = x / 255.0 * 4.0     # pre-activations of order 1: nothing near saturation
+    g64 = attacks.loss_gradient(float64_copy(source), x.astype(numpy.float64), t)
+    scale = numpy.abs(g64).reshape(len(x), -1).max(axis=1).reshape(-1, 1, 1, 1)
+    assert (numpy.abs(g64) > 1e-4 * scale).all()    # no sign float32 rounding could flip
+    sets = source_sets(source, float64_copy(source), x, t, 77, 16, CPU)
+    numpy.testing.assert_array_equal(sets['blackbox_float64'], sets['blackbox'])
+    assert sets['blackbox_float64'].dtype == numpy.float32
+    assert not sets['zero_grad'].any() and not sets['zero_grad_float64'].any()
+    assert (sets['blackbox'] != x).any()
+    got = evaluate_set(model, float64_copy(model), x, t, 77, 16, 'batch', CPU,
+                       ['blackbox', 'blackbox_float64'], sets['blackbox'],
+                       black64=sets['blackbox_float64'])
+    numpy.testing.assert_array_equal(got['blackbox'], got['blackbox_float64'])
+
+
+def _pixel_sum_victim():
+    """S with one hidden unit per layer: class 9 when the pixel sum is above 15, class 0 below."""
+    model = models.FC100('S', sizes=(4, 1, 1, 10))
+    model.l1.W.array[...] = 0.1
+    model.l1.b.array[...] = -1.5       # h1 = sigmoid(sum / 10 - 1.5): 0.82 at 30, 0.18 at 0
+    model.l2.W.array[...] = 1.0
+    model.l2.b.array[...] = 0.0        # h2 = sigmoid(h1): 0.69 at sum 30, 0.55 at 0; 0.62 at 15
+    model.l3.W.array[...] = 0.0
+    model.l3.b.array[...] = -10.0
+    model.l3.W.array[9], model.l3.b.array[9] = 40.0, -40.0 * 0.62
+    model.l3.W.array[0], model.l3.b.array[0] = -40.0, 40.0 * 0.62
+    return model
+
+
+def test_blackbox_float64_attacks_images_a_float32_saturated_source_leaves_alone():
+    # The hand-built source: its hidden unit is exactly 1 in float32 once the pixel sum passes
+    # ~17, but not in float64 below ~37. Pixel sums 30 are saturated only in float32; there, for
+    # truth 9, the float64 loss gradient is negative in every pixel (its output weights
+    # -1..1 make class 9's target pull h down), so FGSM takes the image to 0.
+    source = _saturating_network()
+    x = numpy.zeros((6, 1, 2, 2), numpy.float32)
+    x[:3, 0, 0, 0] = 30
+    x[3, 0, 0, 0] = 3
+    x[4, 0, 0, :] = 1
+    x[4, 0, 1, 0] = 1
+    x[5] = 255                                   # saturated in both
+    t = numpy.array([9, 9, 9, 0, 0, 9], numpy.int32)
+    sets = source_sets(source, float64_copy(source), x, t, 77, 4, CPU)
+    assert sets['zero_grad'].tolist() == [True, True, True, False, False, True]
+    assert sets['zero_grad_float64'].tolist() == [False, False, False, False, False, True]
+    moved32 = (sets['blackbox'] != x).reshape(6, -1).any(axis=1)
+    moved64 = (sets['blackbox_float64'] != x).reshape(6, -1).any(axis=1)
+    # float32 FGSM leaves the three float32-saturated images as they are; float64 moves them
+    assert moved32.tolist() == [False, False, False, True, True, False]
+    assert moved64.tolist() == [True, True, True, True, True, False]
+    numpy.testing.assert_array_equal(sets['blackbox_float64'][:3], 0.0)
+    # where the float32 gradient is not zero, both are the same FGSM step
+    numpy.testing.assert_array_equal(sets['blackbox'][3:], sets['blackbox_float64'][3:])
+    # the float32 victim: correct on every clean image, fooled only by the moved sums 30
+    victim = _pixel_sum_victim()
+    got = evaluate_set(victim, float64_copy(victim), x, t, 77, 6, 'batch', CPU,
+                       ['blackbox', 'blackbox_float64'], sets['blackbox'],
+                       black64=sets['blackbox_float64'])
+    assert got['clean'].all()
+    assert got['blackbox'][:3].all() and got['blackbox'][5]
+    assert not got['blackbox_float64'][:3].any() and got['blackbox_float64'][5]
+    numpy.testing.assert_array_equal(got['blackbox'][3:], got['blackbox_float64'][3:])
+    assert not (got['worst_case'] & ~got['blackbox_float64']).any()
+    with pytest.raises(ValueError, match='blackbox_float64'):
+        evaluate_set(victim, float64_copy(victim), x, t, 77, 6, 'batch', CPU,
+                     ['blackbox_float64'], sets['blackbox'])
