@@ -184,10 +184,13 @@ def plot_curve(curve, path, settings=None):
     axes[1].legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small')
     head, foot = curve_caption(curve, settings)
     fig.suptitle('MNIST accuracy against attack budget: ' + head, fontsize='medium')
-    if foot:
-        fig.text(0.01, 0.01, '\n'.join(textwrap.wrap(foot, 150)), fontsize='x-small',
-                 va='bottom', color='dimgrey')
-    fig.tight_layout(rect=(0, 0.06 if foot else 0, 1, 1))
+    foot_lines = textwrap.wrap(foot, 160)
+    if foot_lines:
+        fig.set_size_inches(11, 5 + 0.16 * len(foot_lines))
+        fig.text(0.01, 0.01, '\n'.join(foot_lines), fontsize='x-small', va='bottom',
+                 color='dimgrey')
+    bottom = (0.025 + 0.16 * len(foot_lines)) / (5 + 0.16 * len(foot_lines)) if foot_lines else 0
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)
     plt.close(fig)

@@ -67,23 +67,31 @@ def markers(name):
     return '<!-- {}:begin -->'.format(name), '<!-- {}:end -->'.format(name)
 
 
-def replace_block(path, name, text):
-    """Replace what lies between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``path``
-    by ``text`` (atomically: temporary file, then rename).
-
-    Raises ``ValueError`` with a one-line message when the file cannot be read or does not hold
-    exactly one begin marker followed by one end marker.
-    """
+def check_block(path, name):
+    """The text of ``path`` after checking that it holds exactly one ``<!-- NAME:begin -->``
+    followed by one ``<!-- NAME:end -->``; raises ``ValueError`` with a one-line message."""
     begin, end = markers(name)
     try:
         with open(path, encoding='utf-8') as f:
             old = f.read()
     except OSError as e:
-        raise ValueError('cannot read {}: {}'.format(path, e.strerror or e))
+        raise ValueError('cannot read {}: {}'.format(path, e.strerror or e)) from None
     counts = (old.count(begin), old.count(end))
     if counts != (1, 1) or old.index(begin) > old.index(end):
         raise ValueError('{} must hold one {} line followed by one {} line (found {} and '
                          '{})'.format(path, begin, end, *counts))
+    return old
+
+
+def replace_block(path, name, text):
+    """Replace what lies between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``path``
+    by ``text`` (atomically: temporary file, then rename); the markers stay.
+
+    Raises ``ValueError`` (one line, :func:`check_block`) and leaves the file as it was when the
+    markers are missing, repeated or out of order. Returns the new text.
+    """
+    old = check_block(path, name)
+    begin, end = markers(name)
     pattern = re.compile(re.escape(begin) + '.*?' + re.escape(end), re.S)
     new = pattern.sub(lambda _: begin + '\n' + text.strip('\n') + '\n' + end, old, count=1)
     atomic_write_text(path, new)
