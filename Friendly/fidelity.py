@@ -4,7 +4,8 @@
 
 Every ``ROOT`` is an output root of ``python -m Friendly.run_all`` (``--preset thesis`` unless
 ``--preset`` says otherwise): its runs are in ``ROOT/friendly/runs/<network>`` (``--seed S``) or
-``ROOT/friendly/seed-<S>/runs/<network>`` (``--seeds``), the black-box source in ``.../runs/source``.
+``ROOT/friendly/seed-<S>/runs/<network>`` (``--seeds``), the black-box source in
+``.../runs/source``.
 For every finished network and seed it computes, on the test images, with the thesis's protocol
 (final model, batches of 200, Batch Renormalization with batch statistics, eps 77):
 
@@ -213,14 +214,14 @@ def tally(rows, key):
     return given.count('yes'), len(given)
 
 
-def format_block(rows, rec, source_line):
+def format_block(rows, rec, source_line, eps=attacks.THESIS_EPS):
     """The Markdown block (no title): provenance, the table, what the columns mean."""
     seeds = sorted({r['seed'] for r in rows})
     lines = ['Written by {}.'.format(provenance.caption(rec, seeds)), '',
              '| network | seed | white-box: thesis | float32 | float64 | thesis inside | '
              'black-box: thesis | float32 | float64 | thesis inside | zero gradient, network '
              '(float32 / float64) | zero gradient, source (float32 / float64) |',
-             '| --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | :---: | ---: | ---: |']
+             '| --- | ---: ' + '| ---: | ---: | ---: | :---: ' * 2 + '| ---: | ---: |']
     for r in rows:
         lines.append('| {} | {} | {} | {:.2f} | {:.2f} | {} | {} | {:.2f} | {:.2f} | {} | '
                      '{:.2f} / {:.2f} | {:.2f} / {:.2f} |'.format(
@@ -231,7 +232,7 @@ def format_block(rows, rec, source_line):
                          r['source_zero_grad_float64']))
     white, black = tally(rows, 'whitebox_inside'), tally(rows, 'blackbox_inside')
     images = sorted({r['images'] for r in rows})
-    lines += ['', 'FGSM accuracy in percent at eps 77 of 255 on the first {} MNIST test images, '
+    lines += ['', 'FGSM accuracy in percent at eps {:g} of 255 on the first {} MNIST test images, '
               'each network\'s final model, batches of {}, Batch Renormalization with batch '
               'statistics (the thesis\'s protocol). float32: the thesis\'s FGSM; float64: the '
               'same attack with the gradient of a float64 copy of the attacking network (the '
@@ -241,7 +242,7 @@ def format_block(rows, rec, source_line):
               'white-box {} of {}, black-box {} of {}. Zero gradient: the share of images whose '
               'input gradient of the thesis loss is exactly zero in every pixel, which FGSM '
               'leaves unchanged.{}'.format(
-                  '/'.join('{:,}'.format(n) for n in images), BATCHSIZE, WIDEN, white[0],
+                  eps, '/'.join('{:,}'.format(n) for n in images), BATCHSIZE, WIDEN, white[0],
                   white[1], black[0], black[1],
                   ' Thesis figures: ' + source_line if source_line else '')]
     return '\n'.join(lines) + '\n'
@@ -351,7 +352,7 @@ def main(argv=None):
     order = {n: i for i, n in enumerate(ordered({r['network'] for r in rows}))}
     rows.sort(key=lambda r: (order[r['network']], r['seed']))
 
-    block = format_block(rows, rec, source_line)
+    block = format_block(rows, rec, source_line, eps)
     os.makedirs(args.out, exist_ok=True)
     title = '# Friendly: FGSM in float32 and with float64 gradients, beside the thesis\n\n'
     text = title + block
