@@ -11,7 +11,7 @@ SCRIPTS = ('Counting.generate', 'Counting.dataset', 'Counting.train', 'Counting.
            'Counting.saliency', 'Counting.detect', 'Counting.outline', 'Counting.run_all',
            'Counting.bench.report', 'Friendly.train', 'Friendly.evaluate', 'Friendly.robustness',
            'Friendly.run_all', 'Friendly.run_robustness', 'Friendly.stop_rules', 'Friendly.mnist',
-           'Friendly.bench.networks')
+           'Friendly.bench.networks', 'Friendly.fidelity', 'Friendly.thesis_table')
 
 
 def test_error_is_one_line_with_status_2(capsys):

@@ -186,3 +186,20 @@ def test_blackbox_float64_attacks_images_a_float32_saturated_source_leaves_alone
     with pytest.raises(ValueError, match='blackbox_float64'):
         evaluate_set(victim, float64_copy(victim), x, t, 77, 6, 'batch', CPU,
                      ['blackbox_float64'], sets['blackbox'])
+
+
+@pytest.mark.gpu
+def test_source_sets_on_the_gpu_agree_with_numpy():
+    # The path of Friendly.fidelity --device @cupy:0: the float64 copy made on the GPU, its
+    # examples brought back to the CPU; float64 gradients of the same weights give the same
+    # signs on both devices except where a gradient entry is ~0.
+    source = _small('S', seed=3)
+    x, t = _data(40, seed=5)
+    expected = source_sets(source, float64_copy(source), x, t, 77, 20, CPU)
+    gpu = chainer.get_device('@cupy:0')
+    source.to_device(gpu)
+    got = source_sets(source, float64_copy(source), x, t, 77, 20, gpu)
+    for key in ('blackbox', 'blackbox_float64'):
+        assert isinstance(got[key], numpy.ndarray) and got[key].dtype == numpy.float32
+        assert (got[key] != expected[key]).mean() < 0.01
+    numpy.testing.assert_array_equal(got['zero_grad_float64'], expected['zero_grad_float64'])
