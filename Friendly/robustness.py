@@ -31,7 +31,8 @@ reports, per network (one row, on the first ``images`` test images):
 
 All accuracies are in percent. Under the table, flags in the spirit of AutoAttack (Croce and Hein
 2020) and Carlini et al.'s checklist name what looks like gradient masking, and ``eps_curve.png``
-plots white-box and worst-case accuracy against eps. Writes ``robustness.md``, ``robustness.csv``,
+plots accuracy against eps in two panels, white-box FGSM and the worst case, headed by the preset,
+the image count and the seed. Writes ``robustness.md``, ``robustness.csv``,
 ``robustness.json`` and ``eps_curve.png`` into ``--out``. ``--preset`` sets the image counts and
 attack budgets (see :data:`PRESETS`); the options after it override them.
 """
