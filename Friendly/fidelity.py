@@ -40,7 +40,7 @@ from Friendly import train as train_module
 from Friendly.evaluate import network_name, ordered
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from Friendly.robustness_attacks import evaluate_set, float64_copy, source_sets
-from Friendly.thesis_table import load_thesis
+from Friendly.thesis_table import image_text, load_thesis
 from lenses_common import cli
 from lenses_common import provenance
 from lenses_common.device import add_device_argument, device_from_args
@@ -232,7 +232,7 @@ def format_block(rows, rec, source_line, eps=attacks.THESIS_EPS):
                          r['source_zero_grad_float64']))
     white, black = tally(rows, 'whitebox_inside'), tally(rows, 'blackbox_inside')
     images = sorted({r['images'] for r in rows})
-    lines += ['', 'FGSM accuracy in percent at eps {:g} of 255 on the first {} MNIST test images, '
+    lines += ['', 'FGSM accuracy in percent at eps {:g} of 255 on {} MNIST test images, '
               'each network\'s final model, batches of {}, Batch Renormalization with batch '
               'statistics (the thesis\'s protocol). float32: the thesis\'s FGSM; float64: the '
               'same attack with the gradient of a float64 copy of the attacking network (the '
@@ -242,7 +242,7 @@ def format_block(rows, rec, source_line, eps=attacks.THESIS_EPS):
               'white-box {} of {}, black-box {} of {}. Zero gradient: the share of images whose '
               'input gradient of the thesis loss is exactly zero in every pixel, which FGSM '
               'leaves unchanged.{}'.format(
-                  eps, '/'.join('{:,}'.format(n) for n in images), BATCHSIZE, WIDEN, white[0],
+                  eps, image_text(images), BATCHSIZE, WIDEN, white[0],
                   white[1], black[0], black[1],
                   ' Thesis figures: ' + source_line if source_line else '')]
     return '\n'.join(lines) + '\n'

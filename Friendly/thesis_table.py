@@ -138,6 +138,14 @@ def summarise(rows, thesis):
     return out
 
 
+def image_text(counts, full=10000):
+    """'all 10,000' or 'the first 2,000' (several counts joined by '/')."""
+    counts = sorted(counts)
+    if counts == [full]:
+        return 'all {:,}'.format(full)
+    return 'the first ' + '/'.join('{:,}'.format(n) for n in counts)
+
+
 def format_cell(c):
     if c['n'] == 0:
         return '-'
@@ -208,8 +216,8 @@ def format_table(summary, rec, source, machines, images=()):
                       format_cell(c), c['inside']]
         lines.append('| ' + ' | '.join(cells) + ' |')
     images = list(images)
-    where = ('the first {} MNIST test images'.format('/'.join('{:,}'.format(n) for n in images))
-             if images else 'the MNIST test images')
+    where = ('{} MNIST test images'.format(image_text(images)) if images
+             else 'the MNIST test images')
     lines += ['', 'Accuracy in percent on {} (FGSM at eps 77 of 255). '.format(where) +
               'Ours: mean ± sample standard deviation (n - 1) over the seeds, then min–max and '
               'n. "thesis inside": the thesis\'s figure lies within our min–max widened by {:g} '
