@@ -1,0 +1,344 @@
+"""Pairwise Difference, half-size pair form: the fully connected layer folded onto pairs ``i < j``.
+
+The full layer is ``n_k = sum_ij W[k, i, j] s(v_i - v_j)`` with ``s`` the logistic sigmoid. Since
+``s(-d) = 1 - s(d)`` and ``s(d) = tanh(d / 2) / 2 + 1 / 2``, the two weights of a pair ``(i, j)``,
+``(j, i)`` act only through their difference and the diagonal only through a constant:
+
+    n_k = 1/2 sum_{i<j} A[k, ij] tanh((v_i - v_j) / 2) + b_k,
+    A[k, ij] = W[k, i, j] - W[k, j, i],   b_k = 1/2 sum_ij W[k, i, j].
+
+This module computes the first term (the bias is added by the link) for the ``M = P (P - 1) / 2``
+pairs in row-major order (``i`` major, then ``j > i``): ``y = 1/2 T A^T`` with
+``T[b, ij] = tanh((v_i - v_j) / 2)``. ``T`` (``B x M``) is never stored whole: every pass rebuilds
+it in chunks of about ``chunk_size * P`` pairs, so the extra memory is a few ``B x chunk_size x P``
+buffers, as for :mod:`Friendly.functions.pairwise_difference`. Only ``x`` and ``A`` are retained
+between forward and backward.
+
+With ``G = gy A`` (``B x M``) and ``D = (1 - T^2) / 4`` (the slope of ``tanh(d / 2) / 2`` in ``v_i``):
+``dL/dA = 1/2 gy^T T`` and ``dL/dv_r = sum_{j>r} (G D)[r, j] - sum_{i<r} (G D)[i, r]``.
+"""
+import numpy
+
+from chainer import backend
+from chainer import function_node
+from chainer.utils import type_check
+
+from Friendly.functions.pairwise_difference import _check_chunk_size
+
+_LAYOUTS = {}
+
+
+def n_pairs(P):
+    """``P (P - 1) / 2``, the number of pairs ``i < j`` of ``P`` entries."""
+    return P * (P - 1) // 2
+
+
+def pair_offsets(P):
+    """``off[r]``: index of the pair ``(r, r + 1)``; pairs ``(r, j > r)`` are ``off[r]..off[r+1]``.
+
+    ``len(off) == P`` and ``off[P - 1] == n_pairs(P)`` (row ``P - 1`` has no pair).
+    """
+    r = numpy.arange(P, dtype=numpy.int64)
+    return r * (P - 1) - r * (r - 1) // 2
+
+
+def _layout(P, chunk_size):
+    """(offsets, chunks): each chunk ``(r0, r1, m0, m1)`` holds rows ``r0..r1`` and pairs
+    ``m0..m1``; about ``chunk_size * P`` pairs a chunk, at least one row."""
+    key = (P, chunk_size)
+    if key not in _LAYOUTS:
+        off = pair_offsets(P)
+        target = chunk_size * P
+        chunks = []
+        r0 = 0
+        while r0 < P - 1:
+            r1 = r0 + 1
+            while r1 < P - 1 and off[r1 + 1] - off[r0] <= target:
+                r1 += 1
+            chunks.append((r0, r1, int(off[r0]), int(off[r1])))
+            r0 = r1
+        _LAYOUTS[key] = (off, chunks)
+    return _LAYOUTS[key]
+
+
+def _fill_differences(h, r0, r1, m0, off, out):
+    """``out[:, ij - m0] = h_i - h_j`` for the pairs of rows ``r0..r1``; returns ``out``."""
+    xp = backend.get_array_module(h)
+    for r in range(r0, r1):
+        xp.subtract(h[:, r:r + 1], h[:, r + 1:], out=out[:, off[r] - m0:off[r + 1] - m0])
+    return out
+
+
+def _tanh_half_differences(h, r0, r1, m0, off, out):
+    """``out = T`` of the chunk, ``h = v / 2`` (halving is exact: ``h_i - h_j = (v_i - v_j) / 2``)."""
+    xp = backend.get_array_module(h)
+    _fill_differences(h, r0, r1, m0, off, out)
+    xp.tanh(out, out=out)
+    return out
+
+
+def _scatter(S, r0, r1, m0, off, g):
+    """``g[:, i] += S[:, ij]`` and ``g[:, j] -= S[:, ij]`` for the pairs ``ij`` of the chunk."""
+    xp = backend.get_array_module(S)
+    if xp is numpy:
+        g[:, r0:r1] += numpy.add.reduceat(S, off[r0:r1] - m0, axis=1)
+    for r in range(r0, r1):
+        seg = S[:, off[r] - m0:off[r + 1] - m0]
+        if xp is not numpy:
+            g[:, r] += seg.sum(axis=1)
+        g[:, r + 1:] -= seg
+
+
+def _buffers(xp, B, chunks, dtype, count):
+    L = max(m1 - m0 for _, _, m0, m1 in chunks)
+    return [xp.empty(B * L, dtype=dtype) for _ in range(count)]
+
+
+def _view(buf, B, m0, m1):
+    return buf[:B * (m1 - m0)].reshape(B, m1 - m0)
+
+
+def _forward(v, A, chunk_size):
+    """``y = 1/2 T A^T``, chunk by chunk."""
+    xp = backend.get_array_module(v)
+    B, P = v.shape
+    off, chunks = _layout(P, chunk_size)
+    h = v * v.dtype.type(0.5)
+    y = xp.zeros((B, A.shape[0]), dtype=v.dtype)
+    buf, = _buffers(xp, B, chunks, v.dtype, 1)
+    for r0, r1, m0, m1 in chunks:
+        T = _tanh_half_differences(h, r0, r1, m0, off, _view(buf, B, m0, m1))
+        # A[:, m0:m1] is a strided view (no copy) that BLAS reads with its leading dimension.
+        y += xp.matmul(T, A[:, m0:m1].T)
+    y *= v.dtype.type(0.5)
+    return y
+
+
+def _backward(v, A, gy, chunk_size, need_v=True, need_A=True):
+    """``(gv, gA)`` of :func:`_forward` for the output gradient ``gy`` (None where not needed)."""
+    xp = backend.get_array_module(v)
+    B, P = v.shape
+    dtype = v.dtype
+    quarter = dtype.type(0.25)
+    off, chunks = _layout(P, chunk_size)
+    h = v * dtype.type(0.5)
+    gA = xp.empty(A.shape, dtype=dtype) if need_A else None
+    gv = xp.zeros((B, P), dtype=dtype) if need_v else None
+    half_gy_t = xp.ascontiguousarray(gy.T * dtype.type(0.5))
+    buf_t, buf_g = _buffers(xp, B, chunks, dtype, 2 if need_v else 1) + (
+        [] if need_v else [None])
+    for r0, r1, m0, m1 in chunks:
+        T = _tanh_half_differences(h, r0, r1, m0, off, _view(buf_t, B, m0, m1))
+        if need_A:
+            # gA[:, m0:m1] is a strided view of the one preallocated gA: BLAS writes it.
+            xp.matmul(half_gy_t, T, out=gA[:, m0:m1])
+        if need_v:
+            G = xp.matmul(gy, A[:, m0:m1], out=_view(buf_g, B, m0, m1))
+            xp.multiply(T, T, out=T)
+            T *= -quarter
+            T += quarter          # D = (1 - T^2) / 4
+            T *= G                # S = G D
+            _scatter(T, r0, r1, m0, off, gv)
+    return gv, gA
+
+
+def _second_order(v, A, gy, ggv, chunk_size, wanted):
+    """Gradients of ``sum(ggv * gv)`` (``gv`` of :func:`_backward`) with respect to (v, A, gy).
+
+    With ``E[b, ij] = ggv_i - ggv_j``: ``sum(ggv * gv) = sum E G D``, so its gradient is
+    ``(E D) A^T`` in ``gy``, ``gy^T (E D)`` in ``A`` and, ``dD/dv_i = -T D = -dD/dv_j``, the scatter
+    of ``-E G T D`` in ``v``. ``wanted``: a subset of {0: v, 1: A, 2: gy}.
+    """
+    xp = backend.get_array_module(v)
+    B, P = v.shape
+    dtype = v.dtype
+    quarter = dtype.type(0.25)
+    off, chunks = _layout(P, chunk_size)
+    h = v * dtype.type(0.5)
+    g_v = xp.zeros((B, P), dtype=dtype) if 0 in wanted else None
+    g_A = xp.empty(A.shape, dtype=dtype) if 1 in wanted else None
+    g_gy = xp.zeros(gy.shape, dtype=dtype) if 2 in wanted else None
+    buf_t, buf_e, buf_g = _buffers(xp, B, chunks, dtype, 3)
+    gy_t = xp.ascontiguousarray(gy.T)
+    for r0, r1, m0, m1 in chunks:
+        T = _tanh_half_differences(h, r0, r1, m0, off, _view(buf_t, B, m0, m1))
+        E = _fill_differences(ggv, r0, r1, m0, off, _view(buf_e, B, m0, m1))
+        D = _view(buf_g, B, m0, m1)
+        xp.multiply(T, T, out=D)
+        D *= -quarter
+        D += quarter
+        E *= D                    # E D
+        if 2 in wanted:
+            g_gy += xp.matmul(E, A[:, m0:m1].T)
+        if 1 in wanted:
+            xp.matmul(gy_t, E, out=g_A[:, m0:m1])
+        if 0 in wanted:
+            E *= T
+            G = xp.matmul(gy, A[:, m0:m1], out=D)
+            E *= G
+            E *= dtype.type(-1)   # -E G T D
+            _scatter(E, r0, r1, m0, off, g_v)
+    return g_v, g_A, g_gy
+
+
+def _check_types(x_type, a_type):
+    type_check.expect(
+        x_type.dtype.kind == 'f',
+        a_type.dtype == x_type.dtype,
+        x_type.ndim >= 2,
+        a_type.ndim == 2,
+    )
+    p = type_check.prod(x_type.shape[1:])
+    type_check.expect(p * (p - 1) == 2 * a_type.shape[1], p >= 2)
+
+
+class PairwiseDifferencePairs(function_node.FunctionNode):
+
+    """``(x, A) -> 1/2 T A^T``: the pair form without its bias; see :func:`pairwise_difference_pairs`."""
+
+    def __init__(self, chunk_size=64):
+        self.chunk_size = _check_chunk_size(chunk_size)
+
+    def check_type_forward(self, in_types):
+        type_check._argname(in_types, ('x', 'A'))
+        _check_types(*in_types)
+
+    def forward(self, inputs):
+        self.retain_inputs((0, 1))   # T is rebuilt in backward, not kept
+        x, A = inputs
+        return _forward(x.reshape(len(x), -1), A, self.chunk_size),
+
+    def backward(self, indexes, grad_outputs):
+        x, A = self.get_retained_inputs()
+        gy, = grad_outputs
+        return PairwiseDifferencePairsGrad(self.chunk_size, indexes).apply((x, A, gy))
+
+
+class PairwiseDifferencePairsGrad(function_node.FunctionNode):
+
+    """Gradient of :class:`PairwiseDifferencePairs`: ``(x, A, gy) -> (gx, gA)``.
+
+    ``outputs`` lists the gradients to compute (0: ``gx``, 1: ``gA``); only those are computed
+    and returned, in that order. Its own backward (second derivatives: GMR's double backprop,
+    the double-backward test) is :func:`_second_order` and the layer itself.
+    """
+
+    def __init__(self, chunk_size=64, outputs=(0, 1)):
+        self.chunk_size = _check_chunk_size(chunk_size)
+        self.wanted = tuple(sorted(set(outputs)))
+        if not self.wanted or not set(self.wanted) <= {0, 1}:
+            raise ValueError('outputs must name 0 (gx) and/or 1 (gA), got {!r}'.format(outputs))
+
+    def check_type_forward(self, in_types):
+        type_check._argname(in_types, ('x', 'A', 'gy'))
+        x_type, a_type, gy_type = in_types
+        _check_types(x_type, a_type)
+        type_check.expect(
+            gy_type.dtype == x_type.dtype,
+            gy_type.ndim == 2,
+            gy_type.shape[0] == x_type.shape[0],
+            gy_type.shape[1] == a_type.shape[0],
+        )
+
+    def forward(self, inputs):
+        self.retain_inputs((0, 1, 2))
+        x, A, gy = inputs
+        gv, gA = _backward(x.reshape(len(x), -1), A, gy, self.chunk_size,
+                           need_v=0 in self.wanted, need_A=1 in self.wanted)
+        return tuple(gv.reshape(x.shape) if i == 0 else gA for i in self.wanted)
+
+    def backward(self, indexes, grad_outputs):
+        x, A, gy = self.get_retained_inputs()
+        given = dict(zip(self.wanted, grad_outputs))
+        ggx, ggA = given.get(0), given.get(1)
+        B = x.shape[0]
+        v = x.reshape(B, -1)
+        total = {}
+
+        def add(i, term):
+            if term is not None:
+                total[i] = term if i not in total else total[i] + term
+
+        if ggA is not None:
+            # sum(ggA * gA) = sum gy * pairwise_difference_pairs(v, ggA): the layer with ggA as
+            # its weights, so its gradients are the layer's forward and backward.
+            if 2 in indexes:
+                add(2, pairwise_difference_pairs(v, ggA, self.chunk_size))
+            if 0 in indexes:
+                add(0, PairwiseDifferencePairsGrad(self.chunk_size, (0,)).apply(
+                    (v, ggA, gy))[0])
+        if ggx is not None:
+            wanted = tuple(i for i in indexes if i in (0, 1, 2))
+            if wanted:
+                ggv = ggx.reshape(B, -1)
+                terms = PairwiseDifferencePairsSecondOrder(self.chunk_size, wanted).apply(
+                    (v, A, gy, ggv))
+                for i, term in zip(wanted, terms):
+                    add(i, term)
+        ret = []
+        for i in indexes:
+            term = total.get(i)
+            ret.append(term.reshape(x.shape) if (i == 0 and term is not None) else term)
+        return ret
+
+
+class PairwiseDifferencePairsSecondOrder(function_node.FunctionNode):
+
+    """``(v, A, gy, ggv) ->`` the gradients of ``sum(ggv * gv)`` in ``v``, ``A``, ``gy``
+    (those listed in ``outputs``), chunked; see :func:`_second_order`. Not differentiable itself
+    (third derivatives are not supported)."""
+
+    def __init__(self, chunk_size, outputs):
+        self.chunk_size = chunk_size
+        self.wanted = tuple(outputs)
+
+    def forward(self, inputs):
+        v, A, gy, ggv = inputs
+        g_v, g_A, g_gy = _second_order(v, A, gy, ggv, self.chunk_size, self.wanted)
+        found = {0: g_v, 1: g_A, 2: g_gy}
+        return tuple(found[i] for i in self.wanted)
+
+
+def pairwise_difference_pairs(x, A, chunk_size=64):
+    """The pair form of the Pairwise Difference layer, bias excluded: ``y = 1/2 T A^T``.
+
+    The input is flattened per sample to ``v`` (``P`` entries) and
+
+    .. math:: y_k = \\frac{1}{2} \\sum_{i<j} A_{k,\\, ij} \\tanh\\frac{v_i - v_j}{2}
+
+    with the pairs ``ij`` in row-major order (:func:`pair_offsets`). With ``A`` and the bias
+    folded from a full weight matrix (:func:`fold`), ``y + b`` equals the full layer exactly.
+    Supports double backprop.
+
+    Args:
+        x (:class:`~chainer.Variable` or :ref:`ndarray`): Input of shape ``(B, ...)``, float,
+            at least two entries per sample.
+        A (:class:`~chainer.Variable` or :ref:`ndarray`): Pair weights ``(N, P (P - 1) / 2)``,
+            same dtype as ``x``.
+        chunk_size (int): About ``chunk_size * P`` pairs are processed at a time; changes memory
+            and speed, not results.
+
+    Returns:
+        ~chainer.Variable: Output of shape ``(B, N)``.
+    """
+    y, = PairwiseDifferencePairs(chunk_size).apply((x, A))
+    return y
+
+
+def fold(W, P=None):
+    """``(A, b)`` of a full weight matrix ``W`` (``N x P^2``): ``A[k, ij] = W[k,i,j] - W[k,j,i]``
+    for ``i < j`` (row-major) and ``b_k = 1/2 sum_ij W[k, i, j]``."""
+    xp = backend.get_array_module(W)
+    N = W.shape[0]
+    if P is None:
+        P = int(round(W.shape[1] ** 0.5))
+    if P * P != W.shape[1]:
+        raise ValueError('W must have P * P columns, got {}'.format(W.shape[1]))
+    W3 = W.reshape(N, P, P)
+    i, j = numpy.triu_indices(P, 1)
+    i, j = xp.asarray(i), xp.asarray(j)
+    A = xp.empty((N, n_pairs(P)), dtype=W.dtype)
+    for k in range(N):   # one output at a time: no second N x P^2 temporary
+        xp.subtract(W3[k][i, j], W3[k][j, i], out=A[k])
+    b = W.sum(axis=1) * W.dtype.type(0.5)
+    return A, b
