@@ -136,7 +136,7 @@ def apply_pair_form_lr_factors(model, optimizer=None):
     """
     from Friendly.links import PairwiseDifferencePairs
     if optimizer is not None:
-        hooks = _hook_names(optimizer)
+        hooks = _hook_names(getattr(optimizer, '_hookable', optimizer))
         if hooks:
             raise PairFormError('the pair form is exact only without optimizer hooks '
                                 '(gradient clipping, weight decay); found {}'.format(
@@ -155,9 +155,8 @@ def apply_pair_form_lr_factors(model, optimizer=None):
                                     'not {}'.format(type(rule).__name__))
             if _hook_names(getattr(rule, '_hookable', None)):
                 raise PairFormError('the pair form is exact only without update-rule hooks')
-            hyperparam = rule.hyperparam
-            if isinstance(hyperparam, ScaledLearningRate):
-                hyperparam = hyperparam.parent
-            rule.hyperparam = ScaledLearningRate(hyperparam.parent, factor)
+            # The rule's own hyperparameters read the optimizer's (their parent); a second call
+            # replaces the factor rather than compounding it.
+            rule.hyperparam = ScaledLearningRate(rule.hyperparam.parent, factor)
             changed += 1
     return changed
