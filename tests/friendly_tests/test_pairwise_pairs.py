@@ -358,6 +358,48 @@ def test_forward_at_mnist_size_matches_the_full_form():
     numpy.testing.assert_allclose(y_pair, y_full, rtol=1e-9, atol=1e-9 * abs(y_full).max())
 
 
+def test_a_saved_pair_form_model_loads_back_as_pairs(tmp_path):
+    from Friendly import train
+    from Friendly.train_args import build_parser, check_args, settings_from_args
+    from lenses_common.runfolder import save_npz
+    from lenses_common.runfolder import atomic_write_json
+    parser = build_parser()
+    args = parser.parse_args(['--variant', 'PD', '--pd-form', 'pairs', '--out', str(tmp_path)])
+    check_args(parser, args)
+    settings = settings_from_args(args)
+    assert settings['pd_form'] == 'pairs'
+    settings['sizes'] = list(SIZES)
+    atomic_write_json(str(tmp_path / 'settings.json'), settings)
+    numpy.random.seed(3)
+    net = models.FC100('PD', sizes=SIZES, pd_form='pairs')
+    save_npz(str(tmp_path / train.FINAL_MODEL), net)
+    loaded, _ = train.load_run(str(tmp_path))
+    assert isinstance(loaded.l1, FL.PairwiseDifferencePairs)
+    numpy.testing.assert_array_equal(loaded.l1.A.array, net.l1.A.array)
+    numpy.testing.assert_array_equal(loaded.l1.b.array, net.l1.b.array)
+    x = numpy.random.RandomState(0).uniform(0, 255, (4, 1, P_SIDE, P_SIDE)).astype('f')
+    with models.evaluation_mode(net), chainer.no_backprop_mode():
+        expected = net(x).array
+    with models.evaluation_mode(loaded), chainer.no_backprop_mode():
+        numpy.testing.assert_array_equal(loaded(x).array, expected)
+    # A full-form run folder's settings do not name the form: they stay as they were.
+    full = settings_from_args(parser.parse_args(['--variant', 'PD', '--out', str(tmp_path)]))
+    assert 'pd_form' not in full
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--variant', 'PD', '--pd-form', 'pairs', '--stabilize'], 'gradient clipping'),
+    (['--variant', 'S', '--pd-form', 'pairs'], 'PD only'),
+])
+def test_train_refuses_inexact_combinations(argv, message, tmp_path, capsys):
+    from Friendly.train_args import build_parser, check_args
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        check_args(parser, parser.parse_args(argv + ['--out', str(tmp_path)]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and '--pd-form pairs' in err[-1]
+
+
 class TestFailures:
 
     def test_wrong_number_of_pair_weights(self):
