@@ -17,8 +17,11 @@ between forward and backward.
 With ``G = gy A`` (``B x M``) and ``D = (1 - T^2) / 4`` (the slope of ``tanh(d / 2) / 2`` in ``v_i``):
 ``dL/dA = 1/2 gy^T T`` and ``dL/dv_r = sum_{j>r} (G D)[r, j] - sum_{i<r} (G D)[i, r]``.
 """
+import sys
+
 import numpy
 
+import chainer
 from chainer import backend
 from chainer import function_node
 from chainer.utils import type_check
@@ -114,15 +117,19 @@ def _forward(v, A, chunk_size):
     return y
 
 
-def _backward(v, A, gy, chunk_size, need_v=True, need_A=True):
-    """``(gv, gA)`` of :func:`_forward` for the output gradient ``gy`` (None where not needed)."""
+def _backward(v, A, gy, chunk_size, need_v=True, need_A=True, gradient_buffer=None):
+    """``(gv, gA)`` of :func:`_forward` for the output gradient ``gy`` (None where not needed);
+    ``gA`` is written into ``gradient_buffer`` (a :class:`GradientBuffer`) when given."""
     xp = backend.get_array_module(v)
     B, P = v.shape
     dtype = v.dtype
     quarter = dtype.type(0.25)
     off, chunks = _layout(P, chunk_size)
     h = v * dtype.type(0.5)
-    gA = xp.empty(A.shape, dtype=dtype) if need_A else None
+    gA = None
+    if need_A:
+        gA = (xp.empty(A.shape, dtype=dtype) if gradient_buffer is None
+              else gradient_buffer.take(xp, A.shape, dtype))
     gv = xp.zeros((B, P), dtype=dtype) if need_v else None
     half_gy_t = xp.ascontiguousarray(gy.T * dtype.type(0.5))
     buf_t, buf_g = _buffers(xp, B, chunks, dtype, 2 if need_v else 1) + (
@@ -181,6 +188,37 @@ def _second_order(v, A, gy, ggv, chunk_size, wanted):
     return g_v, g_A, g_gy
 
 
+class GradientBuffer(object):
+
+    """One reusable array for the weight gradient, so that an iteration does not page in a fresh
+    123 MB array (on the CPU most of that cost is the kernel's page faults and zeroing).
+
+    :meth:`take` hands back the array of the previous call only when nothing else refers to it
+    any more (Chainer's ``cleargrads`` dropped it from the parameter, no graph holds it);
+    otherwise it allocates a new one. Results do not depend on it.
+    """
+
+    def __init__(self):
+        self.array = None
+
+    def __deepcopy__(self, memo):   # a copied link (Link.copy, float64 copies) starts empty
+        return GradientBuffer()
+
+    def __getstate__(self):
+        return {'array': None}
+
+    def take(self, xp, shape, dtype):
+        a = self.array
+        # References: self.array and getrefcount's argument, plus the local name a.
+        if (a is None or a.shape != tuple(shape) or a.dtype != dtype
+                or backend.get_array_module(a) is not xp or sys.getrefcount(a) > 3):
+            a = None
+            self.array = None
+            a = xp.empty(shape, dtype=dtype)
+            self.array = a
+        return a
+
+
 def _check_types(x_type, a_type):
     type_check.expect(
         x_type.dtype.kind == 'f',
@@ -196,8 +234,9 @@ class PairwiseDifferencePairs(function_node.FunctionNode):
 
     """``(x, A) -> 1/2 T A^T``: the pair form without its bias; see :func:`pairwise_difference_pairs`."""
 
-    def __init__(self, chunk_size=64):
+    def __init__(self, chunk_size=64, gradient_buffer=None):
         self.chunk_size = _check_chunk_size(chunk_size)
+        self.gradient_buffer = gradient_buffer
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('x', 'A'))
@@ -211,7 +250,8 @@ class PairwiseDifferencePairs(function_node.FunctionNode):
     def backward(self, indexes, grad_outputs):
         x, A = self.get_retained_inputs()
         gy, = grad_outputs
-        return PairwiseDifferencePairsGrad(self.chunk_size, indexes).apply((x, A, gy))
+        return PairwiseDifferencePairsGrad(self.chunk_size, indexes,
+                                           self.gradient_buffer).apply((x, A, gy))
 
 
 class PairwiseDifferencePairsGrad(function_node.FunctionNode):
@@ -223,11 +263,12 @@ class PairwiseDifferencePairsGrad(function_node.FunctionNode):
     the double-backward test) is :func:`_second_order` and the layer itself.
     """
 
-    def __init__(self, chunk_size=64, outputs=(0, 1)):
+    def __init__(self, chunk_size=64, outputs=(0, 1), gradient_buffer=None):
         self.chunk_size = _check_chunk_size(chunk_size)
         self.wanted = tuple(sorted(set(outputs)))
         if not self.wanted or not set(self.wanted) <= {0, 1}:
             raise ValueError('outputs must name 0 (gx) and/or 1 (gA), got {!r}'.format(outputs))
+        self.gradient_buffer = gradient_buffer
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('x', 'A', 'gy'))
@@ -243,8 +284,11 @@ class PairwiseDifferencePairsGrad(function_node.FunctionNode):
     def forward(self, inputs):
         self.retain_inputs((0, 1, 2))
         x, A, gy = inputs
+        # The reusable buffer only where no graph is built on gA (no double backprop).
+        buffer = None if chainer.config.enable_backprop else self.gradient_buffer
         gv, gA = _backward(x.reshape(len(x), -1), A, gy, self.chunk_size,
-                           need_v=0 in self.wanted, need_A=1 in self.wanted)
+                           need_v=0 in self.wanted, need_A=1 in self.wanted,
+                           gradient_buffer=buffer)
         return tuple(gv.reshape(x.shape) if i == 0 else gA for i in self.wanted)
 
     def backward(self, indexes, grad_outputs):
@@ -299,7 +343,7 @@ class PairwiseDifferencePairsSecondOrder(function_node.FunctionNode):
         return tuple(found[i] for i in self.wanted)
 
 
-def pairwise_difference_pairs(x, A, chunk_size=64):
+def pairwise_difference_pairs(x, A, chunk_size=64, gradient_buffer=None):
     """The pair form of the Pairwise Difference layer, bias excluded: ``y = 1/2 T A^T``.
 
     The input is flattened per sample to ``v`` (``P`` entries) and
@@ -317,11 +361,12 @@ def pairwise_difference_pairs(x, A, chunk_size=64):
             same dtype as ``x``.
         chunk_size (int): About ``chunk_size * P`` pairs are processed at a time; changes memory
             and speed, not results.
+        gradient_buffer (GradientBuffer): Optional reusable storage of ``A``'s gradient.
 
     Returns:
         ~chainer.Variable: Output of shape ``(B, N)``.
     """
-    y, = PairwiseDifferencePairs(chunk_size).apply((x, A))
+    y, = PairwiseDifferencePairs(chunk_size, gradient_buffer).apply((x, A))
     return y
 
 

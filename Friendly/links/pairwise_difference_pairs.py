@@ -14,7 +14,7 @@ from chainer import link
 from chainer import variable
 
 from Friendly.functions.pairwise_difference import _check_chunk_size
-from Friendly.functions.pairwise_difference_pairs import fold, n_pairs
+from Friendly.functions.pairwise_difference_pairs import GradientBuffer, fold, n_pairs
 from Friendly.functions.pairwise_difference_pairs import pairwise_difference_pairs
 import chainer.functions as F
 
@@ -47,6 +47,7 @@ class PairwiseDifferencePairs(link.Link):
         self.chunk_size = _check_chunk_size(chunk_size)
         self.initialW = initialW if initialW is not None else initializers.Uniform(scale=1.0)
         self.in_size = None
+        self._gradient_buffer = GradientBuffer()   # scratch, not a parameter (not serialized)
         with self.init_scope():
             self.A = variable.Parameter()
             self.b = variable.Parameter()
@@ -83,7 +84,7 @@ class PairwiseDifferencePairs(link.Link):
     def forward(self, x):
         if self.A.array is None:
             self._initialize_params(x.size // x.shape[0])
-        y = pairwise_difference_pairs(x, self.A, self.chunk_size)
+        y = pairwise_difference_pairs(x, self.A, self.chunk_size, self._gradient_buffer)
         return F.bias(y, self.b)
 
 

@@ -124,9 +124,9 @@ def test_no_input_gradient_is_computed_for_a_plain_array_input(monkeypatch):
     seen = []
     real = module._backward
 
-    def spy(v, A, gy, chunk_size, need_v=True, need_A=True):
+    def spy(v, A, gy, chunk_size, need_v=True, need_A=True, **kwargs):
         seen.append((need_v, need_A))
-        return real(v, A, gy, chunk_size, need_v, need_A)
+        return real(v, A, gy, chunk_size, need_v, need_A, **kwargs)
 
     monkeypatch.setattr(module, '_backward', spy)
     A = chainer.Parameter(numpy.ones((2, 6)))
@@ -398,6 +398,33 @@ def test_train_refuses_inexact_combinations(argv, message, tmp_path, capsys):
         check_args(parser, parser.parse_args(argv + ['--out', str(tmp_path)]))
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1] and '--pd-form pairs' in err[-1]
+
+
+def test_the_gradient_buffer_is_reused_only_when_free():
+    rng = numpy.random.RandomState(4)
+    link = FL.PairwiseDifferencePairs(6, 3)
+    x = rng.uniform(-2, 2, (4, 6)).astype(numpy.float32)
+    i, j = numpy.triu_indices(6, 1)
+    T = numpy.tanh((x[:, i] - x[:, j]) / 2)
+
+    def backward(gy):
+        link.cleargrads()
+        y = link(x)
+        y.grad = gy.astype(numpy.float32)
+        y.backward()
+        numpy.testing.assert_allclose(link.A.grad, 0.5 * gy.T @ T, rtol=1e-5, atol=1e-6)
+        return link.A.grad
+
+    first = backward(rng.randn(4, 3))
+    first_copy = first.copy()
+    second = backward(rng.randn(4, 3))
+    assert second is not first   # the first was still referenced: not overwritten
+    numpy.testing.assert_array_equal(first, first_copy)
+    second_id = id(second)
+    del first, second
+    third = backward(rng.randn(4, 3))
+    assert id(third) == second_id   # nothing referred to it any more: reused
+    assert link.copy(mode='copy')._gradient_buffer.array is None
 
 
 class TestFailures:
