@@ -1,4 +1,4 @@
-"""Pairwise Difference, half-size pair form: the fully connected layer folded onto pairs ``i < j``.
+"""Pairwise Difference, half-size pair form: the fully connected layer folded onto its pairs.
 
 The full layer is ``n_k = sum_ij W[k, i, j] s(v_i - v_j)`` with ``s`` the logistic sigmoid. Since
 ``s(-d) = 1 - s(d)`` and ``s(d) = tanh(d / 2) / 2 + 1 / 2``, the two weights of a pair ``(i, j)``,
@@ -8,8 +8,9 @@ The full layer is ``n_k = sum_ij W[k, i, j] s(v_i - v_j)`` with ``s`` the logist
     A[k, ij] = W[k, i, j] - W[k, j, i],   b_k = 1/2 sum_ij W[k, i, j].
 
 This module computes the first term (the bias is added by the link) for the ``M = P (P - 1) / 2``
-pairs in row-major order (``i`` major, then ``j > i``): ``y = 1/2 T A^T`` with
-``T[b, ij] = tanh((v_i - v_j) / 2)``. ``T`` (``B x M``) is never stored whole: every pass rebuilds
+unordered pairs, each stored once as ``(I[m], J[m])`` in the order of :func:`pair_indices`
+(either orientation of a pair folds the same way): ``y = 1/2 T A^T`` with
+``T[b, m] = tanh((v_I[m] - v_J[m]) / 2)`` and ``A[k, m] = W[k, I[m], J[m]] - W[k, J[m], I[m]]``. ``T`` (``B x M``) is never stored whole: every pass rebuilds
 it in chunks of about ``chunk_size * P`` pairs, so the extra memory is a few ``B x chunk_size x P``
 buffers, as for :mod:`Friendly.functions.pairwise_difference`. Only ``x`` and ``A`` are retained
 between forward and backward.
@@ -32,64 +33,95 @@ _LAYOUTS = {}
 
 
 def n_pairs(P):
-    """``P (P - 1) / 2``, the number of pairs ``i < j`` of ``P`` entries."""
+    """``P (P - 1) / 2``, the number of unordered pairs of ``P`` entries."""
     return P * (P - 1) // 2
 
 
-def pair_offsets(P):
-    """``off[r]``: index of the pair ``(r, r + 1)``; pairs ``(r, j > r)`` are ``off[r]..off[r+1]``.
+def pair_indices(P):
+    """``(I, J)``: the pairs in storage order, pair ``m`` being ``(I[m], J[m])``.
 
-    ``len(off) == P`` and ``off[P - 1] == n_pairs(P)`` (row ``P - 1`` has no pair).
+    Each unordered pair ``{i, j}`` of ``0..P-1`` appears once, taken as ``(i, (i + d) mod P)``
+    with ``d`` its distance around the circle ``0..P-1``: ``P`` pairs for each
+    ``d = 1 .. ceil(P / 2) - 1`` (row ``d``, ``i = 0..P-1``), then for even ``P`` the ``P / 2``
+    pairs at ``d = P / 2`` (``i < P / 2``). This order makes one chunk of rows one vectorised
+    subtraction (:func:`_windows`). The fold holds for either orientation of a pair:
+    ``W_ij s(v_i - v_j) + W_ji s(v_j - v_i) = (W_ij - W_ji) s(v_i - v_j) + W_ji``.
     """
-    r = numpy.arange(P, dtype=numpy.int64)
-    return r * (P - 1) - r * (r - 1) // 2
+    full = (P - 1) // 2
+    I = numpy.concatenate([numpy.arange(P)] * full + (
+        [numpy.arange(P // 2)] if P % 2 == 0 else [])).astype(numpy.int64)
+    d = numpy.concatenate([numpy.full(P, r) for r in range(1, full + 1)] + (
+        [numpy.full(P // 2, P // 2)] if P % 2 == 0 else [])).astype(numpy.int64)
+    return I, (I + d) % P
 
 
 def _layout(P, chunk_size):
-    """(offsets, chunks): each chunk ``(r0, r1, m0, m1)`` holds rows ``r0..r1`` and pairs
-    ``m0..m1``; about ``chunk_size * P`` pairs a chunk, at least one row."""
+    """Chunks ``(d0, d1, m0, m1)``: rows ``d0..d1`` of ``P`` pairs each (``chunk_size`` rows a
+    chunk), pairs ``m0..m1``; for even ``P`` a last chunk ``(P/2, P/2 + 1, ., .)`` of ``P / 2``
+    pairs (the half row)."""
     key = (P, chunk_size)
     if key not in _LAYOUTS:
-        off = pair_offsets(P)
-        target = chunk_size * P
-        chunks = []
-        r0 = 0
-        while r0 < P - 1:
-            r1 = r0 + 1
-            while r1 < P - 1 and off[r1 + 1] - off[r0] <= target:
-                r1 += 1
-            chunks.append((r0, r1, int(off[r0]), int(off[r1])))
-            r0 = r1
-        _LAYOUTS[key] = (off, chunks)
+        full = (P - 1) // 2
+        chunks = [(d0, min(full + 1, d0 + chunk_size), (d0 - 1) * P,
+                   (min(full + 1, d0 + chunk_size) - 1) * P)
+                  for d0 in range(1, full + 1, chunk_size)]
+        if P % 2 == 0:
+            chunks.append((P // 2, P // 2 + 1, full * P, full * P + P // 2))
+        _LAYOUTS[key] = chunks
     return _LAYOUTS[key]
 
 
-def _fill_differences(h, r0, r1, m0, off, out):
-    """``out[:, ij - m0] = h_i - h_j`` for the pairs of rows ``r0..r1``; returns ``out``."""
+def _windows(h):
+    """A read-only view ``w[b, d, i] = h[b, (i + d) mod P]`` for ``d = 0..P`` (no copy but one
+    ``B x 2P`` array)."""
     xp = backend.get_array_module(h)
-    for r in range(r0, r1):
-        xp.subtract(h[:, r:r + 1], h[:, r + 1:], out=out[:, off[r] - m0:off[r + 1] - m0])
+    B, P = h.shape
+    ext = xp.ascontiguousarray(xp.concatenate([h, h], axis=1))
+    s0, s1 = ext.strides
+    return xp.lib.stride_tricks.as_strided(ext, (B, P + 1, P), (s0, s1, s1))
+
+
+def _fill_differences(h, w, chunk, out):
+    """``out[:, m - m0] = h[:, I[m]] - h[:, J[m]]`` for the pairs of ``chunk``; ``w`` is
+    :func:`_windows` of ``h``. Returns ``out`` (``B x (m1 - m0)``)."""
+    xp = backend.get_array_module(h)
+    B, P = h.shape
+    d0, d1, m0, m1 = chunk
+    if 2 * d0 == P:   # the half row: (i, i + P/2) for i < P/2
+        xp.subtract(h[:, :d0], h[:, d0:], out=out)
+    else:
+        xp.subtract(h[:, None, :], w[:, d0:d1, :], out=out.reshape(B, d1 - d0, P))
     return out
 
 
-def _tanh_half_differences(h, r0, r1, m0, off, out):
+def _tanh_half_differences(h, w, chunk, out):
     """``out = T`` of the chunk, ``h = v / 2`` (halving is exact: ``h_i - h_j = (v_i - v_j) / 2``)."""
     xp = backend.get_array_module(h)
-    _fill_differences(h, r0, r1, m0, off, out)
+    _fill_differences(h, w, chunk, out)
     xp.tanh(out, out=out)
     return out
 
 
-def _scatter(S, r0, r1, m0, off, g):
-    """``g[:, i] += S[:, ij]`` and ``g[:, j] -= S[:, ij]`` for the pairs ``ij`` of the chunk."""
-    xp = backend.get_array_module(S)
-    if xp is numpy:
-        g[:, r0:r1] += numpy.add.reduceat(S, off[r0:r1] - m0, axis=1)
-    for r in range(r0, r1):
-        seg = S[:, off[r] - m0:off[r + 1] - m0]
-        if xp is not numpy:
-            g[:, r] += seg.sum(axis=1)
-        g[:, r + 1:] -= seg
+def _scatter(S, chunk, g, wrapped):
+    """``g[:, I[m]] += S[:, m]`` and ``g[:, J[m]] -= S[:, m]`` over the chunk's pairs; the
+    subtractions of full rows go to ``wrapped`` (``B x 2P``, folded into ``g`` by
+    :func:`_unwrap`)."""
+    B, P = g.shape
+    d0, d1, m0, m1 = chunk
+    if 2 * d0 == P:
+        g[:, :d0] += S
+        g[:, d0:] -= S
+        return
+    S3 = S.reshape(B, d1 - d0, P)
+    g += S3.sum(axis=1)
+    for d in range(d0, d1):
+        wrapped[:, d:d + P] -= S3[:, d - d0]
+
+
+def _unwrap(g, wrapped):
+    P = g.shape[1]
+    g += wrapped[:, :P]
+    g += wrapped[:, P:]
 
 
 def _buffers(xp, B, chunks, dtype, count):
@@ -105,12 +137,14 @@ def _forward(v, A, chunk_size):
     """``y = 1/2 T A^T``, chunk by chunk."""
     xp = backend.get_array_module(v)
     B, P = v.shape
-    off, chunks = _layout(P, chunk_size)
+    chunks = _layout(P, chunk_size)
     h = v * v.dtype.type(0.5)
+    w = _windows(h)
     y = xp.zeros((B, A.shape[0]), dtype=v.dtype)
     buf, = _buffers(xp, B, chunks, v.dtype, 1)
-    for r0, r1, m0, m1 in chunks:
-        T = _tanh_half_differences(h, r0, r1, m0, off, _view(buf, B, m0, m1))
+    for chunk in chunks:
+        m0, m1 = chunk[2:]
+        T = _tanh_half_differences(h, w, chunk, _view(buf, B, m0, m1))
         # A[:, m0:m1] is a strided view (no copy) that BLAS reads with its leading dimension.
         y += xp.matmul(T, A[:, m0:m1].T)
     y *= v.dtype.type(0.5)
@@ -124,18 +158,21 @@ def _backward(v, A, gy, chunk_size, need_v=True, need_A=True, gradient_buffer=No
     B, P = v.shape
     dtype = v.dtype
     quarter = dtype.type(0.25)
-    off, chunks = _layout(P, chunk_size)
+    chunks = _layout(P, chunk_size)
     h = v * dtype.type(0.5)
+    w = _windows(h)
     gA = None
     if need_A:
         gA = (xp.empty(A.shape, dtype=dtype) if gradient_buffer is None
               else gradient_buffer.take(xp, A.shape, dtype))
     gv = xp.zeros((B, P), dtype=dtype) if need_v else None
+    wrapped = xp.zeros((B, 2 * P), dtype=dtype) if need_v else None
     half_gy_t = xp.ascontiguousarray(gy.T * dtype.type(0.5))
     buf_t, buf_g = _buffers(xp, B, chunks, dtype, 2 if need_v else 1) + (
         [] if need_v else [None])
-    for r0, r1, m0, m1 in chunks:
-        T = _tanh_half_differences(h, r0, r1, m0, off, _view(buf_t, B, m0, m1))
+    for chunk in chunks:
+        m0, m1 = chunk[2:]
+        T = _tanh_half_differences(h, w, chunk, _view(buf_t, B, m0, m1))
         if need_A:
             # gA[:, m0:m1] is a strided view of the one preallocated gA: BLAS writes it.
             xp.matmul(half_gy_t, T, out=gA[:, m0:m1])
@@ -145,7 +182,9 @@ def _backward(v, A, gy, chunk_size, need_v=True, need_A=True, gradient_buffer=No
             T *= -quarter
             T += quarter          # D = (1 - T^2) / 4
             T *= G                # S = G D
-            _scatter(T, r0, r1, m0, off, gv)
+            _scatter(T, chunk, gv, wrapped)
+    if need_v:
+        _unwrap(gv, wrapped)
     return gv, gA
 
 
@@ -160,16 +199,20 @@ def _second_order(v, A, gy, ggv, chunk_size, wanted):
     B, P = v.shape
     dtype = v.dtype
     quarter = dtype.type(0.25)
-    off, chunks = _layout(P, chunk_size)
+    chunks = _layout(P, chunk_size)
     h = v * dtype.type(0.5)
+    w = _windows(h)
+    w_e = _windows(ggv)
     g_v = xp.zeros((B, P), dtype=dtype) if 0 in wanted else None
+    wrapped = xp.zeros((B, 2 * P), dtype=dtype) if 0 in wanted else None
     g_A = xp.empty(A.shape, dtype=dtype) if 1 in wanted else None
     g_gy = xp.zeros(gy.shape, dtype=dtype) if 2 in wanted else None
     buf_t, buf_e, buf_g = _buffers(xp, B, chunks, dtype, 3)
     gy_t = xp.ascontiguousarray(gy.T)
-    for r0, r1, m0, m1 in chunks:
-        T = _tanh_half_differences(h, r0, r1, m0, off, _view(buf_t, B, m0, m1))
-        E = _fill_differences(ggv, r0, r1, m0, off, _view(buf_e, B, m0, m1))
+    for chunk in chunks:
+        m0, m1 = chunk[2:]
+        T = _tanh_half_differences(h, w, chunk, _view(buf_t, B, m0, m1))
+        E = _fill_differences(ggv, w_e, chunk, _view(buf_e, B, m0, m1))
         D = _view(buf_g, B, m0, m1)
         xp.multiply(T, T, out=D)
         D *= -quarter
@@ -184,7 +227,9 @@ def _second_order(v, A, gy, ggv, chunk_size, wanted):
             G = xp.matmul(gy, A[:, m0:m1], out=D)
             E *= G
             E *= dtype.type(-1)   # -E G T D
-            _scatter(E, r0, r1, m0, off, g_v)
+            _scatter(E, chunk, g_v, wrapped)
+    if 0 in wanted:
+        _unwrap(g_v, wrapped)
     return g_v, g_A, g_gy
 
 
@@ -348,9 +393,9 @@ def pairwise_difference_pairs(x, A, chunk_size=64, gradient_buffer=None):
 
     The input is flattened per sample to ``v`` (``P`` entries) and
 
-    .. math:: y_k = \\frac{1}{2} \\sum_{i<j} A_{k,\\, ij} \\tanh\\frac{v_i - v_j}{2}
+    .. math:: y_k = \\frac{1}{2} \\sum_m A_{k,\\, m} \\tanh\\frac{v_{I_m} - v_{J_m}}{2}
 
-    with the pairs ``ij`` in row-major order (:func:`pair_offsets`). With ``A`` and the bias
+    over the ``P (P - 1) / 2`` pairs ``(I_m, J_m)`` of :func:`pair_indices`. With ``A`` and the bias
     folded from a full weight matrix (:func:`fold`), ``y + b`` equals the full layer exactly.
     Supports double backprop.
 
@@ -371,8 +416,8 @@ def pairwise_difference_pairs(x, A, chunk_size=64, gradient_buffer=None):
 
 
 def fold(W, P=None):
-    """``(A, b)`` of a full weight matrix ``W`` (``N x P^2``): ``A[k, ij] = W[k,i,j] - W[k,j,i]``
-    for ``i < j`` (row-major) and ``b_k = 1/2 sum_ij W[k, i, j]``."""
+    """``(A, b)`` of a full weight matrix ``W`` (``N x P^2``): ``A[k, m] = W[k,i,j] - W[k,j,i]``
+    for the pairs ``(i, j)`` of :func:`pair_indices`, and ``b_k = 1/2 sum_ij W[k, i, j]``."""
     xp = backend.get_array_module(W)
     N = W.shape[0]
     if P is None:
@@ -380,7 +425,7 @@ def fold(W, P=None):
     if P * P != W.shape[1]:
         raise ValueError('W must have P * P columns, got {}'.format(W.shape[1]))
     W3 = W.reshape(N, P, P)
-    i, j = numpy.triu_indices(P, 1)
+    i, j = pair_indices(P)
     i, j = xp.asarray(i), xp.asarray(j)
     A = xp.empty((N, n_pairs(P)), dtype=W.dtype)
     for k in range(N):   # one output at a time: no second N x P^2 temporary

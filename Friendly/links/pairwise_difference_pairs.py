@@ -23,7 +23,8 @@ class PairwiseDifferencePairs(link.Link):
 
     """Pair form of the fully connected Pairwise Difference layer.
 
-    ``y[b, k] = 1/2 sum_{i<j} A[k, ij] tanh((v_i - v_j) / 2) + b[k]``, which equals the full
+    ``y[b, k] = 1/2 sum_m A[k, m] tanh((v_i - v_j) / 2) + b[k]`` over the pairs ``m = (i, j)``
+    of :func:`Friendly.functions.pairwise_difference_pairs.pair_indices`, which equals the full
     layer ``sum_ij W[k, i, j] sigmoid(v_i - v_j)`` for ``A, b = fold(W)``.
 
     Args:

@@ -16,24 +16,22 @@ from Friendly import links as FL
 from Friendly import models
 from Friendly.functions import pairwise_difference, pairwise_difference_pairs
 from Friendly.functions import PairwiseDifferencePairsGrad
-from Friendly.functions.pairwise_difference_pairs import fold, n_pairs, pair_offsets
+from Friendly.functions.pairwise_difference_pairs import fold, n_pairs, pair_indices
 from Friendly.optimizers import FastMomentumSGD, PairFormError, apply_pair_form_lr_factors
 
 
 def _reference(x, A):
-    """Independent forward: loops over samples, outputs and pairs i < j, in float64."""
+    """Independent forward: loops over samples, outputs and the stored pairs, in float64."""
     x = numpy.asarray(x, dtype=numpy.float64)
     B = x.shape[0]
     v = x.reshape(B, -1)
     P = v.shape[1]
+    I, J = pair_indices(P)
     y = numpy.zeros((B, A.shape[0]))
     for b in range(B):
         for k in range(A.shape[0]):
-            m = 0
-            for i in range(P):
-                for j in range(i + 1, P):
-                    y[b, k] += 0.5 * A[k, m] * numpy.tanh((v[b, i] - v[b, j]) / 2)
-                    m += 1
+            for m in range(len(I)):
+                y[b, k] += 0.5 * A[k, m] * numpy.tanh((v[b, I[m]] - v[b, J[m]]) / 2)
     return y
 
 
@@ -71,13 +69,12 @@ class TestPairwiseDifferencePairs(testing.FunctionTestCase):
         return _reference(x, A).astype(self.dtype),
 
 
-def test_offsets_enumerate_the_pairs_row_by_row():
-    P = 5
-    off = pair_offsets(P)
-    pairs = [(i, j) for i in range(P) for j in range(i + 1, P)]
-    assert len(pairs) == n_pairs(P) == off[-1]
-    for r in range(P - 1):
-        assert pairs[off[r]:off[r + 1]] == [(r, j) for j in range(r + 1, P)]
+@pytest.mark.parametrize('P', [2, 3, 4, 5, 6, 9, 36])
+def test_every_unordered_pair_is_stored_once(P):
+    I, J = pair_indices(P)
+    assert len(I) == n_pairs(P) == P * (P - 1) // 2
+    assert sorted(tuple(sorted(p)) for p in zip(I, J)) == [
+        (i, j) for i in range(P) for j in range(i + 1, P)]
 
 
 @pytest.mark.parametrize('chunk', [1, 2, 3, 64])
@@ -87,8 +84,10 @@ def test_fold_makes_the_pair_form_equal_the_full_layer(chunk):
     x = rng.uniform(-3, 3, (B, P))
     W = rng.uniform(-1, 1, (N, P * P))
     A, b = fold(W)
-    # Hand check of one entry of the fold: pair (1, 3) of output 2.
-    assert A[2, pair_offsets(P)[1] + 1] == W[2, 1 * P + 3] - W[2, 3 * P + 1]
+    # Hand check of one entry of the fold: pair (1, 3) of output 2, in whichever orientation.
+    I, J = pair_indices(P)
+    m, = [m for m in range(len(I)) if {I[m], J[m]} == {1, 3}]
+    assert A[2, m] == W[2, I[m] * P + J[m]] - W[2, J[m] * P + I[m]]
     numpy.testing.assert_allclose(b, W.sum(axis=1) / 2, rtol=1e-15)
     gy = rng.randn(B, N)
     xf, Wf = chainer.Variable(x), chainer.Variable(W)
@@ -404,7 +403,7 @@ def test_the_gradient_buffer_is_reused_only_when_free():
     rng = numpy.random.RandomState(4)
     link = FL.PairwiseDifferencePairs(6, 3)
     x = rng.uniform(-2, 2, (4, 6)).astype(numpy.float32)
-    i, j = numpy.triu_indices(6, 1)
+    i, j = pair_indices(6)
     T = numpy.tanh((x[:, i] - x[:, j]) / 2)
 
     def backward(gy):
