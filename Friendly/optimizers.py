@@ -24,7 +24,7 @@ class FastMomentumSGDRule(optimizers.momentum_sgd.MomentumSGDRule):
             Other arguments as for ``MomentumSGDRule``.
     """
 
-    def __init__(self, parent_hyperparam=None, lr=None, momentum=None, block_size=1 << 16):
+    def __init__(self, parent_hyperparam=None, lr=None, momentum=None, block_size=1 << 18):
         super(FastMomentumSGDRule, self).__init__(parent_hyperparam, lr, momentum)
         self.block_size = int(block_size)
         self._buffer = None  # scratch space, deliberately not in self.state (not serialized)
@@ -76,7 +76,7 @@ class FastMomentumSGD(optimizers.MomentumSGD):
 
     def __init__(self, lr=optimizers.momentum_sgd._default_hyperparam.lr,
                  momentum=optimizers.momentum_sgd._default_hyperparam.momentum,
-                 block_size=1 << 16):
+                 block_size=1 << 18):
         super(FastMomentumSGD, self).__init__(lr=lr, momentum=momentum)
         self.block_size = int(block_size)
         if self.block_size < 1:

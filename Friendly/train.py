@@ -118,7 +118,7 @@ def main(argv=None):
                   header='Friendly.train: {}\ntraining images: {}, validation images: {}'.format(
                       json.dumps(settings, sort_keys=True), len(train), len(val)))
 
-    predictor = models.FC100(args.variant, pd_chunk_size=args.pd_chunk_size,
+    predictor = models.FC100(args.variant, pd_chunk_size=settings['pd_chunk_size'],
                              pd_form=args.pd_form)
     model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
                                       stabilize=args.stabilize,  # ChainerMN: global GMR norm

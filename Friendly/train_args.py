@@ -54,7 +54,8 @@ def settings_from_args(args):
         'renorm_step_epochs': args.renorm_step_epochs,
         'bn_eval': args.bn_eval,
         'eval_batchsize': args.eval_batchsize,
-        'pd_chunk_size': args.pd_chunk_size,
+        'pd_chunk_size': (args.pd_chunk_size if args.pd_chunk_size is not None
+                          else models.PD_CHUNK_DEFAULTS[args.pd_form]),
         'sizes': list(models.LAYER_SIZES),
         'mnist_dir': args.mnist_dir or os.environ.get('MNIST_DIR'),
         'device': args.device,
@@ -119,9 +120,11 @@ def build_parser():
                              'or running averages (default: %(default)s)')
     parser.add_argument('--eval-batchsize', type=int, default=200,
                         help='validation batch size (default: %(default)s, the thesis)')
-    parser.add_argument('--pd-chunk-size', type=int, default=64,
-                        help='rows per chunk inside the Pairwise Difference layer '
-                             '(default: %(default)s)')
+    parser.add_argument('--pd-chunk-size', type=int, default=None,
+                        help='rows of P values per chunk inside the Pairwise Difference layer; '
+                             'memory and speed, not results (default: {} for --pd-form full, {} '
+                             'for pairs)'.format(models.PD_CHUNK_DEFAULTS['full'],
+                                                 models.PD_CHUNK_DEFAULTS['pairs']))
     parser.add_argument('--pd-form', choices=models.PD_FORMS, default='full',
                         help="PD's first layer: full (the thesis's, W with P^2 = 614,656 weights "
                              "per output) or pairs, its exact half-size fold: since sigmoid(-d) = "
@@ -162,11 +165,11 @@ def check_args(parser, args):
     except models.VariantError as e:
         parser.error('--variant: {}'.format(e))
     for name in ('batchsize', 'epoch', 'patience', 'val_size', 'eval_batchsize',
-                 'pd_chunk_size', 'snapshot_interval', 'renorm_step_epochs'):
+                 'snapshot_interval', 'renorm_step_epochs'):
         if getattr(args, name) <= 0:
             parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'),
                                                                getattr(args, name)))
-    for name in ('train_subset', 'val_subset'):
+    for name in ('train_subset', 'val_subset', 'pd_chunk_size'):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'), value))

@@ -34,22 +34,25 @@ def _log(message):
     sys.stderr.flush()
 
 
-def copy_bandwidth(mib=256, repeats=5):
-    """Bytes per second of ``numpy.copyto`` between two ``mib``-MiB float32 arrays (read + write
-    counted), best of ``repeats``."""
+def copy_bandwidth(mib=256, repeats=7):
+    """(wall, CPU) bytes per second of ``numpy.copyto`` between two ``mib``-MiB float32 arrays
+    (read + write counted), each the best of ``repeats``. On a shared machine the CPU-time
+    figure is the one comparable with the iterations' CPU time."""
     n = mib * 2 ** 20 // 4
     src = numpy.ones(n, dtype=numpy.float32)
-    dst = numpy.zeros(n, dtype=numpy.float32)
-    best = float('inf')
+    dst = numpy.ones(n, dtype=numpy.float32)   # both paged in before timing
+    best_wall = best_cpu = float('inf')
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         numpy.copyto(dst, src)
-        best = min(best, time.perf_counter() - start)
-    return 2 * src.nbytes / best
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+        best_wall = min(best_wall, time.perf_counter() - start)
+    return 2 * src.nbytes / best_wall, 2 * src.nbytes / max(best_cpu, 1e-9)
 
 
 def _setup(form, seed, chunk_size, sizes):
     numpy.random.seed(seed)
+    chunk_size = chunk_size or models.PD_CHUNK_DEFAULTS[form]
     model = models.FriendlyClassifier(models.FC100('PD', sizes=sizes, pd_chunk_size=chunk_size,
                                                    pd_form=form))
     optimizer = FastMomentumSGD(lr=models.VARIANT_SETTINGS['PD']['lr'], momentum=models.MOMENTUM)
@@ -61,7 +64,7 @@ def _setup(form, seed, chunk_size, sizes):
     return model, optimizer, weights * numpy.dtype(numpy.float32).itemsize
 
 
-def run(repeats=7, warmup=2, chunk_size=64, seed=0, batch=models.BATCHSIZE,
+def run(repeats=7, warmup=2, chunk_size=None, seed=0, batch=models.BATCHSIZE,
         sizes=models.LAYER_SIZES):
     """Time both forms taking turns; return (Markdown section, figures dict)."""
     rng = numpy.random.RandomState(seed)
@@ -90,8 +93,9 @@ def run(repeats=7, warmup=2, chunk_size=64, seed=0, batch=models.BATCHSIZE,
             step(form)
             cpu[form].append(time.process_time() - start_cpu)
             wall[form].append(time.perf_counter() - start)
-    bandwidth = copy_bandwidth()
-    figures = {'bandwidth_gb_s': bandwidth / 1e9, 'load': os.getloadavg()}
+    bandwidth, bandwidth_cpu = copy_bandwidth()
+    figures = {'bandwidth_gb_s': bandwidth / 1e9, 'bandwidth_cpu_gb_s': bandwidth_cpu / 1e9,
+               'load': os.getloadavg()}
     for form in forms:
         nbytes = setups[form][2]
         streamed = WEIGHT_PASSES * nbytes
@@ -102,9 +106,11 @@ def run(repeats=7, warmup=2, chunk_size=64, seed=0, batch=models.BATCHSIZE,
             'weight_mb': nbytes / 1e6,
             'streamed_mb': streamed / 1e6,
             'floor_ms': 1e3 * streamed / bandwidth,
+            'floor_cpu_ms': 1e3 * streamed / bandwidth_cpu,
         }
-        _log('  {}: {:.0f} ms (CPU {:.0f} ms), floor {:.0f} ms'.format(
-            form, figures[form]['ms'], figures[form]['cpu_ms'], figures[form]['floor_ms']))
+        _log('  {}: {:.0f} ms (CPU {:.0f} ms), floor {:.0f} ms (CPU {:.0f} ms)'.format(
+            form, figures[form]['ms'], figures[form]['cpu_ms'], figures[form]['floor_ms'],
+            figures[form]['floor_cpu_ms']))
     ratio = figures['pairs']['ms'] / figures['full']['ms']
     figures['ratio'] = ratio
     figures['ratio_cpu'] = figures['pairs']['cpu_ms'] / figures['full']['cpu_ms']
@@ -114,30 +120,36 @@ def run(repeats=7, warmup=2, chunk_size=64, seed=0, batch=models.BATCHSIZE,
         '',
         'One whole iteration (forward, squared-distance loss, backward, FastMomentumSGD update '
         'with the pair form\'s learning-rate factors) of the PD network {}, batch {}, float32, '
-        'chunk_size {}; median of {} iterations after {} warm-up ones, the two forms taking '
+        'chunk_size {} (full form) and {} (pair form); median of {} iterations after {} warm-up ones, the two forms taking '
         'turns. {}, {} CPUs, NumPy {} (BLAS threads: OPENBLAS_NUM_THREADS={}), Chainer {}; load '
         'average at the end {}.'.format(
-            '-'.join(map(str, sizes)), batch, chunk_size, repeats, warmup, platform.processor()
+            '-'.join(map(str, sizes)), batch, chunk_size or models.PD_CHUNK_DEFAULTS['full'],
+            chunk_size or models.PD_CHUNK_DEFAULTS['pairs'], repeats, warmup, platform.processor()
             or platform.machine(), os.cpu_count(), numpy.__version__,
             os.environ.get('OPENBLAS_NUM_THREADS', 'unset'), chainer.__version__, load),
         '',
         '| form | first-layer weights (MB) | iteration (ms) | fastest (ms) | CPU time (ms) | '
-        'bytes streamed (MB) | traffic floor (ms) | iteration / floor |',
-        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        'bytes streamed (MB) | traffic floor, wall (ms) | iteration / floor, wall | '
+        'traffic floor, CPU (ms) | CPU time / floor, CPU |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ]
     for form in forms:
         f = figures[form]
-        lines.append('| {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.2f} |'.format(
-            form, f['weight_mb'], f['ms'], f['ms_min'], f['cpu_ms'], f['streamed_mb'],
-            f['floor_ms'], f['ms'] / f['floor_ms']))
+        lines.append('| {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.2f} | '
+                     '{:.0f} | {:.2f} |'.format(
+                         form, f['weight_mb'], f['ms'], f['ms_min'], f['cpu_ms'],
+                         f['streamed_mb'], f['floor_ms'], f['ms'] / f['floor_ms'],
+                         f['floor_cpu_ms'], f['cpu_ms'] / f['floor_cpu_ms']))
     lines += [
         '',
         '- Pair form / full form: **{:.2f}x** in wall-clock time ({:.2f}x in CPU time).'.format(
             ratio, figures['ratio_cpu']),
         '- Traffic floor: {} passes over the first layer\'s weights per iteration (forward read, '
         'gradient write, in-place momentum update: 3 reads and 2 writes) at the bandwidth of a '
-        'NumPy copy of a 256 MiB array, {:.1f} GB/s (read + write counted) in this run.'.format(
-            WEIGHT_PASSES, bandwidth / 1e9),
+        'NumPy copy of a 256 MiB array measured in this run (read + write counted): {:.1f} GB/s '
+        'in wall-clock time, {:.1f} GB/s in CPU time (the figure to compare with the CPU '
+        'time when other jobs share the machine).'.format(
+            WEIGHT_PASSES, bandwidth / 1e9, bandwidth_cpu / 1e9),
         '',
     ]
     for form in forms:
@@ -151,15 +163,17 @@ def build_parser():
         description='Time one PD training iteration in the full and the pair form.')
     parser.add_argument('--repeats', type=int, default=7,
                         help='timed iterations of each form (default: %(default)s)')
-    parser.add_argument('--chunk-size', type=int, default=64,
-                        help='the layers\' chunk_size (default: %(default)s)')
+    parser.add_argument('--chunk-size', type=int, default=None,
+                        help='the chunk_size of both forms (default: each form\'s own, {} for '
+                             'full and {} for pairs)'.format(models.PD_CHUNK_DEFAULTS['full'],
+                                                             models.PD_CHUNK_DEFAULTS['pairs']))
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.repeats <= 0 or args.chunk_size <= 0:
+    if args.repeats <= 0 or (args.chunk_size is not None and args.chunk_size <= 0):
         parser.error('--repeats and --chunk-size must be positive')
     text, _ = run(repeats=args.repeats, chunk_size=args.chunk_size)
     print(text)
