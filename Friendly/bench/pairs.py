@@ -50,6 +50,21 @@ def copy_bandwidth(mib=256, repeats=7):
     return 2 * src.nbytes / best_wall, 2 * src.nbytes / max(best_cpu, 1e-9)
 
 
+def gemm_rate(n=512, repeats=7):
+    """(wall, CPU) float32 FLOP per second of an ``n x n`` matrix product, best of ``repeats``."""
+    rng = numpy.random.RandomState(0)
+    a = rng.rand(n, n).astype(numpy.float32)
+    b = rng.rand(n, n).astype(numpy.float32)
+    a @ b
+    best_wall = best_cpu = float('inf')
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        a @ b
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+        best_wall = min(best_wall, time.perf_counter() - start)
+    return 2 * n ** 3 / best_wall, 2 * n ** 3 / max(best_cpu, 1e-9)
+
+
 def _setup(form, seed, chunk_size, sizes):
     numpy.random.seed(seed)
     chunk_size = chunk_size or models.PD_CHUNK_DEFAULTS[form]
@@ -94,8 +109,9 @@ def run(repeats=7, warmup=2, chunk_size=None, seed=0, batch=models.BATCHSIZE,
             cpu[form].append(time.process_time() - start_cpu)
             wall[form].append(time.perf_counter() - start)
     bandwidth, bandwidth_cpu = copy_bandwidth()
+    _, flops_cpu = gemm_rate()
     figures = {'bandwidth_gb_s': bandwidth / 1e9, 'bandwidth_cpu_gb_s': bandwidth_cpu / 1e9,
-               'load': os.getloadavg()}
+               'gemm_cpu_gflop_s': flops_cpu / 1e9, 'load': os.getloadavg()}
     for form in forms:
         nbytes = setups[form][2]
         streamed = WEIGHT_PASSES * nbytes
@@ -107,7 +123,10 @@ def run(repeats=7, warmup=2, chunk_size=None, seed=0, batch=models.BATCHSIZE,
             'streamed_mb': streamed / 1e6,
             'floor_ms': 1e3 * streamed / bandwidth,
             'floor_cpu_ms': 1e3 * streamed / bandwidth_cpu,
+            # forward T A^T and backward gy^T T: 2 B N (weights) multiply-adds each
+            'gemm_gflop': 2 * 2 * batch * nbytes / 4 / 1e9,
         }
+        figures[form]['compute_floor_cpu_ms'] = 1e3 * figures[form]['gemm_gflop'] * 1e9 / flops_cpu
         _log('  {}: {:.0f} ms (CPU {:.0f} ms), floor {:.0f} ms (CPU {:.0f} ms)'.format(
             form, figures[form]['ms'], figures[form]['cpu_ms'], figures[form]['floor_ms'],
             figures[form]['floor_cpu_ms']))
@@ -120,7 +139,8 @@ def run(repeats=7, warmup=2, chunk_size=None, seed=0, batch=models.BATCHSIZE,
         '',
         'One whole iteration (forward, squared-distance loss, backward, FastMomentumSGD update '
         'with the pair form\'s learning-rate factors) of the PD network {}, batch {}, float32, '
-        'chunk_size {} (full form) and {} (pair form); median of {} iterations after {} warm-up ones, the two forms taking '
+        'chunk_size {} (full form) and {} (pair form); median of {} iterations after {} '
+        'warm-up ones, the two forms taking '
         'turns. {}, {} CPUs, NumPy {} (BLAS threads: OPENBLAS_NUM_THREADS={}), Chainer {}; load '
         'average at the end {}.'.format(
             '-'.join(map(str, sizes)), batch, chunk_size or models.PD_CHUNK_DEFAULTS['full'],
@@ -130,16 +150,18 @@ def run(repeats=7, warmup=2, chunk_size=None, seed=0, batch=models.BATCHSIZE,
         '',
         '| form | first-layer weights (MB) | iteration (ms) | fastest (ms) | CPU time (ms) | '
         'bytes streamed (MB) | traffic floor, wall (ms) | iteration / floor, wall | '
-        'traffic floor, CPU (ms) | CPU time / floor, CPU |',
-        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        'traffic floor, CPU (ms) | CPU time / floor, CPU | matrix products (GFLOP) | '
+        'their compute floor, CPU (ms) |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ]
     for form in forms:
         f = figures[form]
         lines.append('| {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.2f} | '
-                     '{:.0f} | {:.2f} |'.format(
+                     '{:.0f} | {:.2f} | {:.2f} | {:.0f} |'.format(
                          form, f['weight_mb'], f['ms'], f['ms_min'], f['cpu_ms'],
                          f['streamed_mb'], f['floor_ms'], f['ms'] / f['floor_ms'],
-                         f['floor_cpu_ms'], f['cpu_ms'] / f['floor_cpu_ms']))
+                         f['floor_cpu_ms'], f['cpu_ms'] / f['floor_cpu_ms'], f['gemm_gflop'],
+                         f['compute_floor_cpu_ms']))
     lines += [
         '',
         '- Pair form / full form: **{:.2f}x** in wall-clock time ({:.2f}x in CPU time).'.format(
@@ -150,6 +172,10 @@ def run(repeats=7, warmup=2, chunk_size=None, seed=0, batch=models.BATCHSIZE,
         'in wall-clock time, {:.1f} GB/s in CPU time (the figure to compare with the CPU '
         'time when other jobs share the machine).'.format(
             WEIGHT_PASSES, bandwidth / 1e9, bandwidth_cpu / 1e9),
+        '- The two matrix products of the first layer (forward and weight gradient) are bound by '
+        'arithmetic rather than by memory at batch 20: their compute floor is their FLOPs at the '
+        'rate of a 512 x 512 float32 product measured in this run, {:.0f} GFLOP/s of CPU '
+        'time.'.format(flops_cpu / 1e9),
         '',
     ]
     for form in forms:

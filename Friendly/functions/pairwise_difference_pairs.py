@@ -10,13 +10,15 @@ The full layer is ``n_k = sum_ij W[k, i, j] s(v_i - v_j)`` with ``s`` the logist
 This module computes the first term (the bias is added by the link) for the ``M = P (P - 1) / 2``
 unordered pairs, each stored once as ``(I[m], J[m])`` in the order of :func:`pair_indices`
 (either orientation of a pair folds the same way): ``y = 1/2 T A^T`` with
-``T[b, m] = tanh((v_I[m] - v_J[m]) / 2)`` and ``A[k, m] = W[k, I[m], J[m]] - W[k, J[m], I[m]]``. ``T`` (``B x M``) is never stored whole: every pass rebuilds
-it in chunks of about ``chunk_size * P`` pairs, so the extra memory is a few ``B x chunk_size x P``
-buffers, as for :mod:`Friendly.functions.pairwise_difference`. Only ``x`` and ``A`` are retained
-between forward and backward.
+``T[b, m] = tanh((v_I[m] - v_J[m]) / 2)`` and ``A[k, m] = W[k, I[m], J[m]] - W[k, J[m], I[m]]``.
+``T`` (``B x M``) is never stored whole: every pass rebuilds it in chunks of ``chunk_size * P``
+pairs, so the extra memory is a few ``B x chunk_size x P`` buffers, as for
+:mod:`Friendly.functions.pairwise_difference`. Only ``x`` and ``A`` are retained between forward
+and backward.
 
-With ``G = gy A`` (``B x M``) and ``D = (1 - T^2) / 4`` (the slope of ``tanh(d / 2) / 2`` in ``v_i``):
-``dL/dA = 1/2 gy^T T`` and ``dL/dv_r = sum_{j>r} (G D)[r, j] - sum_{i<r} (G D)[i, r]``.
+With ``G = gy A`` (``B x M``) and ``D = (1 - T^2) / 4`` (the slope of ``tanh(d / 2) / 2`` in
+``v_i``): ``dL/dA = 1/2 gy^T T`` and
+``dL/dv_r = sum_{m: I[m]=r} (G D)[m] - sum_{m: J[m]=r} (G D)[m]``.
 """
 import sys
 
@@ -95,7 +97,8 @@ def _fill_differences(h, w, chunk, out):
 
 
 def _tanh_half_differences(h, w, chunk, out):
-    """``out = T`` of the chunk, ``h = v / 2`` (halving is exact: ``h_i - h_j = (v_i - v_j) / 2``)."""
+    """``out = T`` of the chunk; ``h = v / 2`` (halving is exact, so ``h_i - h_j`` is
+    ``(v_i - v_j) / 2`` to the last bit)."""
     xp = backend.get_array_module(h)
     _fill_differences(h, w, chunk, out)
     xp.tanh(out, out=out)
@@ -277,7 +280,7 @@ def _check_types(x_type, a_type):
 
 class PairwiseDifferencePairs(function_node.FunctionNode):
 
-    """``(x, A) -> 1/2 T A^T``: the pair form without its bias; see :func:`pairwise_difference_pairs`."""
+    """``(x, A) -> 1/2 T A^T``: the pair form, bias excluded (:func:`pairwise_difference_pairs`)."""
 
     def __init__(self, chunk_size=64, gradient_buffer=None):
         self.chunk_size = _check_chunk_size(chunk_size)

@@ -426,6 +426,20 @@ def test_the_gradient_buffer_is_reused_only_when_free():
     assert link.copy(mode='copy')._gradient_buffer.array is None
 
 
+def test_bench_pairs_times_both_forms_side_by_side():
+    from Friendly.bench import pairs
+    text, figures = pairs.run(repeats=1, warmup=1, sizes=SIZES)
+    P, N = SIZES[0], SIZES[1]
+    assert figures['full']['weight_mb'] == pytest.approx(4 * N * P * P / 1e6)
+    assert figures['pairs']['weight_mb'] == pytest.approx(4 * (N * P * (P - 1) / 2 + N) / 1e6)
+    for form in ('full', 'pairs'):
+        f = figures[form]
+        assert f['ms'] > 0 and f['streamed_mb'] == pytest.approx(7 * f['weight_mb'])
+        assert '| {} |'.format(form) in text
+    assert figures['ratio'] == pytest.approx(figures['pairs']['ms'] / figures['full']['ms'])
+    assert 'Pair form / full form' in text
+
+
 class TestFailures:
 
     def test_wrong_number_of_pair_weights(self):
