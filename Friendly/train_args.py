@@ -126,16 +126,19 @@ def build_parser():
                              'for pairs)'.format(models.PD_CHUNK_DEFAULTS['full'],
                                                  models.PD_CHUNK_DEFAULTS['pairs']))
     parser.add_argument('--pd-form', choices=models.PD_FORMS, default='full',
-                        help="PD's first layer: full (the thesis's, W with P^2 = 614,656 weights "
-                             "per output) or pairs, its exact half-size fold: since sigmoid(-d) = "
-                             "1 - sigmoid(d), n_k = 1/2 sum_{i<j} A_kij tanh((v_i - v_j)/2) + b_k "
-                             "with A_kij = W_kij - W_kji and b_k = 1/2 sum W_k (306,936 weights "
-                             "per output); started from the fold of the same draw of W and trained "
-                             "with A at 2x and b at P^2/4 x the learning rate, it follows the full "
-                             "form's trajectory exactly under SGD and momentum SGD (both "
-                             "--optimizer choices), not under Adam or RMSprop, nor with gradient "
-                             "clipping (--stabilize) or weight decay, which are refused "
-                             "(default: %(default)s)")
+                        help="PD's first layer: full (the thesis's: W, P^2 = 614,656 weights per "
+                             "output) or pairs, its exact half-size fold (306,936 + 1): since "
+                             "sigmoid(-d) = 1 - sigmoid(d), n_k = 1/2 sum_{i<j} A_kij "
+                             "tanh((v_i - v_j)/2) + b_k with A_kij = W_kij - W_kji and b_k = 1/2 "
+                             "sum W_k. It starts from the fold of the same draw of W and trains A "
+                             "at 2x and b at P^2/4 x the learning rate; because SGD and momentum "
+                             "SGD (both --optimizer choices) move each weight by a linear function "
+                             "of its gradient, and the full form's W_kij - W_kji moves by twice "
+                             "the pair form's dL/dA, its sum by P^2/2 dL/db, the pair form then "
+                             "follows the full form's trajectory exactly (up to float rounding). "
+                             "Not under Adam or RMSprop, nor with gradient clipping "
+                             "(--stabilize) or weight decay, which see other norms and are "
+                             "refused (default: %(default)s)")
     parser.add_argument('--out', '-o', required=True, help='run folder')
     parser.add_argument('--resume', '-r', nargs='?', const='auto', default=None,
                         help='resume from a snapshot: a path, or with no value the latest '
