@@ -440,6 +440,36 @@ def test_bench_pairs_times_both_forms_side_by_side():
     assert 'Pair form / full form' in text
 
 
+@pytest.mark.slow   # three short trainings at P = 784 (about a minute)
+def test_a_killed_pair_form_training_resumes_to_the_same_model(tmp_path, mnist_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    argv = [sys.executable, '-m', 'Friendly.train', '--variant', 'PD', '--pd-form', 'pairs',
+            '--train-subset', '60', '--val-subset', '200', '--epoch', '3', '--no-progress',
+            '--mnist-dir', mnist_dir]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS='1')
+    whole, cut = tmp_path / 'whole', tmp_path / 'cut'
+    subprocess.run(argv + ['--out', str(whole)], check=True, env=env, capture_output=True)
+    job = subprocess.Popen(argv + ['--out', str(cut)], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (cut / 'snapshot_epoch_1').exists() and job.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)   # snapshots are written to a temporary file, then renamed
+    job.wait()
+    assert not (cut / 'model_final.npz').exists()
+    subprocess.run(argv + ['--out', str(cut), '--resume'], check=True, env=env,
+                   capture_output=True)
+    a, b = numpy.load(str(whole / 'model_final.npz')), numpy.load(str(cut / 'model_final.npz'))
+    assert sorted(a.files) == sorted(b.files) and 'l1/A' in a.files
+    for key in a.files:
+        numpy.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 class TestFailures:
 
     def test_wrong_number_of_pair_weights(self):
