@@ -14,7 +14,7 @@ from chainer import link
 from chainer import variable
 
 from Friendly.functions.pairwise_difference import _check_chunk_size
-from Friendly.functions.pairwise_difference_pairs import GradientBuffer, fold, n_pairs
+from Friendly.functions.pairwise_difference_pairs import GradientBuffer, fold
 from Friendly.functions.pairwise_difference_pairs import pairwise_difference_pairs
 import chainer.functions as F
 
@@ -31,7 +31,8 @@ class PairwiseDifferencePairs(link.Link):
         in_size (int or None): Entries per flattened sample ``P`` (784 for MNIST); ``None`` defers
             the allocation to the first call.
         out_size (int): Number of outputs.
-        chunk_size (int): About ``chunk_size * P`` pairs at a time; memory, not results.
+        chunk_size (int): ``chunk_size * P`` pairs at a time (default 64; Friendly.models
+            uses 16); memory and speed, not results.
         initialW: Initializer of the full ``W`` that is drawn and folded; default uniform in
             ``[-1, 1]`` (the thesis's, as :class:`Friendly.links.PairwiseDifference`).
 
@@ -87,6 +88,3 @@ class PairwiseDifferencePairs(link.Link):
             self._initialize_params(x.size // x.shape[0])
         y = pairwise_difference_pairs(x, self.A, self.chunk_size, self._gradient_buffer)
         return F.bias(y, self.b)
-
-
-__all__ = ['PairwiseDifferencePairs', 'n_pairs']
