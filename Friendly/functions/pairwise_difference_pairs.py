@@ -74,7 +74,7 @@ def _layout(P, chunk_size):
 
 
 def _windows(h):
-    """A read-only view ``w[b, d, i] = h[b, (i + d) mod P]`` for ``d = 0..P`` (no copy but one
+    """A view, only read: ``w[b, d, i] = h[b, (i + d) mod P]`` for ``d = 0..P`` (no copy but one
     ``B x 2P`` array)."""
     xp = backend.get_array_module(h)
     B, P = h.shape
