@@ -63,13 +63,29 @@ def check_variant(name):
     return name
 
 
-def _connection(kind, in_size, out_size, pd_chunk_size):
+PD_FORMS = ('full', 'pairs')
+# Rows of P values per chunk inside the PD layer (memory and speed only, not results); the pair
+# form's smaller chunks keep a chunk of tanh values in the L2 cache (about 1 MB at batch 20).
+PD_CHUNK_DEFAULTS = {'full': 64, 'pairs': 16}
+
+
+def check_pd_form(form):
+    if form not in PD_FORMS:
+        raise ValueError('unknown Pairwise Difference form {!r}; choose one of {}'.format(
+            form, ', '.join(PD_FORMS)))
+    return form
+
+
+def _connection(kind, in_size, out_size, pd_chunk_size, pd_form='full'):
     # Imported here so that the pure linear variants need nothing beyond Chainer.
     from Friendly import links as friendly_links
     if kind == 'linear':
         return L.Linear(in_size, out_size)
     if kind == 'angular':
         return friendly_links.Angular(in_size, out_size, c=ANGULAR_C)
+    if kind == 'pairwise_difference' and pd_form == 'pairs':
+        return friendly_links.PairwiseDifferencePairs(in_size, out_size,
+                                                      chunk_size=pd_chunk_size)
     if kind == 'pairwise_difference':
         return friendly_links.PairwiseDifference(in_size, out_size, chunk_size=pd_chunk_size)
     raise ValueError('unknown layer kind {!r}'.format(kind))
@@ -80,12 +96,17 @@ class FC100(chainer.Chain):
 
     Links: ``l1``, ``l2``, ``l3`` (connections), ``bn1``..``bn3`` (Batch Renormalization, when the
     variant uses it) and ``es1``..``es3`` (Elastic Sigmoid, GMRES only: one learnable ``s`` per
-    layer).
+    layer). ``pd_form`` 'full' is the thesis's Pairwise Difference layer, 'pairs' its exact
+    half-size fold (:class:`Friendly.links.PairwiseDifferencePairs`, which needs the learning-rate
+    factors of :func:`Friendly.optimizers.apply_pair_form_lr_factors` to train identically).
     """
 
-    def __init__(self, variant, sizes=LAYER_SIZES, pd_chunk_size=64):
+    def __init__(self, variant, sizes=LAYER_SIZES, pd_chunk_size=None, pd_form='full'):
         super(FC100, self).__init__()
         self.variant = check_variant(variant)
+        self.pd_form = check_pd_form(pd_form)
+        if pd_chunk_size is None:
+            pd_chunk_size = PD_CHUNK_DEFAULTS[pd_form]
         spec = VARIANT_SETTINGS[variant]
         self.spec = spec
         self.sizes = tuple(sizes)
@@ -94,7 +115,7 @@ class FC100(chainer.Chain):
         with self.init_scope():
             for i, kind in enumerate(spec['layers'], 1):
                 setattr(self, 'l{}'.format(i), _connection(
-                    kind, self.sizes[i - 1], self.sizes[i], pd_chunk_size))
+                    kind, self.sizes[i - 1], self.sizes[i], pd_chunk_size, pd_form))
                 if spec['batch_renorm']:
                     # rmax 1 and dmax 0 make it Batch Normalization until RenormSchedule opens them.
                     setattr(self, 'bn{}'.format(i), L.BatchRenormalization(

@@ -11,6 +11,7 @@ runs unchanged.
 import numpy
 
 from chainer.backends import intel64
+from chainer import optimizer as optimizer_module
 from chainer import optimizers
 
 
@@ -23,7 +24,7 @@ class FastMomentumSGDRule(optimizers.momentum_sgd.MomentumSGDRule):
             Other arguments as for ``MomentumSGDRule``.
     """
 
-    def __init__(self, parent_hyperparam=None, lr=None, momentum=None, block_size=1 << 16):
+    def __init__(self, parent_hyperparam=None, lr=None, momentum=None, block_size=1 << 18):
         super(FastMomentumSGDRule, self).__init__(parent_hyperparam, lr, momentum)
         self.block_size = int(block_size)
         self._buffer = None  # scratch space, deliberately not in self.state (not serialized)
@@ -75,7 +76,7 @@ class FastMomentumSGD(optimizers.MomentumSGD):
 
     def __init__(self, lr=optimizers.momentum_sgd._default_hyperparam.lr,
                  momentum=optimizers.momentum_sgd._default_hyperparam.momentum,
-                 block_size=1 << 16):
+                 block_size=1 << 18):
         super(FastMomentumSGD, self).__init__(lr=lr, momentum=momentum)
         self.block_size = int(block_size)
         if self.block_size < 1:
@@ -83,3 +84,79 @@ class FastMomentumSGD(optimizers.MomentumSGD):
 
     def create_update_rule(self):
         return FastMomentumSGDRule(self.hyperparam, block_size=self.block_size)
+
+
+class ScaledLearningRate(optimizer_module.Hyperparameter):
+
+    """Hyperparameters of one update rule whose ``lr`` is ``scale`` times its parent's ``lr``.
+
+    Every other entry is the parent's, and ``lr`` is read from the parent at each update, so a
+    learning-rate change made on the optimizer (``optimizer.lr = ...``, a schedule extension)
+    reaches this rule with its factor.
+    """
+
+    def __init__(self, parent, scale):
+        super(ScaledLearningRate, self).__init__(parent)
+        self.__dict__['lr_scale'] = float(scale)
+
+    @property
+    def lr(self):
+        return self._parent.lr * self.lr_scale
+
+    def get_dict(self):
+        d = self._parent.get_dict()
+        d['lr'] = self.lr
+        d['lr_scale'] = self.lr_scale
+        return d
+
+
+# Update rules whose update is linear in the gradient with the learning rate as a plain factor:
+# there the pair form's trajectory is the full form's exactly.
+EXACT_PAIR_FORM_RULES = (optimizers.sgd.SGDRule, optimizers.momentum_sgd.MomentumSGDRule)
+
+
+def _hook_names(hookable):
+    return [name for attr in ('_pre_update_hooks', '_post_update_hooks')
+            for name in (getattr(hookable, attr, None) or {})]
+
+
+class PairFormError(ValueError):
+    """The pair form cannot be trained exactly with this optimizer or hook."""
+
+
+def apply_pair_form_lr_factors(model, optimizer=None):
+    """Give the pair-form Pairwise Difference parameters of ``model`` their learning-rate factors.
+
+    ``A`` learns at twice, ``b`` at ``P^2 / 4`` times the optimizer's learning rate (see
+    :class:`Friendly.links.PairwiseDifferencePairs`); call after ``optimizer.setup(model)``.
+    Raises :class:`PairFormError` where the mapping onto the full form is not exact: an update
+    rule that is not (momentum) SGD (Adam, RMSprop, ...), a per-rule hook, or an optimizer hook
+    (gradient clipping sees another norm, weight decay another penalty) on ``optimizer``.
+    Returns the number of parameters changed.
+    """
+    from Friendly.links import PairwiseDifferencePairs
+    if optimizer is not None:
+        hooks = _hook_names(getattr(optimizer, '_hookable', optimizer))
+        if hooks:
+            raise PairFormError('the pair form is exact only without optimizer hooks '
+                                '(gradient clipping, weight decay); found {}'.format(
+                                    ', '.join(hooks)))
+    changed = 0
+    for link in model.links():
+        if not isinstance(link, PairwiseDifferencePairs):
+            continue
+        for name, factor in link.lr_factors().items():
+            rule = getattr(link, name).update_rule
+            if rule is None:
+                raise PairFormError('parameter {} has no update rule: call optimizer.setup '
+                                    'first'.format(name))
+            if not isinstance(rule, EXACT_PAIR_FORM_RULES):
+                raise PairFormError('the pair form is exact only under SGD and momentum SGD, '
+                                    'not {}'.format(type(rule).__name__))
+            if _hook_names(getattr(rule, '_hookable', None)):
+                raise PairFormError('the pair form is exact only without update-rule hooks')
+            # The rule's own hyperparameters read the optimizer's (their parent); a second call
+            # replaces the factor rather than compounding it.
+            rule.hyperparam = ScaledLearningRate(rule.hyperparam.parent, factor)
+            changed += 1
+    return changed

@@ -24,8 +24,10 @@ Presets (the README's table says the same):
 
 * ``thesis``: the full protocol: 55,800 training images, at most 100 epochs with early stopping
   (patience 20), validation on 4,200 images, test on all 10,000; GMRES with ``--stabilize`` (the
-  faithful GMRES collapses, see the README). PD at this scale is a GPU job: on the CPU it is
-  skipped, with a line saying so, unless ``--pd-on-cpu`` is given.
+  faithful GMRES collapses, see the README); PD in the exact half-size pair form
+  (``--pd-form pairs`` of ``Friendly.train``). PD at this scale is a GPU job: on the CPU it is
+  skipped, with a line saying so, unless ``--pd-on-cpu`` is given; it then trains with a snapshot
+  every epoch and, run again, resumes from the last one.
 * ``quick`` (default): every network on real MNIST with fewer epochs; PD on a training subset.
 * ``smoke``: a CI check of the whole pipeline on tiny subsets, in well under 3 minutes.
 """
@@ -53,7 +55,9 @@ SOURCE_SEED_OFFSET = 1000
 # Per-network training options ('*' for every network unless overridden) and evaluation options.
 PRESETS = {
     'thesis': {
-        'train': {'*': {}, 'GMRES': {'stabilize': True}},
+        # PD in the pair form: the same network and trajectory as the full form under momentum
+        # SGD (tests/friendly_tests/test_pairwise_pairs.py), half the weights, ~0.4x the time.
+        'train': {'*': {}, 'GMRES': {'stabilize': True}, 'PD': {'pd_form': 'pairs'}},
         'evaluate': {},
     },
     'quick': {
@@ -78,8 +82,10 @@ PRESETS = {
 NETWORKS = models.VARIANTS + (SOURCE,)
 # Rough relative training times (thesis preset, CPU); only the order the trainings start in.
 TRAIN_COST = {'PD': 100.0, 'GMRES': 3.0, 'A': 2.0, 'GMR': 2.0, 'RS': 1.5, 'S': 1.0, SOURCE: 1.0}
-# PD at thesis scale on the CPU: ~0.17 s an iteration (make bench), 2,790 iterations an epoch.
-PD_CPU_HOURS = 0.17 * 2790 * 100 / 3600
+# PD at thesis scale on the CPU in the pair form: ~0.10 s of CPU an iteration with one BLAS thread
+# (python -m Friendly.bench.pairs), 2,790 iterations an epoch, at most 100 epochs.
+PD_CPU_SECONDS_PER_ITERATION = 0.10
+PD_CPU_HOURS = PD_CPU_SECONDS_PER_ITERATION * 2790 * 100 / 3600
 # Settings that do not make another network (where it ran, what it ran on).
 NOT_COMPARED = ('device', 'mnist_dir', 'environment')
 
@@ -129,8 +135,9 @@ def thesis_pd_note(preset, networks, on_cpu, pd_on_cpu, device=None):
     """
     if preset != 'thesis' or 'PD' not in networks:
         return ''
-    scale = ('PD at thesis scale is a GPU job: about {:.0f} hours on a 2-core CPU (~0.17 s an '
-             'iteration, 279,000 iterations)'.format(PD_CPU_HOURS))
+    scale = ('PD at thesis scale is a GPU job: up to about {:.0f} hours on a free 2-core CPU '
+             'in the pair form (~{:.2f} s an iteration, at most 279,000 iterations; more on a '
+             'shared machine)'.format(PD_CPU_HOURS, PD_CPU_SECONDS_PER_ITERATION))
     if not on_cpu:
         return '== PD: {}; training it on {}'.format(scale, device)
     if pd_on_cpu:
@@ -158,9 +165,10 @@ def build_parser():
                         help='Batch Renormalization at test: batch statistics (the thesis) or '
                              'running averages (default: %(default)s)')
     parser.add_argument('--pd-on-cpu', action='store_true',
-                        help='thesis preset: train PD on the CPU too (about {:.0f} hours); '
-                             'without it PD is skipped there, with a line saying so'.format(
-                                 PD_CPU_HOURS))
+                        help='thesis preset: train PD on the CPU too (pair form, up to about '
+                             '{:.0f} hours on a free 2-core CPU; a snapshot every epoch, and a '
+                             'second call resumes an interrupted run); without it PD is skipped '
+                             'there, with a line saying so'.format(PD_CPU_HOURS))
     sweep.add_sweep_arguments(parser, 'seed of the six networks and the data split; the '
                               'black-box source uses seed + {}'.format(SOURCE_SEED_OFFSET))
     add_device_argument(parser)

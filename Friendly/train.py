@@ -118,13 +118,20 @@ def main(argv=None):
                   header='Friendly.train: {}\ntraining images: {}, validation images: {}'.format(
                       json.dumps(settings, sort_keys=True), len(train), len(val)))
 
-    predictor = models.FC100(args.variant, pd_chunk_size=args.pd_chunk_size)
+    predictor = models.FC100(args.variant, pd_chunk_size=settings['pd_chunk_size'],
+                             pd_form=args.pd_form)
     model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
                                       stabilize=args.stabilize,  # ChainerMN: global GMR norm
                                       norm=scaffold.dist.gradient_norm(models.STABLE_NORM_EPS))
     model.to_device(device)
     optimizer = setup_optimizer(make_optimizer(args.optimizer, settings['lr'], args.momentum),
                                 model, args.stabilize, scaffold=scaffold)
+    if args.pd_form == 'pairs':
+        from Friendly.optimizers import PairFormError, apply_pair_form_lr_factors
+        try:   # A at 2x, b at P^2/4 x the learning rate, read from the optimizer at each update
+            apply_pair_form_lr_factors(model, optimizer)
+        except PairFormError as e:
+            parser.error('--pd-form pairs: {}'.format(e))
 
     train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
     loss_func = None
@@ -213,9 +220,10 @@ def load_run(run_dir, which='final', device=None):
     try:
         predictor = models.FC100(settings['variant'],
                                  sizes=settings.get('sizes', models.LAYER_SIZES),
-                                 pd_chunk_size=settings.get('pd_chunk_size', 64))
+                                 pd_chunk_size=settings.get('pd_chunk_size', 64),
+                                 pd_form=settings.get('pd_form', 'full'))
     except (TypeError, ValueError, KeyError, IndexError) as e:
-        raise ValueError('settings file {}: bad sizes or pd_chunk_size ({})'.format(
+        raise ValueError('settings file {}: bad sizes, pd_chunk_size or pd_form ({})'.format(
             settings_path, e)) from None
     try:
         safe_npz.load_npz(path, predictor, what='model file', network='{} network of {}'.format(

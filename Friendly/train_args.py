@@ -19,8 +19,11 @@ VALIDATION_SIZE = 4200
 IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset', 'val_size',
                  'gmr_weight', 'optimizer', 'sizes', 'stabilize')
 IDENTITY_KEYS += ('adversarial',)   # absent (None) for every network but the PGD-trained one
+IDENTITY_KEYS += ('pd_form',)       # absent for every network but a pair-form PD
 # What a settings.json written before a key existed meant.
-IDENTITY_DEFAULTS = {'stabilize': False}
+IDENTITY_DEFAULTS = {'stabilize': False, 'pd_form': 'full'}
+# Optimizers under which the pair form of PD follows the full form exactly (both momentum SGD).
+PAIR_FORM_OPTIMIZERS = ('fast', 'stock')
 # --stabilize: chainer.optimizer_hooks.GradientClipping threshold (L2 norm of all gradients).
 STABLE_CLIP_NORM = 10.0
 
@@ -51,13 +54,16 @@ def settings_from_args(args):
         'renorm_step_epochs': args.renorm_step_epochs,
         'bn_eval': args.bn_eval,
         'eval_batchsize': args.eval_batchsize,
-        'pd_chunk_size': args.pd_chunk_size,
+        'pd_chunk_size': (args.pd_chunk_size if args.pd_chunk_size is not None
+                          else models.PD_CHUNK_DEFAULTS[args.pd_form]),
         'sizes': list(models.LAYER_SIZES),
         'mnist_dir': args.mnist_dir or os.environ.get('MNIST_DIR'),
         'device': args.device,
     }
     if args.adversarial:   # only then, so that earlier runs' settings still match
         settings['adversarial'] = args.adversarial
+    if args.pd_form != 'full':   # likewise: a full-form run's settings stay as they were
+        settings['pd_form'] = args.pd_form
     return settings
 
 
@@ -114,9 +120,25 @@ def build_parser():
                              'or running averages (default: %(default)s)')
     parser.add_argument('--eval-batchsize', type=int, default=200,
                         help='validation batch size (default: %(default)s, the thesis)')
-    parser.add_argument('--pd-chunk-size', type=int, default=64,
-                        help='rows per chunk inside the Pairwise Difference layer '
-                             '(default: %(default)s)')
+    parser.add_argument('--pd-chunk-size', type=int, default=None,
+                        help='rows of P values per chunk inside the Pairwise Difference layer; '
+                             'memory and speed, not results (default: {} for --pd-form full, {} '
+                             'for pairs)'.format(models.PD_CHUNK_DEFAULTS['full'],
+                                                 models.PD_CHUNK_DEFAULTS['pairs']))
+    parser.add_argument('--pd-form', choices=models.PD_FORMS, default='full',
+                        help="PD's first layer: full (the thesis's: W, P^2 = 614,656 weights per "
+                             "output) or pairs, its exact half-size fold (306,936 + 1): since "
+                             "sigmoid(-d) = 1 - sigmoid(d), n_k = 1/2 sum_{i<j} A_kij "
+                             "tanh((v_i - v_j)/2) + b_k with A_kij = W_kij - W_kji and b_k = 1/2 "
+                             "sum W_k. It starts from the fold of the same draw of W and trains A "
+                             "at 2x and b at P^2/4 x the learning rate; because SGD and momentum "
+                             "SGD (both --optimizer choices) move each weight by a linear function "
+                             "of its gradient, and the full form's W_kij - W_kji moves by twice "
+                             "the pair form's dL/dA, its sum by P^2/2 dL/db, the pair form then "
+                             "follows the full form's trajectory exactly (up to float rounding). "
+                             "Not under Adam or RMSprop, nor with gradient clipping "
+                             "(--stabilize) or weight decay, which see other norms and are "
+                             "refused (default: %(default)s)")
     parser.add_argument('--out', '-o', required=True, help='run folder')
     parser.add_argument('--resume', '-r', nargs='?', const='auto', default=None,
                         help='resume from a snapshot: a path, or with no value the latest '
@@ -146,11 +168,11 @@ def check_args(parser, args):
     except models.VariantError as e:
         parser.error('--variant: {}'.format(e))
     for name in ('batchsize', 'epoch', 'patience', 'val_size', 'eval_batchsize',
-                 'pd_chunk_size', 'snapshot_interval', 'renorm_step_epochs'):
+                 'snapshot_interval', 'renorm_step_epochs'):
         if getattr(args, name) <= 0:
             parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'),
                                                                getattr(args, name)))
-    for name in ('train_subset', 'val_subset'):
+    for name in ('train_subset', 'val_subset', 'pd_chunk_size'):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
@@ -163,5 +185,14 @@ def check_args(parser, args):
         parser.error('--renorm-threshold must be finite, got {}'.format(args.renorm_threshold))
     if not 0 <= args.momentum < 1:
         parser.error('--momentum must be in [0, 1), got {}'.format(args.momentum))
+    if args.pd_form == 'pairs':
+        if args.variant != 'PD':
+            parser.error('--pd-form pairs applies to --variant PD only')
+        if args.stabilize:
+            parser.error('--pd-form pairs is exact only without gradient clipping: drop '
+                         '--stabilize or use --pd-form full')
+        if args.optimizer not in PAIR_FORM_OPTIMIZERS:
+            parser.error('--pd-form pairs is exact only under SGD and momentum SGD, not '
+                         '--optimizer {}'.format(args.optimizer))
     if not 0 < args.val_size < 60000:
         parser.error('--val-size must be in 1..59999, got {}'.format(args.val_size))

@@ -1,6 +1,7 @@
 """Speed and memory of chapter 3: ``python -m Friendly.bench --out results/bench`` (``make bench``).
 
-Writes ``OUT/friendly.md`` (and prints it): the layer section of :mod:`Friendly.bench.layers`, then
+Writes ``OUT/friendly.md`` (and prints it): the layer section of :mod:`Friendly.bench.layers`, the
+PD iteration in the full and the pair form side by side (:mod:`Friendly.bench.pairs`), then
 
 * one training iteration of each variant (batch 20, forward + loss (+ GMR double backprop) +
   backward + FastMomentumSGD update): median milliseconds and the peak memory NumPy allocated
@@ -137,6 +138,9 @@ def build_parser():
                         help='images in the timed FGSM evaluation of PD (default: %(default)s)')
     parser.add_argument('--skip-layers', action='store_true',
                         help='leave out the Friendly.bench.layers section')
+    parser.add_argument('--skip-pairs', action='store_true',
+                        help='leave out the Friendly.bench.pairs section (one PD iteration, full '
+                             'against pair form)')
     add_device_argument(parser)
     return parser
 
@@ -153,6 +157,9 @@ def main(argv=None):
     if not args.skip_layers:
         from Friendly.bench import layers
         sections.append(layers.run())
+    if not args.skip_pairs:
+        from Friendly.bench import pairs
+        sections.append(pairs.run()[0])
     sections.append(run(device, args.repeats, args.pd_repeats, args.fgsm_images,
                         args.pd_fgsm_images))
     text = '\n'.join(sections)

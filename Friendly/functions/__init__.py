@@ -6,3 +6,6 @@ from Friendly.functions.elastic_sigmoid import ElasticSigmoid  # NOQA
 from Friendly.functions.pairwise_difference import pairwise_difference  # NOQA
 from Friendly.functions.pairwise_difference import PairwiseDifference  # NOQA
 from Friendly.functions.pairwise_difference import PairwiseDifferenceGrad  # NOQA
+from Friendly.functions.pairwise_difference_pairs import pairwise_difference_pairs  # NOQA
+from Friendly.functions.pairwise_difference_pairs import PairwiseDifferencePairs  # NOQA
+from Friendly.functions.pairwise_difference_pairs import PairwiseDifferencePairsGrad  # NOQA

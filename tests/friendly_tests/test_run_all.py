@@ -28,8 +28,11 @@ def test_presets_cover_every_network():
 
 def test_thesis_preset_is_the_full_protocol():
     for network in run_all.NETWORKS:
-        expected = {'stabilize': True} if network == 'GMRES' else {}
+        expected = ({'stabilize': True} if network == 'GMRES' else
+                    {'pd_form': 'pairs'} if network == 'PD' else {})
         assert run_all.train_options('thesis', network) == expected
+    pd = run_all.train_argv('PD', run_all.train_options('thesis', 'PD'), 0, 'x', None, None)
+    assert train.build_parser().parse_args(pd).pd_form == 'pairs'
     argv = run_all.train_argv('GMRES', run_all.train_options('thesis', 'GMRES'), 0, 'x', None,
                               None)
     assert train.build_parser().parse_args(argv).stabilize
