@@ -106,7 +106,7 @@ def _legend_handles(any_nan, any_typed):
         handles.append(Patch(facecolor=numpy.array(NAN_RGB) / 255.0, edgecolor='black',
                              label='NaN in the second derivative'))
     if any_typed:
-        handles.append(Line2D([], [], linestyle='none', marker='$t$', color='black',
+        handles.append(Line2D([], [], linestyle='none', marker='$t$', color='white',
                               label='type of a typed group (tri / sq)'))
     return handles
 
@@ -119,8 +119,12 @@ def write_contact_sheet(path, entries, title=''):
     from matplotlib import pyplot
     from lenses_common.runfolder import atomic_path
     n = len(entries)
-    fig = pyplot.figure(figsize=(9, 3.3 * n + 1.2), facecolor='white')
-    rows = fig.subfigures(n + 1, 1, height_ratios=[3.3] * n + [1.2], squeeze=False)[:, 0]
+    fig = pyplot.figure(figsize=(9, 3.3 * n + 1.6), facecolor='white')
+    rows = fig.subfigures(n + 2, 1, height_ratios=[0.4] + [3.3] * n + [1.2],
+                          squeeze=False)[:, 0]
+    if title:
+        rows[0].text(0.5, 0.5, title, ha='center', va='center', fontsize=11, fontweight='bold')
+    rows = rows[1:]
     any_nan = any_typed = False
     for sub, entry in zip(rows, entries):
         sub.suptitle(row_header(entry), fontsize=10, y=0.99)
@@ -136,7 +140,9 @@ def write_contact_sheet(path, entries, title=''):
         ax[2].imshow(groups_overlay(entry['image'], entry['groups'], nan), interpolation='nearest')
         matched = entry.get('matched') or [False] * len(entry['groups'])
         found = entry.get('found') or [False] * len(entry['truth_boxes'])
-        heading = '{} groups, {} matched'.format(len(entry['groups']), sum(matched))
+        heading = '{} group{}, {} matched'.format(len(entry['groups']),
+                                                  '' if len(entry['groups']) == 1 else 's',
+                                                  sum(matched))
         if n_nan:
             heading += '; {} NaN pixels'.format(n_nan)
         ax[2].set_title(heading, fontsize=9)
@@ -152,14 +158,15 @@ def write_contact_sheet(path, entries, title=''):
                                        linestyle='-' if hit else '--'))
             if kind is not None:
                 any_typed = True
-                ax[2].text(box[0], box[1] - 1, kind, color=color, fontsize=7, va='bottom',
-                           ha='left', fontweight='bold')
+                ax[2].text(box[0] + 0.5, box[1] + 0.5, kind, color=color, fontsize=7, va='top',
+                           ha='left', fontweight='bold',
+                           bbox=dict(facecolor='black', alpha=0.6, pad=0.5, linewidth=0))
         for a in ax:
             a.set_xticks([])
             a.set_yticks([])
     rows[-1].legend(handles=_legend_handles(any_nan, any_typed), loc='center', ncol=3,
-                    fontsize=8, frameon=True, facecolor='0.85', title=title or None,
-                    title_fontsize=9)
+                    fontsize=8, frameon=True, facecolor='0.3', edgecolor='black',
+                    labelcolor='white')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format='png', facecolor='white')
