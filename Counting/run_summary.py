@@ -144,7 +144,8 @@ def typed_markdown(counters):
             if not s.get('error') and s.get('recall_by_type')]
     if not rows:
         return []
-    kinds = list(dict.fromkeys(k for _, _, s in rows for k in s['recall_by_type']))
+    seen = set(k for _, _, s in rows for k in s['recall_by_type'])
+    kinds = [k for k in ('tri', 'sq') if k in seen] + sorted(seen - {'tri', 'sq'})
     lines = ['## Shapes told apart by type', '',
              'The `_typed` methods run the detection once per output (the saliency and second '
              'derivative of that output alone, round(output) groups) and label every group with '
