@@ -189,3 +189,23 @@ def test_smoke_preset(tmp_path):
     out, data = str(tmp_path / 'results'), str(tmp_path / 'data')
     run_all.main(['--preset', 'smoke', '--out', out, '--data-dir', data, '--device', '@numpy'])
     assert os.path.exists(os.path.join(out, 'counting', 'summary.md'))
+
+
+@pytest.mark.slow
+def test_gpu_lease_smoke_preset(tmp_path):
+    """The gpu-lease pipeline (the thesis's data and convolutionallarge at its smallest input,
+    835 x 835, the thesis's SGD) on the CPU at a tiny size: every stage runs and reports."""
+    out, data = str(tmp_path / 'results'), str(tmp_path / 'data')
+    assert run_all.main(['--preset', 'gpu-lease-smoke', '--out', out, '--data-dir', data,
+                         '--device', '@numpy']) == 0
+    counting = os.path.join(out, 'counting')
+    with open(os.path.join(counting, 'summary.md')) as f:
+        summary = f.read()
+    assert 'preset `gpu-lease-smoke`' in summary and '835x835' in summary
+    assert summary.count('| convolutionallarge |') == 6   # three counters, two types each
+    assert '## Every counter side by side' in summary
+    assert '## Shapes told apart by type' in summary
+    assert 'recall `second_auto_connected_typed`' in summary and 'kmeans' not in summary
+    for name in ('relu', 'softplus', 'sigmoid_brn'):
+        assert os.path.exists(os.path.join(counting, name, 'contact_sheet.png'))
+        assert os.path.exists(os.path.join(counting, name, 'contact_sheet_typed.png'))
