@@ -219,7 +219,7 @@ DETECTION_METHODS = (
     ('upper_typed', ['--method', 'upper', '--typed']),
 )
 #: Test images the detection methods and the outline measure are scored on.
-N_SCORED = {'smoke': 10, 'quick': 50, 'thesis': 50, 'gpu-lease': 4, 'gpu-lease-smoke': 2}
+N_SCORED = {'smoke': 10, 'quick': 50, 'thesis': 50, 'gpu-lease': 4, 'gpu-lease-smoke': 1}
 #: Presets that score only some methods (default: all of DETECTION_METHODS). At 1000 x 1000 the
 #: automatic threshold costs about 0.7 CPU s per group (K-means on the logarithms of a row that
 #: the large network makes non-zero over the whole image) and ``kmeans`` 1.5 CPU s per image, on

@@ -205,7 +205,8 @@ def test_gpu_lease_smoke_preset(tmp_path):
     assert summary.count('| convolutionallarge |') == 6   # three counters, two types each
     assert '## Every counter side by side' in summary
     assert '## Shapes told apart by type' in summary
-    assert 'recall `second_auto_connected_typed`' in summary and 'kmeans' not in summary
+    assert 'recall `second_auto_connected_typed`' in summary
+    assert '| softplus | kmeans |' not in summary and '| softplus | second_auto |' not in summary
     for name in ('relu', 'softplus', 'sigmoid_brn'):
         assert os.path.exists(os.path.join(counting, name, 'contact_sheet.png'))
         assert os.path.exists(os.path.join(counting, name, 'contact_sheet_typed.png'))
