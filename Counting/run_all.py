@@ -336,9 +336,28 @@ def build_parser():
                    help='results root; writes <out>/counting (default: %(default)s)')
     p.add_argument('--data-dir', default=os.path.join('data', 'counting'),
                    help='datasets go to <data-dir>/<preset>/{train,test} (default: %(default)s)')
+    p.add_argument('--counters', default=None, metavar='NAME,...',
+                   help='comma-separated run names: train, evaluate and summarise only these of '
+                        'the preset\'s counters (default: all of them; quick and smoke: relu, '
+                        'softplus, sigmoid_brn, conv_softplus, conv_sigmoid_brn)')
     add_device_argument(p)
     sweep.add_sweep_arguments(p, 'seed of the data, the initialisation and the order')
     return p
+
+
+def selected_counters(parser, args):
+    """The preset's counters, or those ``--counters`` names (parser.error for a name the preset
+    does not train)."""
+    counters = PRESET_COUNTERS[args.preset]
+    if args.counters is None:
+        return counters
+    wanted = [n.strip() for n in args.counters.split(',') if n.strip()]
+    names = [c[0] for c in counters]
+    unknown = [n for n in wanted if n not in names]
+    if unknown or not wanted:
+        parser.error('--counters: preset {} trains {}; got {!r}'.format(
+            args.preset, ', '.join(names), args.counters))
+    return tuple(c for c in counters if c[0] in wanted)
 
 
 def evaluate_counter(info, folders, root, preset, device, device_spec, log):
@@ -375,6 +394,7 @@ def main(argv=None):
     seeds = sweep.check_sweep_args(parser, args)
     device = device_from_args(args, parser)
     device_spec = None if args.device is None else str(args.device)
+    chosen = selected_counters(parser, args)
     start = time.time()
     command = 'python -m Counting.run_all ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -398,7 +418,7 @@ def main(argv=None):
             except ValueError as e:
                 parser.error('dataset {}: {}'.format(folders[seed][split], e))
         counters[seed] = []
-        for name, activation, batch_renorm in PRESET_COUNTERS[args.preset]:
+        for name, activation, batch_renorm in chosen:
             run_dir = os.path.join(roots[seed], 'runs', name)
             targv, t = train_argv(args.preset, name, activation, batch_renorm,
                                   folders[seed]['train'], folders[seed]['test'], run_dir, seed,

@@ -49,6 +49,17 @@ def test_presets_are_complete():
     assert t['epoch'] < 100
 
 
+def test_counters_option_selects_and_refuses(capsys):
+    parser = run_all.build_parser()
+    args = parser.parse_args(['--preset', 'quick', '--counters', 'conv_sigmoid_brn,relu'])
+    assert [c[0] for c in run_all.selected_counters(parser, args)] == ['relu',
+                                                                      'conv_sigmoid_brn']
+    args = parser.parse_args(['--preset', 'thesis', '--counters', 'conv_softplus'])
+    with pytest.raises(SystemExit) as e:
+        run_all.selected_counters(parser, args)
+    assert e.value.code == 2 and 'preset thesis trains relu' in capsys.readouterr().err
+
+
 def test_dataset_options_split_seeds():
     a = run_all.dataset_options('quick', 'train', 5)
     b = run_all.dataset_options('quick', 'test', 5)
