@@ -119,11 +119,13 @@ def write_contact_sheet(path, entries, title=''):
     from matplotlib import pyplot
     from lenses_common.runfolder import atomic_path
     n = len(entries)
-    fig = pyplot.figure(figsize=(9, 3.3 * n + 1.6), facecolor='white')
-    rows = fig.subfigures(n + 2, 1, height_ratios=[0.4] + [3.3] * n + [1.2],
+    fig = pyplot.figure(figsize=(9, 3.3 * n + 1.8), facecolor='white')
+    rows = fig.subfigures(n + 2, 1, height_ratios=[0.6] + [3.3] * n + [1.2],
                           squeeze=False)[:, 0]
     if title:
-        rows[0].text(0.5, 0.5, title, ha='center', va='center', fontsize=11, fontweight='bold')
+        import textwrap
+        rows[0].text(0.5, 0.5, textwrap.fill(title, 90), ha='center', va='center', fontsize=10,
+                     fontweight='bold')
     rows = rows[1:]
     any_nan = any_typed = False
     for sub, entry in zip(rows, entries):
