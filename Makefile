@@ -38,7 +38,7 @@ help:
 	@echo "make wheelhouse   wheels for a machine without a registry -> $(WHEELHOUSE)/ (WHEEL_PY=$(WHEEL_PY))"
 	@echo "make install-offline PYTHON=...  install from $(WHEELHOUSE)/ into a Python that has NumPy and CuPy"
 	@echo "make gpu-check PYTHON=...        install offline, then versions, GPU tests, short benchmark"
-	@echo "variables: PRESET=smoke|quick|thesis (default quick) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
+	@echo "variables: PRESET=smoke|quick|thesis|gpu-lease (default quick; gpu-lease: make counting only) SEED=0 DEVICE=@numpy|@cupy:0 OUT=results DATA=data"
 	@echo "           JOBS=N (make friendly/counting: trainings at a time, each one BLAS thread; default 2)"
 	@echo "           SEEDS=0,1,2 (make friendly/counting: a seed sweep, mean +- std; replaces SEED)"
 	@echo "make install-mpi  mpich and mpi4py into $(VENV) (the mpi extra): mpiexec, --executor mpi"

@@ -7,9 +7,10 @@ against the mean inside the shapes (the pixels of a shape farther than ``width``
 boundary: the interior eroded) and against the background (the pixels farther than ``width``
 outside every shape). Distances are Euclidean, from SciPy's distance transform of the drawn mask.
 
-    python -m Counting.outline --run RUN --images FOLDER [--limit 8]
+    python -m Counting.outline --run RUN --images FOLDER [--limit N]
 
-prints the per-image figures and their means and medians (``--json PATH`` writes them), for the
+measures every image of the folder (or the first ``--limit N``) and prints the per-image figures
+and their means and medians (``--json PATH`` writes them), for the
 raw saliency and, as a second figure, for its picture: the values of the tenth-root grayscale PNG
 that ``Counting.saliency`` writes (the thesis's pictures), which is what a reader of the PNGs sees.
 """
@@ -119,7 +120,8 @@ def main(argv=None):
     parser.add_argument('--names', nargs='+', default=None, metavar='NAME',
                         help='image file names inside --images (default: all, sorted)')
     parser.add_argument('--limit', type=positive_int, default=None,
-                        help='use at most this many images (default: all)')
+                        help='measure at most this many images, the first in sorted order '
+                             '(default: all images of --images)')
     add_device_argument(parser)
     parser.add_argument('--width', type=float, default=2.0,
                         help='outline half-width in pixels (default: %(default)s)')

@@ -4,7 +4,8 @@
 
 1. generates the training and test sets into ``<data-dir>/<preset>/{train,test}`` (reused when
    their ``settings.json`` matches the preset);
-2. trains the ReLU, SoftPlus and sigmoid (+ Batch Renormalization, as in the thesis) counters into
+2. trains the ReLU, SoftPlus and sigmoid (+ Batch Renormalization, as in the thesis) counters
+   (on ``smoke`` and ``quick`` also the thesis's ``convolutional`` SoftPlus and sigmoid + BRN) into
    ``<out>/counting/runs/<name>`` (skipped when ``model.npz`` exists with matching settings, resumed
    from the newest snapshot when one exists, a folder of another configuration moved aside), each
    a ``python -m Counting.train`` process with one BLAS thread, log ``<out>/counting/logs``,
@@ -12,7 +13,8 @@
    ``lenses_common.sweep``);
 3. evaluates each on the test set (``<out>/counting/<name>/metrics.*``, ``scatter.png``);
 4. writes saliency pictures and detection pictures for a few test images
-   (``<out>/counting/<name>/saliency``, ``.../detection``);
+   (``<out>/counting/<name>/saliency``, ``.../detection``), scores every detection method, typed
+   ones included, and draws the contact sheets from the pictured detections;
 5. writes ``<out>/counting/summary.md`` and ``results.csv`` (one row per seed, counter and type).
 
 ``--seeds 0,1,2`` runs all this for each seed (data, initialisation and order); with more than one
@@ -21,7 +23,11 @@ seed, seed S's data go to ``<data-dir>/<preset>/seed-S`` and its results to
 
 Presets (see Counting/README.md for what each one shortens): ``smoke`` for CI (< 3 minutes),
 ``quick`` (default, <= 30 minutes on a 2-core CPU), ``thesis`` (1000 x 1000 images,
-``convolutionallarge``, 100 epochs: meant for a GPU).
+``convolutionallarge``, 100 epochs: meant for a GPU), ``gpu-lease`` (the thesis's data and network
+with fewer images and epochs, sized for 8 minutes on one H100/H200; docs/counting-results.md) and
+``gpu-lease-smoke`` (its smoke version, on the CPU in the tests). ``smoke`` and ``quick`` train the
+thesis's small ``convolutional`` network (SoftPlus, sigmoid + BRN) beside the three ``edgepool``
+counters.
 """
 import os
 import shlex
@@ -52,15 +58,33 @@ DATASETS = {
     # Streamed from disk (--stream): 5,500 of 1000 x 1000 would take 16.5 GB in memory.
     'thesis': dict(n_train=5000, n_test=500, image_size=(1000, 1000), shape_limit=20,
                    scale=(60, 120), shape_scaling=True),
+    # The thesis's data and network sized for one GPU lease of 8 minutes (docs/counting-results.md,
+    # "The gpu-lease preset": measured per-image CPU costs and the assumed GPU speed-up).
+    'gpu-lease': dict(n_train=500, n_test=50, image_size=(1000, 1000), shape_limit=20,
+                      scale=(60, 120), shape_scaling=True),
+    # Its smoke version for the CPU tests: the same pipeline at the large network's smallest
+    # input (835 x 835), a handful of images with few shapes.
+    'gpu-lease-smoke': dict(n_train=6, n_test=2, image_size=(835, 835), shape_limit=2,
+                            scale=(60, 120), shape_scaling=True),
 }
 COMMON_DATA = dict(types=('tri', 'sq'), shape_rotations=True, limit_scale_resampling=True)
 
-#: The three counters of the thesis: (run name, activation, Batch Renormalization).
+#: The three counters of the thesis: (run name, activation, Batch Renormalization), on the
+#: preset's network (TRAINING's '*' arch).
 COUNTERS = (
     ('relu', 'relu', False),
     ('softplus', 'softplus', False),
     ('sigmoid_brn', 'sigmoid', True),
 )
+#: The thesis's small network beside edgepool on the smoke and quick data: SoftPlus, and sigmoid
+#: with Batch Renormalization (the thesis's training); TRAINING sets their arch.
+THESIS_NETWORK = (
+    ('conv_softplus', 'softplus', False),
+    ('conv_sigmoid_brn', 'sigmoid', True),
+)
+#: The counters each preset trains.
+PRESET_COUNTERS = {'smoke': COUNTERS + THESIS_NETWORK, 'quick': COUNTERS + THESIS_NETWORK,
+                   'thesis': COUNTERS, 'gpu-lease': COUNTERS, 'gpu-lease-smoke': COUNTERS}
 
 #: Training options per preset: '*' for every counter, then per-counter overrides. The author's
 #: default optimiser is plain SGD; he added momentum (0.85) for the sigmoid counters. quick uses
@@ -76,10 +100,29 @@ TRAINING = {
     'thesis': {'*': dict(arch='convolutionallarge', epoch=100, batchsize=20, optimizer='sgd',
                          lr=0.07, snapshot_interval=10, stream=True),
                'sigmoid_brn': dict(optimizer='momentum')},
+    # The thesis's training (SGD 0.07, momentum for sigmoid + BRN), fewer epochs; in memory (500
+    # images of 1000 x 1000 take 1.5 GB as uint8 per training).
+    'gpu-lease': {'*': dict(arch='convolutionallarge', epoch=6, batchsize=20, optimizer='sgd',
+                            lr=0.07, snapshot_interval=2),
+                  'sigmoid_brn': dict(optimizer='momentum')},
+    'gpu-lease-smoke': {'*': dict(arch='convolutionallarge', epoch=1, batchsize=3,
+                                  optimizer='sgd', lr=0.07, snapshot_interval=1),
+                        'sigmoid_brn': dict(optimizer='momentum')},
 }
+# The thesis's small network on the smoke and quick data, RMSprop as edgepool (same reason). Its
+# own learning rates and epochs: SoftPlus at 3e-3 and 3e-4 left its outputs dead at 0 (validation
+# MAE 1.31) while 1e-3 learnt; sigmoid + BRN learns at 1e-2, the rate the thesis's network had on
+# the former quick data. An epoch of it costs about an eighth of an edgepool epoch's CPU time, so
+# 20 epochs fit beside edgepool's 6 (docs/counting-results.md).
+for _preset, _epochs in (('smoke', 2), ('quick', 20)):
+    TRAINING[_preset]['conv_softplus'] = dict(arch='convolutional', epoch=_epochs, lr=1e-3,
+                                              snapshot_interval=max(1, _epochs // 4))
+    TRAINING[_preset]['conv_sigmoid_brn'] = dict(arch='convolutional', epoch=_epochs, lr=1e-2,
+                                                 snapshot_interval=max(1, _epochs // 4))
+
 
 #: Test images that get saliency and detection pictures.
-N_PICTURES = {'smoke': 2, 'quick': 4, 'thesis': 4}
+N_PICTURES = {'smoke': 2, 'quick': 4, 'thesis': 4, 'gpu-lease': 2, 'gpu-lease-smoke': 1}
 
 #: Keys of a dataset's settings.json that must match for it to be reused.
 DATA_KEYS = ('count', 'image_size', 'types', 'shape_limit', 'scale', 'shape_scaling',
@@ -169,26 +212,43 @@ DETECTION_METHODS = (
     ('second_auto_connected', ['--method', 'second', '--threshold', 'auto', '--connected']),
     ('upper', ['--method', 'upper']),
     ('kmeans', ['--method', 'kmeans']),
+    # Shapes told apart by type (thesis 2.2.2): once per output, round(output) groups each.
+    ('second_typed', ['--method', 'second', '--typed']),
+    ('second_auto_connected_typed', ['--method', 'second', '--threshold', 'auto', '--connected',
+                                     '--typed']),
+    ('upper_typed', ['--method', 'upper', '--typed']),
 )
 #: Test images the detection methods and the outline measure are scored on.
-N_SCORED = {'smoke': 10, 'quick': 50, 'thesis': 50}
+N_SCORED = {'smoke': 10, 'quick': 50, 'thesis': 50, 'gpu-lease': 4, 'gpu-lease-smoke': 1}
+#: Presets that score only some methods (default: all of DETECTION_METHODS). At 1000 x 1000 the
+#: automatic threshold costs about 0.7 CPU s per group (K-means on the logarithms of a row that
+#: the large network makes non-zero over the whole image) and ``kmeans`` 1.5 CPU s per image, on
+#: the CPU whatever the device: the lease keeps one automatic method per kind and drops kmeans.
+PRESET_METHODS = {p: ('second', 'second_auto_connected', 'upper', 'second_typed',
+                      'second_auto_connected_typed', 'upper_typed')
+                  for p in ('gpu-lease', 'gpu-lease-smoke')}
 
 
 #: The method of the contact sheets: the automatic second-derivative loop with connected groups,
 #: the best of the automatic methods (Counting/README.md, "Automatic thresholds"); for ReLU, whose
 #: second derivative is zero, the first-derivative variant.
 SHEET_METHOD = {'smooth': 'second_auto_connected', 'relu': 'upper'}
+#: The typed sheet's method (contact_sheet_typed.png): the same, told apart by type.
+TYPED_SHEET_METHOD = {'smooth': 'second_auto_connected_typed', 'relu': 'upper_typed'}
 
 
-def _methods_for(activation):
+def _methods_for(activation, preset=None):
+    wanted = PRESET_METHODS.get(preset)
     return [m for m in DETECTION_METHODS
-            if activation != 'relu' or not m[0].startswith('second')]
+            if (activation != 'relu' or not m[0].startswith('second'))
+            and (wanted is None or m[0] in wanted)]
 
 
 def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pictures, dev,
-                        log, n_scored=None):
-    """Outline measure, every detection method's scores and the contact sheet of one counter,
-    into ``info`` (the summary's record of the counter)."""
+                        log, n_scored=None, title='', preset=None):
+    """Outline measure, every detection method's scores and the contact sheets of one counter,
+    into ``info`` (the summary's record of the counter). The sheets are drawn from the
+    detections of their method's scored run (no detection runs again)."""
     from Counting import contact_sheet, outline
     from Counting import detect as detect_mod
     from Counting.models import load_counter
@@ -209,14 +269,20 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
         info['outline_png_pictured'] = outline.summarize_pictures(pictured)
     except ValueError as e:
         info['outline_error'] = str(e)
+    kind = 'relu' if info['activation'] == 'relu' else 'smooth'
+    sheets = {SHEET_METHOD[kind]: 'contact_sheet.png',
+              TYPED_SHEET_METHOD[kind]: 'contact_sheet_typed.png'}
+    types = list(settings.get('types') or ('tri', 'sq'))
     info['detection_methods'] = {}
-    for tag, options in _methods_for(info['activation']):
+    info['contact_sheets'] = {}
+    for tag, options in _methods_for(info['activation'], preset):
         det_dir = os.path.join(counter_out, 'detection', tag)
         det_argv = ['--run', run_dir, '--images', test_dir, '--limit', str(n_scored),
                     '--pictures', str(n_pictures), '--out', det_dir,
                     '--annotations', annotations_path] + options + dev
+        kept = [] if tag in sheets else None
         try:
-            code = detect_mod.main(det_argv)
+            code = detect_mod.main(det_argv, keep=kept)
         except SystemExit as e:
             code = e.code
         det_json = os.path.join(det_dir, 'detections.json')
@@ -228,26 +294,25 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
         info['detection_methods'][tag] = dict(det['scores'], json=os.path.relpath(
             det_json, results_dir))
         s = det['scores']
-        log('counter {} detection {}: precision {}, recall {}, mean IoU {} ({} images)'.format(
+        log('counter {} detection {}: precision {}, recall {}, mean IoU {}{} ({} images)'.format(
             info['name'], tag, fmt_opt(s['precision']), fmt_opt(s['recall']),
-            fmt_opt(s['mean_iou']), s['images']))
-    wanted = SHEET_METHOD['relu' if info['activation'] == 'relu' else 'smooth']
-    tag, options = [m for m in DETECTION_METHODS if m[0] == wanted][0]
-    sheet = os.path.join(counter_out, 'contact_sheet.png')
-    try:
-        code = contact_sheet.main(['--run', run_dir, '--images', test_dir, '--limit',
-                                   str(n_pictures), '--out', sheet] + options + dev)
-    except SystemExit as e:
-        code = e.code
-    if not code:
-        info['contact_sheet'] = os.path.relpath(sheet, results_dir)
-        info['contact_sheet_method'] = tag
+            fmt_opt(s['mean_iou']), ', type accuracy {}'.format(fmt_opt(s['type_accuracy']))
+            if 'type_accuracy' in s else '', s['images']))
+        if kept:
+            sheet = os.path.join(counter_out, sheets[tag])
+            contact_sheet.write_contact_sheet(
+                sheet, contact_sheet.entries_from_kept(kept, types),
+                '{}, method {}'.format(title or info['name'], tag))
+            info['contact_sheets'][tag] = os.path.relpath(sheet, results_dir)
+    wanted = SHEET_METHOD[kind]
+    if wanted in info['contact_sheets']:
+        info['contact_sheet'] = info['contact_sheets'][wanted]
+        info['contact_sheet_method'] = wanted
     else:
-        log('counter {}: no contact sheet (Counting.contact_sheet exited with {})'.format(
-            info['name'], code))
-    info['detection'] = _pictures(os.path.join(counter_out, 'detection', tag), results_dir,
+        log('counter {}: no contact sheet (its detection failed)'.format(info['name']))
+    info['detection'] = _pictures(os.path.join(counter_out, 'detection', wanted), results_dir,
                                   '_boxes.png')
-    info['detection_note'] = 'method {}'.format(tag)
+    info['detection_note'] = 'method {}'.format(wanted)
 
 
 def _pictures(folder, root, suffix):
@@ -263,15 +328,36 @@ def build_parser():
                     'evaluation against the mean baseline, saliency and detection pictures, '
                     'summary.md.')
     p.add_argument('--preset', choices=sorted(DATASETS), default='quick',
-                   help='smoke (CI, < 3 min), quick (default, <= 30 min on a 2-core CPU) or '
-                        'thesis (1000x1000, convolutionallarge, for a GPU)')
+                   help='smoke (CI, < 3 min), quick (default, <= 30 min on a 2-core CPU), '
+                        'thesis (1000x1000, convolutionallarge, for a GPU), gpu-lease (the '
+                        'thesis\'s data and network sized for 8 minutes on one H100/H200) or '
+                        'gpu-lease-smoke (its CPU smoke version at 835x835)')
     p.add_argument('--out', '-o', default='results',
                    help='results root; writes <out>/counting (default: %(default)s)')
     p.add_argument('--data-dir', default=os.path.join('data', 'counting'),
                    help='datasets go to <data-dir>/<preset>/{train,test} (default: %(default)s)')
+    p.add_argument('--counters', default=None, metavar='NAME,...',
+                   help='comma-separated run names: train, evaluate and summarise only these of '
+                        'the preset\'s counters (default: all of them; quick and smoke: relu, '
+                        'softplus, sigmoid_brn, conv_softplus, conv_sigmoid_brn)')
     add_device_argument(p)
     sweep.add_sweep_arguments(p, 'seed of the data, the initialisation and the order')
     return p
+
+
+def selected_counters(parser, args):
+    """The preset's counters, or those ``--counters`` names (parser.error for a name the preset
+    does not train)."""
+    counters = PRESET_COUNTERS[args.preset]
+    if args.counters is None:
+        return counters
+    wanted = [n.strip() for n in args.counters.split(',') if n.strip()]
+    names = [c[0] for c in counters]
+    unknown = [n for n in wanted if n not in names]
+    if unknown or not wanted:
+        parser.error('--counters: preset {} trains {}; got {!r}'.format(
+            args.preset, ', '.join(names), args.counters))
+    return tuple(c for c in counters if c[0] in wanted)
 
 
 def evaluate_counter(info, folders, root, preset, device, device_spec, log):
@@ -293,8 +379,12 @@ def evaluate_counter(info, folders, root, preset, device, device_spec, log):
     if code:
         info['saliency_error'] = 'Counting.saliency exited with {}'.format(code)
     info['saliency'] = _pictures(sal_dir, root, '_saliency.png')
+    t = info['training']
+    title = 'preset {}, counter {} ({} {}{}), seed {}'.format(
+        preset, name, t['arch'], info['activation'], ' + BRN' if info['batch_renorm'] else '',
+        info.get('seed', 0))
     pictures_and_scores(info, run_dir, folders['test'], counter_out, root, N_PICTURES[preset],
-                        dev, log)
+                        dev, log, n_scored=N_SCORED[preset], title=title, preset=preset)
 
 
 def main(argv=None):
@@ -304,6 +394,7 @@ def main(argv=None):
     seeds = sweep.check_sweep_args(parser, args)
     device = device_from_args(args, parser)
     device_spec = None if args.device is None else str(args.device)
+    chosen = selected_counters(parser, args)
     start = time.time()
     command = 'python -m Counting.run_all ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -327,7 +418,7 @@ def main(argv=None):
             except ValueError as e:
                 parser.error('dataset {}: {}'.format(folders[seed][split], e))
         counters[seed] = []
-        for name, activation, batch_renorm in COUNTERS:
+        for name, activation, batch_renorm in chosen:
             run_dir = os.path.join(roots[seed], 'runs', name)
             targv, t = train_argv(args.preset, name, activation, batch_renorm,
                                   folders[seed]['train'], folders[seed]['test'], run_dir, seed,
@@ -336,7 +427,8 @@ def main(argv=None):
                           train=os.path.abspath(folders[seed]['train']))
             state = run_state(run_dir, wanted)
             counters[seed].append(dict(name=name, activation=activation,
-                                       batch_renorm=batch_renorm, training=t, run=run_dir))
+                                       batch_renorm=batch_renorm, training=t, run=run_dir,
+                                       seed=seed))
             if sweep.prepare_run('counter ' + prefix + name, run_dir, state, log):
                 if state == 'resume':
                     targv += ['--resume', 'auto']

@@ -75,7 +75,8 @@ def summary_markdown(preset, d, seed, command, counters, elapsed):
                              m['mae_ratio'], o['rmse'], b['rmse'], _fmt_pct(o['exact']),
                              _fmt_pct(b['exact']), _fmt_pct(o['off_by_one']),
                              _fmt_pct(b['off_by_one'])))
-    lines += ['', '## Pictures', '']
+    lines += [''] + side_by_side_markdown(counters) + typed_markdown(counters)
+    lines += ['## Pictures', '']
     for c in counters:
         if c.get('error'):
             continue
@@ -91,13 +92,75 @@ def summary_markdown(preset, d, seed, command, counters, elapsed):
                              if c.get(kind + '_note') else '- {}: {}'.format(kind, links))
             elif c.get(kind + '_error'):
                 lines.append('- {}: not made ({})'.format(kind, c[kind + '_error']))
-        if c.get('contact_sheet'):
+        for tag, sheet in (c.get('contact_sheets') or {}).items():
             lines.append('- contact sheet (image | saliency | detection groups, method {}): '
-                         '[{}]({})'.format(c['contact_sheet_method'], c['contact_sheet'],
-                                            c['contact_sheet']))
+                         '[{}]({})'.format(tag, sheet, sheet))
         lines.append('')
     lines += outline_markdown(counters) + detection_markdown(counters)
     return '\n'.join(lines)
+
+
+def _network(c):
+    t = c['training']
+    return '`{}` {}{}'.format(t['arch'], c['activation'], ' + BRN' if c['batch_renorm'] else '')
+
+
+def side_by_side_markdown(counters):
+    """One table of every counter, whatever its network: counting error against the baseline,
+    the outline measure (raw and picture) and the recall of every detection method."""
+    rows = [c for c in counters if c.get('metrics')]
+    if not rows:
+        return []
+    methods = list(dict.fromkeys(tag for c in rows for tag in c.get('detection_methods', {})))
+    lines = ['## Every counter side by side', '',
+             'Test MAE per type (baseline / ours in brackets: how many times the baseline\'s '
+             'error ours is), the outline measure (outline/interior, outline/background; medians '
+             'over the scored images, of the raw saliency and of its tenth-root picture) and the '
+             'detection recall at IoU 0.5 of every method (details below; `-`: not run, the '
+             'ReLU counters have no second derivative).', '',
+             '| counter | network | MAE ' + ' / '.join(next(iter(
+                 [list(c['metrics']) for c in rows]))) + ' | outline raw | outline picture | ' +
+             ' | '.join('recall `{}`'.format(m) for m in methods) + ' |',
+             '| --- | --- | ---: | ---: | ---: | ' + ' | '.join('---:' for _ in methods) + ' |']
+    for c in rows:
+        mae = ' / '.join('{:.3f} ({:.2f}x)'.format(m['ours']['mae'], m['mae_ratio'])
+                         for m in c['metrics'].values())
+        o, g = c.get('outline') or {}, c.get('outline_png') or {}
+        recalls = []
+        for m in methods:
+            d = (c.get('detection_methods') or {}).get(m)
+            recalls.append('-' if not d or d.get('error') else fmt_opt(d['recall']))
+        lines.append('| {} | {} | {} | {}, {} | {}, {} | {} |'.format(
+            c['name'], _network(c), mae, fmt_opt(o.get('outline_interior_median')),
+            fmt_opt(o.get('outline_background_median')),
+            fmt_opt(g.get('outline_interior_median')),
+            fmt_opt(g.get('outline_background_median')), ' | '.join(recalls)))
+    return lines + ['']
+
+
+def typed_markdown(counters):
+    """Per-type recall of every method and, for the typed ones, the type accuracy."""
+    rows = [(c, tag, s) for c in counters for tag, s in (c.get('detection_methods') or {}).items()
+            if not s.get('error') and s.get('recall_by_type')]
+    if not rows:
+        return []
+    seen = set(k for _, _, s in rows for k in s['recall_by_type'])
+    kinds = [k for k in ('tri', 'sq') if k in seen] + sorted(seen - {'tri', 'sq'})
+    lines = ['## Shapes told apart by type', '',
+             'The `_typed` methods run the detection once per output (the saliency and second '
+             'derivative of that output alone, round(output) groups) and label every group with '
+             'its type; the others differentiate the sum of the outputs (the thesis\'s). Recall '
+             'per annotated type (the matching at IoU 0.5 ignores types); type accuracy: the '
+             'share of the matched groups whose type is the matched shape\'s.', '',
+             '| counter | network | method | recall | ' + ' | '.join(
+                 'recall {}'.format(k) for k in kinds) + ' | type accuracy | precision |',
+             '| --- | --- | --- | ---: | ' + ' | '.join('---:' for _ in kinds) + ' | ---: | ---: |']
+    for c, tag, s in rows:
+        lines.append('| {} | {} | {} | {} | {} | {} | {} |'.format(
+            c['name'], _network(c), tag, fmt_opt(s['recall']),
+            ' | '.join(fmt_opt(s['recall_by_type'].get(k)) for k in kinds),
+            fmt_opt(s.get('type_accuracy')), fmt_opt(s['precision'])))
+    return lines + ['']
 
 
 def outline_markdown(counters):
@@ -149,7 +212,8 @@ def detection_markdown(counters):
              '`second_auto_connected` that, keeping of each group only the part that touches its '
              'seed (`--connected`, beyond the thesis); `upper` saliency between 0.05 and 0.5 of '
              'its largest value; `kmeans` the middle of 3 K-means clusters of the '
-             'saliency.'.format(DEFAULT_THRESHOLD, rule), '',
+             'saliency; `_typed`: the same once per output (below).'.format(
+                 DEFAULT_THRESHOLD, rule), '',
              '| counter | method | images | predicted | annotated | matched | precision | recall | '
              'mean IoU | detections.json |',
              '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']

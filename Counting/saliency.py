@@ -2,7 +2,9 @@
 
 The saliency of an image is the gradient of the *sum* of the counter's outputs (all shape types)
 with respect to the image, reduced per pixel to the largest absolute value over the channels:
-``saliency[y, x] = max_c |d sum(outputs) / d image[c, y, x]|``. Its picture is
+``saliency[y, x] = max_c |d sum(outputs) / d image[c, y, x]|``. ``--output tri`` (or ``sq``)
+differentiates that one output instead, the saliency of one shape type (thesis 2.2.2 asks whether
+it can be used; the sum stays the default). Its picture is
 ``round(255 * s / max(s))`` with ``s = saliency ** (1/10)``: the thesis's tenth root brings the
 extremes closer together so the map stays readable.
 
@@ -12,7 +14,7 @@ uses its running averages and every image in a batch is independent of the other
 Command line::
 
     python -m Counting.saliency --run RUN_DIR --images FOLDER --out DIR [--names 0000.png ...]
-        [--limit N] [--device D]
+        [--limit N] [--output sum|tri|sq] [--device D]
 
 writes ``<name>_saliency.png`` for each image.
 """
@@ -58,40 +60,70 @@ def channel_max_abs(g):
     return xp.abs(g).max(axis=-3)
 
 
-def input_gradient(model, x, enable_double_backprop=False):
+#: The output to differentiate by default: the sum of all outputs (the thesis's saliency).
+SUM = 'sum'
+
+
+def output_index(output, types):
+    """The column of ``output`` among ``types`` (a counter's ``settings['types']``), or None for
+    :data:`SUM` / None (the sum of the outputs). ValueError for a name not in ``types``."""
+    if output is None or output == SUM:
+        return None
+    if isinstance(output, int) and not isinstance(output, bool):
+        if not 0 <= output < len(types):
+            raise ValueError('output {} is out of range for {} outputs'.format(output, len(types)))
+        return output
+    if output not in types:
+        raise ValueError('output {!r}: the counter\'s outputs are {} (or {!r}, their sum)'.format(
+            output, ', '.join(types), SUM))
+    return list(types).index(output)
+
+
+def differentiated(outputs, output=None):
+    """The scalar whose gradient is the saliency: the sum of ``outputs`` (B, n) over the batch
+    and, for ``output`` None, over the types; else of column ``output`` alone."""
+    if output is None:
+        return F.sum(outputs)
+    return F.sum(outputs[:, int(output)])
+
+
+def input_gradient(model, x, enable_double_backprop=False, output=None):
     """Run ``model`` on the batch ``x`` and return ``(x_var, outputs, g)``.
 
-    ``g = d sum(outputs) / d x`` (a Variable, shape of ``x``). Every image of the batch only feeds
-    its own outputs in test mode, so ``g[i]`` is image ``i``'s own gradient. With
-    ``enable_double_backprop`` the graph of ``g`` is kept so ``g`` can be differentiated again.
+    ``g = d sum(outputs) / d x`` (a Variable, shape of ``x``), or with ``output`` (a column
+    index) ``d outputs[:, output] / d x``. Every image of the batch only feeds its own outputs in
+    test mode, so ``g[i]`` is image ``i``'s own gradient. With ``enable_double_backprop`` the
+    graph of ``g`` is kept so ``g`` can be differentiated again.
     """
     x_var = chainer.Variable(x)
     with chainer.using_config('train', False), chainer.using_config('enable_backprop', True):
         outputs = model(x_var)
-        g, = chainer.grad([F.sum(outputs)], [x_var],
+        g, = chainer.grad([differentiated(outputs, output)], [x_var],
                           enable_double_backprop=enable_double_backprop)
     if g is None:  # the outputs do not depend on the image at all
         g = chainer.Variable(model.xp.zeros_like(x))
     return x_var, outputs, g
 
 
-def saliency_array(model, x):
+def saliency_array(model, x, output=None):
     """The saliency map on the model's device, in the input's dtype, shape ``(H, W)``."""
-    _, _, g = input_gradient(model, as_batch(model, x))
+    _, _, g = input_gradient(model, as_batch(model, x), output=output)
     return channel_max_abs(g.array[0])
 
 
-def saliency_map(model, x):
+def saliency_map(model, x, output=None):
     """Saliency map of one image: ``max_c |d sum(model(x)) / d x[c]|``.
 
     Args:
         model: a Link mapping ``(B, C, H, W)`` images to ``(B, n)`` counts.
         x: one image ``(C, H, W)`` or ``(1, C, H, W)``, NumPy or CuPy, raw 0..255 values.
+        output: None (default, the thesis's: the sum of the outputs) or the column of the one
+            output to differentiate (:func:`output_index`).
 
     Returns:
         numpy.ndarray: float32 ``(H, W)``.
     """
-    sal = saliency_array(model, x)
+    sal = saliency_array(model, x, output)
     return numpy.asarray(chainer.backend.CpuDevice().send(sal), dtype=numpy.float32)
 
 
@@ -236,7 +268,26 @@ def build_parser():
                     'max over channels of |d sum(outputs) / d image|, written as '
                     '<name>_saliency.png (tenth root, normalised to 0..255, grayscale).')
     add_input_arguments(parser)
+    add_output_argument(parser)
     return parser
+
+
+def add_output_argument(parser):
+    """``--output sum|tri|sq``: the output whose gradient is the saliency."""
+    parser.add_argument('--output', default=SUM, metavar='sum|tri|sq',
+                        help='the output to differentiate: "sum" (the sum of the outputs, the '
+                             'thesis\'s saliency) or one shape type\'s output, e.g. "tri" or "sq" '
+                             '(default: %(default)s)')
+    return parser
+
+
+def checked_output(args, parser, settings):
+    """``--output`` as a column index of the run's outputs (None: their sum); parser.error for a
+    type the run does not count."""
+    try:
+        return output_index(args.output, list(settings.get('types') or ()))
+    except ValueError as e:
+        parser.error('--output: {}'.format(e))
 
 
 def main(argv=None):
@@ -245,25 +296,27 @@ def main(argv=None):
     device = device_from_args(args, parser)
     names = select_images(args, parser)
     model, settings = load_run(args, parser, device)
-    print('saliency: run {} ({} {}), {} image(s) from {} -> {}, device {}'.format(
-        args.run, settings.get('arch'), settings.get('activation'), len(names), args.images,
-        args.out, device), file=sys.stderr)
+    output = checked_output(args, parser, settings)
+    print('saliency: run {} ({} {}), output {}, {} image(s) from {} -> {}, device {}'.format(
+        args.run, settings.get('arch'), settings.get('activation'), args.output, len(names),
+        args.images, args.out, device), file=sys.stderr)
     try:
         write_saliency_pictures(model, settings, args.images, names, args.out,
-                                progress=args.progress)
+                                progress=args.progress, output=output)
     except ValueError as e:
         print('error: {}'.format(e), file=sys.stderr)
         return 2
     return 0
 
 
-def write_saliency_pictures(model, settings, folder, names, out, progress=True):
-    """Write ``<name>_saliency.png`` into ``out`` for each image (ValueError on a bad image)."""
+def write_saliency_pictures(model, settings, folder, names, out, progress=True, output=None):
+    """Write ``<name>_saliency.png`` into ``out`` for each image (ValueError on a bad image);
+    ``output``: as :func:`saliency_map`."""
     os.makedirs(out, exist_ok=True)
     with Progress(len(names), desc='saliency', unit='image', enabled=progress) as bar:
         for name in names:
             x = read_checked_image(folder, name, settings)
-            picture = saliency_picture(saliency_map(model, x))
+            picture = saliency_picture(saliency_map(model, x, output))
             save_png(os.path.join(out, stem(name) + '_saliency.png'), picture)
             bar.update()
 

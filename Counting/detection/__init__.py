@@ -4,7 +4,8 @@
 * :mod:`~Counting.detection.accelerator`: the same groups with fewer, cheaper backward passes
   (row packing, kept graph, stacked copies, sparse tangents), the default;
 * :mod:`~Counting.detection.first_derivative`: the variants ``upper`` and ``kmeans``;
-* :mod:`~Counting.detection.detector`: :func:`detect`, which runs any of them;
+* :mod:`~Counting.detection.detector`: :func:`detect`, which runs any of them, and
+  :func:`detect_typed`, the same once per output (shapes told apart by type);
 * :mod:`~Counting.detection.groups`: :class:`Group`, :class:`Detections`, thresholds;
 * :mod:`~Counting.detection.scoring` and :mod:`~Counting.detection.pictures`: shared by every
   method.
@@ -16,6 +17,7 @@ from Counting.detection.accelerator import SecondDerivativeRows  # NOQA
 from Counting.detection.accelerator import Support  # NOQA
 from Counting.detection.accelerator import SupportError  # NOQA
 from Counting.detection.detector import detect  # NOQA
+from Counting.detection.detector import detect_typed  # NOQA
 from Counting.detection.first_derivative import KMEANS_SPACES  # NOQA
 from Counting.detection.first_derivative import kmeans  # NOQA
 from Counting.detection.first_derivative import kmeans_middle  # NOQA
@@ -35,4 +37,5 @@ from Counting.detection.pictures import write_pictures  # NOQA
 from Counting.detection.scoring import box_iou  # NOQA
 from Counting.detection.scoring import combine_scores  # NOQA
 from Counting.detection.scoring import match_boxes  # NOQA
+from Counting.detection.scoring import matched_flags  # NOQA
 from Counting.detection.scoring import score_boxes  # NOQA

@@ -123,8 +123,10 @@ class SecondDerivativeRows:
     loop would (kept for the benchmark).
     """
 
-    def __init__(self, model, x, copies=1, reuse_graph=True, support=None, sparse=True):
+    def __init__(self, model, x, copies=1, reuse_graph=True, support=None, sparse=True,
+                 output=None):
         self.model = model
+        self.output = output  # None: the sum of the outputs; else the column differentiated
         self.x = saliency_lib.as_batch(model, x)
         self.copies = int(copies)
         if self.copies < 1:
@@ -140,7 +142,7 @@ class SecondDerivativeRows:
         else:
             # The seeds must not depend on K: a batch of K may round differently from a batch
             # of one (other BLAS kernels), so the saliency comes from the one-image pass.
-            _, outputs, g = saliency_lib.input_gradient(self.model, self.x)
+            _, outputs, g = saliency_lib.input_gradient(self.model, self.x, output=self.output)
         g0 = g.array[0]
         self.saliency = to_cpu(saliency_lib.channel_max_abs(g0))
         self.channel = to_cpu(self.model.xp.abs(g0).argmax(axis=0))
@@ -150,7 +152,7 @@ class SecondDerivativeRows:
         xp = self.model.xp
         xs = xp.ascontiguousarray(xp.broadcast_to(self.x, (self.copies,) + self.x.shape[1:]))
         self._xs, self._outputs, self._g = saliency_lib.input_gradient(
-            self.model, xs, enable_double_backprop=True)
+            self.model, xs, enable_double_backprop=True, output=self.output)
         self._fresh = True
 
     def rows(self, pixels):

@@ -18,7 +18,7 @@ from Counting.detection.groups import to_cpu
 def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
            spread=None, reuse_graph=True, support='auto', sparse=True, callback=None,
-           auto_rule=DEFAULT_AUTO_RULE, auto_level=None, connected=False):
+           auto_rule=DEFAULT_AUTO_RULE, auto_level=None, connected=False, output=None):
     """Detect shapes in one image from a counter's saliency.
 
     Args:
@@ -52,6 +52,9 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         callback: called with each :class:`Group` as it is found.
         connected: ``second``, beyond the thesis: keep only the part of each group that touches
             its seed pixel (:func:`Counting.detection.groups.group_mask`).
+        output: None (default, the thesis's) to differentiate the sum of the outputs, or the
+            column of one output (one shape type): the saliency, its second derivative and the
+            default ``count`` (``round(outputs[output])``) are then that output's.
 
     Returns:
         :class:`Detections`, a list of :class:`Group` (masks are disjoint).
@@ -71,18 +74,19 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         raise ValueError("support must be 'auto', None or a Support, got {!r}".format(support))
     faithful = method == 'second' and support is None and not sparse and batch == 1
     if faithful:
-        engine = second.FirstOrder(model, image, keep_graph=reuse_graph)
+        engine = second.FirstOrder(model, image, keep_graph=reuse_graph, output=output)
         sal, outputs = engine.saliency, engine.outputs
     elif method == 'second':
         engine = accelerator.SecondDerivativeRows(model, image, copies=batch,
-                                                  reuse_graph=reuse_graph, sparse=sparse)
+                                                  reuse_graph=reuse_graph, sparse=sparse,
+                                                  output=output)
         if isinstance(support, str):
             support = accelerator.Support.of_model(model, engine.saliency.shape)
         engine.support = support
         sal, outputs = engine.saliency, engine.outputs
     else:
         x = saliency_lib.as_batch(model, image)
-        _, out_var, g = saliency_lib.input_gradient(model, x)
+        _, out_var, g = saliency_lib.input_gradient(model, x, output=output)
         sal_device = saliency_lib.channel_max_abs(g.array[0])
         sal = to_cpu(sal_device)
         outputs = to_cpu(out_var.array[0])
@@ -90,7 +94,8 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         raise ValueError('the saliency map holds non-finite values (the network\'s derivative '
                          'overflowed; use a stable activation)')
     if count is None:
-        count = int(round(float(numpy.sum(outputs, dtype=numpy.float64))))
+        counted = outputs if output is None else outputs[int(output)]
+        count = int(round(float(numpy.sum(counted, dtype=numpy.float64))))
     count = max(int(count), 0)
     top = float(sal.max()) if sal.size else 0.0
     info = dict(outputs=outputs, count=count, saliency=sal.astype(numpy.float32, copy=False),
@@ -121,3 +126,44 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         for group in groups:
             callback(group)
     return Detections(groups, **info)
+
+
+def detect_typed(model, image, types, counts=None, **options):
+    """Shapes told apart by type (thesis 2.2.2: "saliency for a single shape type"): the
+    detection of :func:`detect` run once per output, differentiating that output alone and
+    looking for ``round(that output)`` groups (or ``counts[k]``), each group labelled with its
+    type (:attr:`Group.type`).
+
+    Args:
+        types: the counter's output names in order (``settings['types']``, e.g. ``['tri', 'sq']``).
+        counts: optional number of groups per type (default: the rounded outputs).
+        options: :func:`detect`'s keyword arguments (``count`` and ``output`` excepted).
+
+    Returns:
+        :class:`Detections`: the groups of every type in the order of ``types`` (the loops are
+        independent, so a pixel can be in one group of each type), ``counts`` the groups asked
+        for per type, ``count`` their sum, ``saliency`` that of the sum of the outputs (the
+        pictures'), ``rows`` and ``passes`` summed over the types.
+    """
+    for key in ('count', 'output'):
+        if key in options:
+            raise ValueError('detect_typed() sets {} itself'.format(key))
+    if counts is not None and len(counts) != len(types):
+        raise ValueError('counts needs one number per type ({}), got {}'.format(
+            len(types), len(counts)))
+    groups, asked, rows, passes, outputs = [], [], 0, 0, None
+    for k, name in enumerate(types):
+        found = detect(model, image, output=k, count=None if counts is None else counts[k],
+                       **options)
+        for group in found:
+            group.type = name
+        groups += list(found)
+        asked.append(found.count)
+        rows += found.rows
+        passes += found.passes
+        outputs = found.outputs
+    x = saliency_lib.as_batch(model, image)
+    _, _, g = saliency_lib.input_gradient(model, x)
+    sal = to_cpu(saliency_lib.channel_max_abs(g.array[0])).astype(numpy.float32, copy=False)
+    return Detections(groups, outputs=outputs, count=sum(asked), counts=asked, saliency=sal,
+                      method=options.get('method', 'second'), rows=rows, passes=passes)

@@ -47,20 +47,26 @@ class Group:
         importance: float32 ``(H, W)``, ``max_c |d saliency[seed] / d image|`` (first-derivative
             methods: the saliency inside the group, zero elsewhere).
         box: inclusive ``[xmin, ymin, xmax, ymax]`` around ``mask``, or None when it is empty.
+        type: the shape type whose output was differentiated (a typed detection,
+            :func:`Counting.detection.detect_typed`), or None (the sum of the outputs).
     """
 
-    __slots__ = ('seed', 'channel', 'mask', 'importance', 'box')
+    __slots__ = ('seed', 'channel', 'mask', 'importance', 'box', 'type')
 
-    def __init__(self, seed, channel, mask, importance):
+    def __init__(self, seed, channel, mask, importance, type=None):
         self.seed = (int(seed[0]), int(seed[1]))
         self.channel = None if channel is None else int(channel)
         self.mask = mask
         self.importance = importance
         self.box = mask_box(mask)
+        self.type = type
 
     def to_json(self):
-        return {'seed': [self.seed[1], self.seed[0]], 'channel': self.channel, 'box': self.box,
-                'pixels': int(self.mask.sum())}
+        out = {'seed': [self.seed[1], self.seed[0]], 'channel': self.channel, 'box': self.box,
+               'pixels': int(self.mask.sum())}
+        if self.type is not None:
+            out['type'] = self.type
+        return out
 
     def __repr__(self):
         return 'Group(seed={}, pixels={}, box={})'.format(self.seed, int(self.mask.sum()),
@@ -72,8 +78,10 @@ class Detections(list):
     """The groups found in one image (a list of :class:`Group`), with what they came from.
 
     Attributes: ``outputs`` (the counter's outputs, numpy), ``count`` (the number of groups asked
-    for), ``saliency`` (float32 ``(H, W)``), ``method``, ``rows`` (second-derivative rows computed)
-    and ``passes`` (backward passes that computed them).
+    for), ``saliency`` (float32 ``(H, W)``: of the differentiated output; for a typed detection,
+    of the sum, for the pictures), ``method``, ``rows`` (second-derivative rows computed),
+    ``passes`` (backward passes that computed them) and ``counts`` (a typed detection: the number
+    of groups asked for per type, else None).
     """
 
     def __init__(self, groups=(), **info):
@@ -84,10 +92,16 @@ class Detections(list):
         self.method = info.get('method')
         self.rows = info.get('rows', 0)
         self.passes = info.get('passes', 0)
+        self.counts = info.get('counts')
 
     @property
     def boxes(self):
         return [g.box for g in self if g.box is not None]
+
+    @property
+    def box_types(self):
+        """The types of the groups of :attr:`boxes`, in the same order (None when untyped)."""
+        return [g.type for g in self if g.box is not None]
 
 
 def auto_threshold(importance, free, rule=DEFAULT_AUTO_RULE, level=None):

@@ -19,13 +19,14 @@ from Counting.detection.groups import DEFAULT_AUTO_RULE, to_cpu
 
 class FirstOrder:
 
-    """One image's forward pass and first backward pass, ``g = d sum(outputs) / d image``, with
+    """One image's forward pass and first backward pass, ``g = d sum(outputs) / d image`` (with
+    ``output``, a column index: ``d outputs[output] / d image``, one shape type's saliency), with
     the graph kept; ``saliency = max_c |g|`` and the ``channel`` it comes from, per pixel."""
 
-    def __init__(self, model, image, keep_graph=True):
-        self.model, self.keep_graph, self.passes = model, keep_graph, 0
+    def __init__(self, model, image, keep_graph=True, output=None):
+        self.model, self.keep_graph, self.passes, self.output = model, keep_graph, 0, output
         self.x = saliency_lib.as_batch(model, image)
-        self.xs, outputs, self.g = saliency_lib.input_gradient(model, self.x, True)
+        self.xs, outputs, self.g = saliency_lib.input_gradient(model, self.x, True, output)
         self.outputs = to_cpu(outputs.array[0])
         self.saliency = to_cpu(saliency_lib.channel_max_abs(self.g.array[0]))
         self.channel = to_cpu(model.xp.abs(self.g.array[0]).argmax(axis=0))
@@ -33,7 +34,8 @@ class FirstOrder:
     def row(self, y, x):
         """``max_c |d saliency[y, x] / d image|`` (float32 ``(H, W)``), or None (ReLU)."""
         if not self.keep_graph and self.passes:  # the thesis's code: everything again
-            self.xs, _, self.g = saliency_lib.input_gradient(self.model, self.x, True)
+            self.xs, _, self.g = saliency_lib.input_gradient(self.model, self.x, True,
+                                                             self.output)
         seed = self.model.xp.zeros_like(self.xs.array)
         seed[0, int(self.channel[y, x]), y, x] = 1  # d|g|/dg = sign(g): max_c |h| ignores it
         with chainer.using_config('train', False):

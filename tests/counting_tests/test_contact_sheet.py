@@ -20,7 +20,7 @@ def test_groups_overlay_colours_each_group():
     entry = _entry()
     rgb = contact_sheet.groups_overlay(entry['image'], entry['groups'])
     assert rgb.shape == (20, 30, 3) and rgb.dtype == numpy.uint8
-    assert tuple(rgb[6, 5]) == (214, 39, 40)      # tab:red on the group's pixels
+    assert tuple(rgb[6, 5]) == (255, 127, 14)     # tab:orange on the group's pixels
     assert tuple(rgb[6, 8]) == (0, 0, 85)         # the rest of the shape at a third
     assert tuple(rgb[0, 0]) == (0, 0, 0)
 
@@ -53,3 +53,68 @@ def test_cli_replaces_its_own_sheet(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         contact_sheet.main(argv[:-1] + [str(tmp_path / 'folder')])
     assert e.value.code == 2 and 'is a folder' in capsys.readouterr().err
+
+
+def _detections(nan=False):
+    from Counting.detection import Detections, Group
+    image = numpy.zeros((3, 40, 40), numpy.float32)
+    image[2, 2:12, 2:12] = 255     # a square, found
+    image[2, 20:30, 20:30] = 255   # a triangle's box, missed
+    mask = numpy.zeros((40, 40), bool)
+    mask[2:12, 2:11] = True
+    stray = numpy.zeros((40, 40), bool)
+    stray[35:38, 0:3] = True
+    importance = numpy.ones((40, 40), numpy.float32)
+    if nan:
+        importance[30:33, 30:33] = numpy.nan
+    groups = [Group((5, 5), 2, mask, importance, type='sq'),
+              Group((36, 1), 2, stray, importance, type='tri')]
+    found = Detections(groups, outputs=numpy.array([0.6, 1.4]), count=2, counts=[1, 1],
+                       saliency=numpy.ones((40, 40), numpy.float32), method='second')
+    return image, found
+
+
+def test_entry_header_matches_and_nan():
+    image, found = _detections(nan=True)
+    entry = contact_sheet.sheet_entry('0007.png', image, found, [[2, 2, 11, 11], [20, 20, 29, 29]],
+                                      ['sq', 'tri'])
+    assert contact_sheet.row_header(entry) == (
+        '0007.png: counted 2 (tri 1, sq 1) / true 2 (tri 1, sq 1)')
+    assert entry['matched'] == [True, False] and entry['found'] == [True, False]
+    assert entry['group_types'] == ['sq', 'tri']
+    assert entry['nan'].sum() == 9
+    rgb = contact_sheet.groups_overlay(image, entry['groups'], entry['nan'])
+    assert tuple(rgb[31, 31]) == contact_sheet.NAN_RGB
+    # untyped: the counter's rounded outputs per type, the loop's count in front
+    found.counts = None
+    entry = contact_sheet.sheet_entry('0007.png', image, found, [[2, 2, 11, 11]], ['sq'])
+    assert contact_sheet.row_header(entry) == (
+        '0007.png: counted 2 (tri 1, sq 1) / true 1 (tri 0, sq 1)')
+
+
+def test_sheet_draws_matched_unmatched_missed_and_nan_apart(tmp_path):
+    """The boxes' colours are in the picture: matched lime, unmatched red, missed yellow, NaN
+    magenta (with a legend entry only when there are NaN pixels)."""
+    image, found = _detections(nan=True)
+    entry = contact_sheet.sheet_entry('0007.png', image, found, [[2, 2, 11, 11], [20, 20, 29, 29]],
+                                      ['sq', 'tri'])
+    path = str(tmp_path / 'sheet.png')
+    contact_sheet.write_contact_sheet(path, [entry], 'preset quick, counter softplus')
+    rgb = numpy.asarray(Image.open(path).convert('RGB')).reshape(-1, 3)
+    colours = {tuple(c) for c in numpy.unique(rgb, axis=0)}
+    for want in ((0, 255, 0), (255, 0, 0), (255, 255, 0), (255, 0, 255)):
+        assert want in colours
+    image, found = _detections(nan=False)
+    entry = contact_sheet.sheet_entry('0007.png', image, found, [[2, 2, 11, 11]], ['sq'])
+    plain = str(tmp_path / 'plain.png')
+    contact_sheet.write_contact_sheet(plain, [entry])
+    rgb = numpy.asarray(Image.open(plain).convert('RGB')).reshape(-1, 3)
+    assert (255, 0, 255) not in {tuple(c) for c in numpy.unique(rgb, axis=0)}
+
+
+def test_help_describes_out_as_a_file_and_limit_default(capsys):
+    with pytest.raises(SystemExit):
+        contact_sheet.main(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert 'the contact sheet PNG file to write' in text
+    assert 'use at most this many images (default: 4)' in text

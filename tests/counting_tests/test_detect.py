@@ -37,7 +37,10 @@ def test_cli_second_derivative(helpers, tmp_path):
             numpy.asarray(Image.open(out / '0000_group{}_importance.png'.format(k))),
             saliency.saliency_picture(group.importance))
     assert entry['truth_boxes'] == [[10, 10, 40, 40], [50, 50, 80, 80]]
-    assert entry['score'] == detect.score_boxes(expected.boxes, entry['truth_boxes'])
+    assert entry['truth_types'] == ['sq', 'tri']
+    assert entry['score'] == detect.score_boxes(expected.boxes, entry['truth_boxes'],
+                                                truth_types=['sq', 'tri'])
+    assert 'type_accuracy' not in entry['score']  # untyped groups have no type
     assert result['scores']['truth'] == 2 and result['scores']['images'] == 1
     assert result['settings']['method'] == 'second'
 
@@ -103,3 +106,40 @@ def test_cli_bad_auto_options(helpers, tmp_path, capsys):
             detect.main(base + extra)
         err = capsys.readouterr().err
         assert e.value.code == 2 and needle in err and 'Traceback' not in err
+
+
+def test_cli_output_and_typed(helpers, tmp_path, capsys):
+    """--output sq differentiates the square output alone; --typed runs once per output with its
+    own count, labels the groups and scores per-type recall and type accuracy."""
+    from Counting.detection import detect_typed
+    model = helpers.make_run(str(tmp_path / 'run'))
+    helpers.make_images(str(tmp_path / 'images'))
+    base = ['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'),
+            '--threshold', '1e-9', '--device', '@numpy', '--limit', '1']
+    assert detect.main(base + ['--out', str(tmp_path / 'sq'), '--output', 'sq']) == 0
+    x = saliency.load_image(str(tmp_path / 'images' / '0000.png'))
+    with open(tmp_path / 'sq' / 'detections.json') as f:
+        entry = json.load(f)['images']['0000.png']
+    alone = detect.detect(model, x, threshold=1e-9, output=1)
+    assert entry['count'] == alone.count == int(round(entry['outputs'][1]))
+    assert [g['box'] for g in entry['groups']] == [g.box for g in alone]
+    assert detect.main(base + ['--out', str(tmp_path / 'typed'), '--typed']) == 0
+    with open(tmp_path / 'typed' / 'detections.json') as f:
+        result = json.load(f)
+    entry = result['images']['0000.png']
+    both = detect_typed(model, x, ['tri', 'sq'], threshold=1e-9)
+    assert entry['counts'] == {'tri': both.counts[0], 'sq': both.counts[1]}
+    assert [(g['type'], g['box']) for g in entry['groups']] == [(g.type, g.box) for g in both]
+    assert entry['score'] == detect.score_boxes(both.boxes, entry['truth_boxes'],
+                                                predicted_types=both.box_types,
+                                                truth_types=['sq', 'tri'])
+    assert set(result['scores']['recall_by_type']) == {'sq', 'tri'}
+    assert 'type_accuracy' in result['scores']
+    capsys.readouterr()
+    for bad in (['--output', 'circle'], ['--typed', '--output', 'tri'],
+                ['--typed', '--count', '2']):
+        with pytest.raises(SystemExit) as e:
+            detect.main(base + ['--out', str(tmp_path / 'bad')] + bad)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err

@@ -171,10 +171,37 @@ def test_counter_support_is_derived_and_exact(helpers, recwarn):
     assert not [w for w in recwarn if 'leak' in str(w.message)]
 
 
-@pytest.mark.parametrize('arch,size', [
-    ('convolutional', 300),
-    pytest.param('convolutionallarge', 850, marks=pytest.mark.slow)])  # its smallest image
-def test_accelerator_finds_the_groups_of_the_faithful_loop(arch, size, monkeypatch):
+@pytest.mark.parametrize('output', [None, 0, 1])
+def test_typed_second_derivative_row_matches_finite_differences(helpers, output):
+    """With ``output`` the row is d saliency_output[p] / d image, saliency_output being the
+    gradient of that output alone; the faithful loop's row and the accelerator's agree."""
+    from Counting.detection import second
+    model = helpers.Tiny(dtype=numpy.float64, map_size=2)
+    x = helpers.tiny_image(size=9, dtype=numpy.float64)
+    sal = saliency.saliency_map(model, x, output)
+    p = numpy.unravel_index(sal.argmax(), sal.shape)
+    row = detection.SecondDerivativeRows(model, x, output=output).rows([p])[0]
+    faithful = second.FirstOrder(model, x, output=output).row(*p)
+    eps = 1e-3
+    h = numpy.zeros(x.shape)
+    for index in numpy.ndindex(*x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        h[index] = (float(saliency.saliency_array(model, plus, output)[p])
+                    - float(saliency.saliency_array(model, minus, output)[p])) / (2 * eps)
+    expected = numpy.abs(h).max(axis=0)
+    assert expected.max() > 0
+    numpy.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6 * expected.max())
+    numpy.testing.assert_allclose(faithful, expected, rtol=1e-4, atol=1e-6 * expected.max())
+
+
+@pytest.mark.parametrize('arch,size,output', [
+    ('convolutional', 300, None),
+    ('convolutional', 300, 0),
+    ('convolutional', 300, 1),
+    pytest.param('convolutionallarge', 850, None, marks=pytest.mark.slow)])  # its smallest image
+def test_accelerator_finds_the_groups_of_the_faithful_loop(arch, size, output, monkeypatch):
     """The documented check of Counting.detection.accelerator: on the project's counters, the
     default detection (kept graph, packed rows, sparse tangents) gives the seeds and masks of the
     thesis's loop as written (Counting.detection.second), with fewer passes on the small network
@@ -193,7 +220,7 @@ def test_accelerator_finds_the_groups_of_the_faithful_loop(arch, size, monkeypat
     with chainer.using_config('train', False):
         model(x[None])
     model.fc.b.array[:] = 5.0
-    first = second.FirstOrder(model, x)
+    first = second.FirstOrder(model, x, output=output)
     p = numpy.unravel_index(first.saliency.argmax(), first.saliency.shape)
     row = first.row(*p)
     threshold = float(numpy.quantile(row[row > 0], 0.5))  # groups stay partial
@@ -201,7 +228,10 @@ def test_accelerator_finds_the_groups_of_the_faithful_loop(arch, size, monkeypat
     calls = []
     real = stc.sparse_forward
     monkeypatch.setattr(stc, 'sparse_forward', lambda *a: calls.append(1) or real(*a))
-    fast = detection.detect(model, x, threshold=threshold, count=6)
+    fast = detection.detect(model, x, threshold=threshold, count=6, output=output)
+    if output is not None:  # the typed loop differentiates that output alone
+        numpy.testing.assert_array_equal(fast.saliency, saliency.saliency_map(model, x, output))
+        assert not numpy.array_equal(fast.saliency, saliency.saliency_map(model, x))
     assert len(faithful) == len(fast) == 6 and calls
     # Sparse convolutions sum in another order: only a pixel whose importance, in this group or
     # an earlier one (which then took it or not), is within rounding of the threshold may change
@@ -216,5 +246,33 @@ def test_accelerator_finds_the_groups_of_the_faithful_loop(arch, size, monkeypat
         assert differ.sum() <= 2 and not (differ & ~borderline).any()
     if arch == 'convolutional':
         assert fast.passes < first.passes
-    plain = detection.detect(model, x, threshold=threshold, count=6, support=None, sparse=False)
+    plain = detection.detect(model, x, threshold=threshold, count=6, support=None, sparse=False,
+                             output=output)
     assert [g.seed for g in plain] == [g.seed for g in faithful]
+    for a, b in zip(plain, faithful):
+        numpy.testing.assert_array_equal(a.mask, b.mask)
+
+
+def test_typed_detection_runs_once_per_output_with_its_own_count(helpers):
+    model, x = helpers.Tiny(), helpers.tiny_image()
+    threshold = helpers.middle_threshold(model, x)
+    found = detection.detect_typed(model, x, ['tri', 'sq'], threshold=threshold,
+                                   counts=[2, 3])
+    assert found.counts == [2, 3] and found.count == 5
+    assert [g.type for g in found] == ['tri'] * 2 + ['sq'] * 3
+    for k, kind in enumerate(('tri', 'sq')):
+        alone = detection.detect(model, x, threshold=threshold, count=found.counts[k], output=k)
+        mine = [g for g in found if g.type == kind]
+        assert helpers.same_groups(alone, mine)
+        # the faithful loop (no packing, no sparse tangents) gives the same groups per type
+        plain = detection.detect(model, x, threshold=threshold, count=found.counts[k], output=k,
+                                 support=None, sparse=False, batch=1)
+        assert helpers.same_groups(plain, mine)
+    # its pictures show the saliency of the sum of the outputs
+    numpy.testing.assert_array_equal(found.saliency, saliency.saliency_map(model, x))
+    # by default each output's own rounded value is the number of groups
+    outputs = found.outputs
+    default = detection.detect_typed(model, x, ['tri', 'sq'], threshold=threshold)
+    assert default.counts == [max(int(round(float(v))), 0) for v in outputs]
+    with pytest.raises(ValueError, match='sets count'):
+        detection.detect_typed(model, x, ['tri', 'sq'], count=2)

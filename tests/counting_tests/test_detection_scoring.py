@@ -35,3 +35,27 @@ def test_greedy_matching_and_scores_by_hand():
     pooled = detection.combine_scores([score, detection.score_boxes([], [[0, 0, 1, 1]] * 3)])
     assert pooled['precision'] == 0.5 and pooled['recall'] == pytest.approx(2 / 5)
     assert pooled['mean_iou'] == pytest.approx(0.7) and pooled['images'] == 2
+
+
+def test_per_type_recall_and_type_accuracy_by_hand():
+    truth = [[0, 0, 9, 9], [20, 0, 29, 9], [40, 0, 49, 9]]
+    kinds = ['tri', 'sq', 'sq']
+    predicted = [[0, 0, 9, 8], [20, 0, 29, 9], [60, 60, 70, 70]]
+    s = detection.score_boxes(predicted, truth, predicted_types=['sq', 'sq', 'tri'],
+                              truth_types=kinds)
+    # matched: predicted 0 -> tri shape (type wrong), predicted 1 -> first sq (type right)
+    assert s['truth_by_type'] == {'tri': 1, 'sq': 2}
+    assert s['matched_by_type'] == {'tri': 1, 'sq': 1}
+    assert s['recall_by_type'] == {'tri': 1.0, 'sq': 0.5}
+    assert s['type_right'] == 1 and s['type_accuracy'] == 0.5
+    untyped = detection.score_boxes(predicted, truth, truth_types=kinds)
+    assert untyped['recall_by_type'] == s['recall_by_type'] and 'type_accuracy' not in untyped
+    other = detection.score_boxes([[40, 0, 49, 9]], [[40, 0, 49, 9]], predicted_types=['sq'],
+                                  truth_types=['sq'])
+    pooled = detection.combine_scores([s, other])
+    assert pooled['recall_by_type'] == {'tri': 1.0, 'sq': pytest.approx(2 / 3)}
+    assert pooled['type_accuracy'] == pytest.approx(2 / 3)
+    assert detection.matched_flags(predicted, truth) == ([True, True, False],
+                                                          [True, True, False])
+    with pytest.raises(ValueError):
+        detection.score_boxes(predicted, truth, truth_types=['tri'])

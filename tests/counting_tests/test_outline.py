@@ -73,3 +73,12 @@ def test_cli_measures_a_run_without_an_out_option(tmp_path, capsys):
     assert got['images']['0000.png']['picture'] == pytest.approx(want)
     assert got['picture_summary']['outline_interior_median'] == pytest.approx(
         want['outline_interior'])
+
+
+def test_help_states_the_limit_default(capsys):
+    import pytest
+    from Counting import outline as outline_mod
+    with pytest.raises(SystemExit):
+        outline_mod.main(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert '(default: all images of --images)' in text

@@ -11,9 +11,10 @@ from lenses_common import sweep
 
 
 def test_presets_are_complete():
-    for preset in ('smoke', 'quick', 'thesis'):
+    for preset in ('smoke', 'quick', 'thesis', 'gpu-lease', 'gpu-lease-smoke'):
         assert preset in run_all.DATASETS and preset in run_all.TRAINING
-        assert preset in run_all.N_PICTURES
+        assert preset in run_all.N_PICTURES and preset in run_all.N_SCORED
+        assert preset in run_all.PRESET_COUNTERS
     # The thesis preset is the faithful one: plain SGD, momentum for the sigmoid counter.
     t = run_all.TRAINING['thesis']['*']
     assert (t['arch'], t['optimizer'], t['lr'], t['batchsize'], t['epoch']) == (
@@ -30,6 +31,33 @@ def test_presets_are_complete():
     assert run_all.DATASETS['thesis']['image_size'] == (1000, 1000)
     assert [c[1] for c in run_all.COUNTERS] == ['relu', 'softplus', 'sigmoid']
     assert [c[2] for c in run_all.COUNTERS] == [False, False, True]
+    # quick trains the thesis's small network (SoftPlus, sigmoid + BRN) beside edgepool
+    names = [c[0] for c in run_all.PRESET_COUNTERS['quick']]
+    assert names == ['relu', 'softplus', 'sigmoid_brn', 'conv_softplus', 'conv_sigmoid_brn']
+    _, t = run_all.train_argv('quick', 'conv_sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0,
+                              None)
+    assert t['arch'] == 'convolutional'
+    _, t = run_all.train_argv('quick', 'sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0, None)
+    assert t['arch'] == 'edgepool'
+    # gpu-lease: the thesis's data, network and training, fewer images and epochs
+    lease, thesis = run_all.DATASETS['gpu-lease'], run_all.DATASETS['thesis']
+    for key in ('image_size', 'shape_limit', 'scale', 'shape_scaling'):
+        assert lease[key] == thesis[key]
+    assert lease['n_train'] < thesis['n_train']
+    t = run_all.TRAINING['gpu-lease']['*']
+    assert (t['arch'], t['optimizer'], t['lr']) == ('convolutionallarge', 'sgd', 0.07)
+    assert t['epoch'] < 100
+
+
+def test_counters_option_selects_and_refuses(capsys):
+    parser = run_all.build_parser()
+    args = parser.parse_args(['--preset', 'quick', '--counters', 'conv_sigmoid_brn,relu'])
+    assert [c[0] for c in run_all.selected_counters(parser, args)] == ['relu',
+                                                                      'conv_sigmoid_brn']
+    args = parser.parse_args(['--preset', 'thesis', '--counters', 'conv_softplus'])
+    with pytest.raises(SystemExit) as e:
+        run_all.selected_counters(parser, args)
+    assert e.value.code == 2 and 'preset thesis trains relu' in capsys.readouterr().err
 
 
 def test_dataset_options_split_seeds():
@@ -85,7 +113,18 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
         summary = f.read()
     assert 'python -m Counting.run_all --preset smoke' in summary
     assert summary.count('| relu | convolutional |') == 2
-    assert summary.count('| sigmoid | convolutional |') == 2
+    # sigmoid_brn and the thesis network's conv_sigmoid_brn, two types each
+    assert summary.count('| sigmoid | convolutional |') == 4
+    # one table of every counter, both networks
+    side = summary.split('## Every counter side by side')[1].split('##')[0]
+    for name in ('relu', 'softplus', 'sigmoid_brn', 'conv_softplus', 'conv_sigmoid_brn'):
+        assert '\n| {} | `convolutional` '.format(name) in side
+    assert 'recall `second_auto_connected_typed`' in side
+    # typed detection: per-type recall and type accuracy, typed and untyped methods
+    typed = summary.split('## Shapes told apart by type')[1].split('##')[0]
+    assert 'recall tri | recall sq | type accuracy' in typed
+    assert '| conv_softplus | `convolutional` softplus | second_auto_connected_typed |' in typed
+    assert '| relu | `convolutional` relu | upper_typed |' in typed
     # Every method is scored for the smooth counters, the first-derivative ones for ReLU.
     for method in ('second', 'second_auto', 'upper', 'kmeans'):
         assert '| softplus | {} | 3 |'.format(method) in summary
@@ -99,13 +138,23 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
         tag = 'upper' if name == 'relu' else 'second_auto'
         assert os.path.exists(os.path.join(counting, name, 'detection', tag, '0000_boxes.png'))
         assert os.path.exists(os.path.join(counting, name, 'contact_sheet.png'))
+        assert os.path.exists(os.path.join(counting, name, 'contact_sheet_typed.png'))
+        typed_tag = 'upper_typed' if name == 'relu' else 'second_auto_connected_typed'
+        with open(os.path.join(counting, name, 'detection', typed_tag, 'detections.json')) as f:
+            det = json.load(f)
+        assert det['settings']['typed'] and 'type_accuracy' in det['scores']
+        for entry in det['images'].values():
+            assert sorted(entry['counts']) == ['sq', 'tri']
+            assert entry['count'] == sum(entry['counts'].values())
+            assert all(g['type'] in ('tri', 'sq') for g in entry['groups'])
         assert '{}/contact_sheet.png'.format(name) in summary
         assert '{}/scatter.png'.format(name) in summary
     assert os.path.exists(os.path.join(data, 'smoke', 'train', 'truths.json'))
     with open(os.path.join(counting, 'results.csv')) as f:
         rows = list(csv.DictReader(f))
     assert [(r['seed'], r['counter']) for r in rows] == [
-        ('0', c) for c in ('relu', 'relu', 'softplus', 'softplus', 'sigmoid_brn', 'sigmoid_brn')]
+        ('0', c) for c in ('relu', 'softplus', 'sigmoid_brn', 'conv_softplus', 'conv_sigmoid_brn')
+        for _ in range(2)]
     for r in rows:
         assert '| {} | {} |'.format(r['type'], '{:.3f}'.format(float(r['mae']))) in summary
     capsys.readouterr()
@@ -115,7 +164,7 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
     run_all.main(argv)
     printed = capsys.readouterr().out
     assert printed.count('reusing') == 2
-    assert printed.count('final model with these settings exists, skipped') == 3
+    assert printed.count('final model with these settings exists, skipped') == 5
     assert os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model.npz')) == stamp
 
 
@@ -151,3 +200,24 @@ def test_smoke_preset(tmp_path):
     out, data = str(tmp_path / 'results'), str(tmp_path / 'data')
     run_all.main(['--preset', 'smoke', '--out', out, '--data-dir', data, '--device', '@numpy'])
     assert os.path.exists(os.path.join(out, 'counting', 'summary.md'))
+
+
+@pytest.mark.slow
+def test_gpu_lease_smoke_preset(tmp_path):
+    """The gpu-lease pipeline (the thesis's data and convolutionallarge at its smallest input,
+    835 x 835, the thesis's SGD) on the CPU at a tiny size: every stage runs and reports."""
+    out, data = str(tmp_path / 'results'), str(tmp_path / 'data')
+    assert run_all.main(['--preset', 'gpu-lease-smoke', '--out', out, '--data-dir', data,
+                         '--device', '@numpy']) == 0
+    counting = os.path.join(out, 'counting')
+    with open(os.path.join(counting, 'summary.md')) as f:
+        summary = f.read()
+    assert 'preset `gpu-lease-smoke`' in summary and '835x835' in summary
+    assert summary.count('| convolutionallarge |') == 6   # three counters, two types each
+    assert '## Every counter side by side' in summary
+    assert '## Shapes told apart by type' in summary
+    assert 'recall `second_auto_connected_typed`' in summary
+    assert '| softplus | kmeans |' not in summary and '| softplus | second_auto |' not in summary
+    for name in ('relu', 'softplus', 'sigmoid_brn'):
+        assert os.path.exists(os.path.join(counting, name, 'contact_sheet.png'))
+        assert os.path.exists(os.path.join(counting, name, 'contact_sheet_typed.png'))

@@ -68,6 +68,27 @@ def test_saliency_of_one_hidden_layer_matches_hand_gradient():
     numpy.testing.assert_allclose(saliency.saliency_map(model, x), expected, rtol=1e-5)
 
 
+def test_saliency_of_one_output_matches_hand_gradient():
+    rng = numpy.random.RandomState(1)
+    c, h, w = 3, 4, 6
+    model = OneHidden(c * h * w)
+    x = rng.uniform(0, 255, (c, h, w))
+    w1, b1 = model.l1.W.array, model.l1.b.array
+    w2 = model.l2.W.array
+    z = w1 @ x.ravel() + b1
+    gs = []
+    for k in range(w2.shape[0]):
+        # d/dx (W2 softplus(z))_k = W1^T (sigmoid(z) * W2[k])
+        g = w1.T @ (1 / (1 + numpy.exp(-z)) * w2[k])
+        gs.append(g)
+        numpy.testing.assert_allclose(saliency.saliency_map(model, x, k),
+                                      numpy.abs(g.reshape(c, h, w)).max(axis=0), rtol=1e-5)
+    assert saliency.output_index('sq', ['tri', 'sq']) == 1
+    assert saliency.output_index('sum', ['tri', 'sq']) is None
+    with pytest.raises(ValueError, match='circle'):
+        saliency.output_index('circle', ['tri', 'sq'])
+
+
 def test_saliency_runs_in_test_mode():
     seen = []
 
@@ -174,6 +195,22 @@ def test_cli_writes_saliency_pictures(tmp_path):
     expected = saliency.saliency_picture(saliency.saliency_map(model, x))
     numpy.testing.assert_array_equal(numpy.asarray(Image.open(out / '0001_saliency.png')),
                                      expected)
+
+
+def test_cli_output_is_one_type(tmp_path, capsys):
+    model = make_run(str(tmp_path / 'run'))
+    make_images(str(tmp_path / 'images'), count=1)
+    out = tmp_path / 'out'
+    argv = ['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'),
+            '--out', str(out), '--device', '@numpy']
+    assert saliency.main(argv + ['--output', 'tri']) == 0
+    x = saliency.load_image(str(tmp_path / 'images' / '0000.png'))
+    numpy.testing.assert_array_equal(
+        numpy.asarray(Image.open(out / '0000_saliency.png')),
+        saliency.saliency_picture(saliency.saliency_map(model, x, 0)))
+    with pytest.raises(SystemExit) as e:
+        saliency.main(argv + ['--output', 'circle'])
+    assert e.value.code == 2 and '--output' in capsys.readouterr().err
 
 
 def test_cli_names_and_limit(tmp_path):
