@@ -13,6 +13,7 @@ import sys
 import numpy
 
 from Counting import saliency as saliency_lib
+from lenses_common import cli
 
 #: Colours of the groups (matplotlib's tab10, in order).
 COLORS = ('tab:red', 'tab:orange', 'tab:green', 'tab:purple', 'tab:cyan', 'tab:pink',
@@ -124,4 +125,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

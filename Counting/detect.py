@@ -239,4 +239,4 @@ def _fmt(value):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

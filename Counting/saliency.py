@@ -269,4 +269,4 @@ def write_saliency_pictures(model, settings, folder, names, out, progress=True):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

@@ -250,4 +250,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(distributed.guarded(main))  # ChainerMN: a rank failing alone aborts the job
+    # ChainerMN: a rank failing alone aborts the job
+    sys.exit(distributed.guarded(cli.main_guard, main))

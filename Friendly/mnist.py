@@ -5,6 +5,7 @@ checked against the published md5 sums before use; with neither, Chainer's own `
 downloads and caches them.
 """
 import gzip
+import sys
 import hashlib
 import os
 
@@ -129,4 +130,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

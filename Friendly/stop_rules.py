@@ -7,6 +7,7 @@ each run's ``log``, so the two rules of ``Friendly.train --early-stop-on`` can b
 run: a run that neither rule stops before its last epoch ends with the same final model either way.
 """
 import json
+import sys
 import math
 import os
 from lenses_common import cli
@@ -62,4 +63,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

@@ -32,7 +32,7 @@ from Friendly.train_args import VALIDATION_SIZE, build_parser, check_args, setti
 from Friendly.train_extensions import RENORM_RULES, RENORM_STEPS, EARLY_STOP_KEYS  # noqa: F401
 from Friendly.train_extensions import BatchModeEvaluator, RenormSchedule  # noqa: F401
 from Friendly.train_extensions import ResumableEarlyStopping, make_early_stopping  # noqa: F401
-from lenses_common import distributed, safe_npz
+from lenses_common import cli, distributed, safe_npz
 from lenses_common.device import device_from_args
 from lenses_common.runfolder import RunFolder, atomic_write_json, load_json
 from lenses_common.seeding import seed_everything
@@ -228,4 +228,5 @@ def load_run(run_dir, which='final', device=None):
 
 
 if __name__ == '__main__':
-    distributed.guarded(main)  # ChainerMN: a rank failing alone aborts the job
+    # ChainerMN: a rank failing alone aborts the job
+    sys.exit(distributed.guarded(cli.main_guard, main))

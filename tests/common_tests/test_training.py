@@ -174,7 +174,7 @@ def test_guard_refuses_an_earlier_run_and_force_moves_it_aside(tmp_path, capsys)
     assert scaffold.guard('some snapshot') is None            # resuming: left as it is
     note = scaffold.guard(None, force=True)
     assert note.endswith('run.old-1') and (tmp_path / 'run.old-1' / 'model_final.npz').exists()
-    assert not out.exists()
+    assert [p.name for p in out.iterdir()] == ['.lock']     # the new run's folder, locked
 
 
 def test_final_save_is_atomic(tmp_path, monkeypatch):
