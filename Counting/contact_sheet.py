@@ -109,7 +109,7 @@ def main(argv=None):
                      if annotations is not None else [])
             entries.append(sheet_entry(name, image, found, truth))
     except ValueError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     method = args.method
     if args.method == 'second':
         method += ', threshold {}{}'.format(

@@ -22,6 +22,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import numpy
 
 from Counting.datasets import limits
+from Counting.datasets.annotations import check_annotations
 from Counting import saliency as saliency_lib
 from Counting.detection import AUTO_LEVELS, AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_THRESHOLD
 from Counting.detection import KMEANS_SPACES, METHODS
@@ -137,6 +138,10 @@ def _load_annotations(args, parser):
         parser.error('--annotations: {}'.format(e))
     if not isinstance(annotations, dict):
         parser.error('--annotations: {} does not map image names to shapes'.format(path))
+    try:  # counts per image, finite vertices, polygons, boxes inside the images
+        check_annotations(annotations, path, args.images, getattr(args, 'checked_names', None))
+    except ValueError as e:
+        parser.error('--annotations: {}'.format(e))
     return annotations
 
 
@@ -167,10 +172,11 @@ def main(argv=None):
         parser.error('--auto-level must be in [0, 1], got {}'.format(args.auto_level))
     device = device_from_args(args, parser)
     names = saliency_lib.select_images(args, parser)
+    args.checked_names = names  # the annotations of these images are checked
     annotations = _load_annotations(args, parser)
     model, settings = saliency_lib.load_run(args, parser, device)
     if args.method == 'second' and settings.get('activation') == 'relu':
-        print('error: {}'.format(SecondDerivativeError(
+        print(parser.prog + ': error: {}'.format(SecondDerivativeError(
             'the counter in {} uses ReLU, whose second derivative is zero'.format(args.run))),
             file=sys.stderr)
         return 2
@@ -181,7 +187,7 @@ def main(argv=None):
     try:
         run_detection(args, model, settings, names, annotations)
     except ValueError as e:  # SecondDerivativeError included
-        print('error: {}'.format(e), file=sys.stderr)
+        print(parser.prog + ': error: {}'.format(e), file=sys.stderr)
         return 2
     return 0
 

@@ -23,7 +23,8 @@ from Counting import models
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
-from lenses_common.runfolder import check_out_arg
+from lenses_common.runfolder import check_regular_file
+from lenses_common import lock
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common import cli
 
@@ -80,6 +81,8 @@ def mean_counts(folder, types):
     """Mean count per type over a dataset's ``truths.json``: the baseline's constant prediction."""
     path = os.path.join(folder, 'truths.json')
     try:
+        if os.path.lexists(path):
+            check_regular_file(path, 'truths file')  # a FIFO would block the read for ever
         with open(path) as f:
             truths = json.load(f)
         counts = numpy.array([[entry[t] for t in types] for entry in truths.values()],
@@ -105,6 +108,8 @@ def evaluate_predictions(pred, truth, types, train_mean):
             'baseline_prediction': float(train_mean[k]),
             'mae_ratio': (base['mae'] / ours['mae']) if ours['mae'] > 0 else float('inf'),
         }
+        if ours['mae'] == 0:  # written as null with this reason (standard JSON has no Infinity)
+            result[t]['mae_ratio_null_reason'] = 'the counter\'s MAE is 0 (every count exact)'
     return result
 
 
@@ -208,7 +213,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_out_arg(parser, args.out or os.path.join(args.run, 'eval'))
+    lock.claim_arg(parser, args.out or os.path.join(args.run, 'eval'))  # checked and locked
     device = device_from_args(args, parser)
     seed_everything(args.seed)
     from Counting.datasets import DatasetError

@@ -108,7 +108,23 @@ class ResumableEarlyStopping(triggers.EarlyStoppingTrigger):
             # trigger (saved just before the epoch's check) fires once: nothing to compare.
             self._interval_trigger(trainer)
             return bool(self._max_trigger(trainer))
-        return super(ResumableEarlyStopping, self).__call__(trainer)
+        # Chainer's trigger returns at the epoch ceiling before it compares that epoch, so the
+        # last epoch's loss would never count in ``best`` (summary.json's best_monitored_loss);
+        # here the epoch is compared first and the ceiling checked after.
+        at_max = bool(self._max_trigger(trainer))
+        observation = trainer.observation
+        if self.monitor in observation:
+            self._summary.add({self.monitor: observation[self.monitor]})
+        if self._interval_trigger(trainer) and self.monitor in observation:
+            current = self._summary.compute_mean()[self.monitor]
+            self._init_summary()
+            if self._compare(current, self.best):
+                self.best, self.count = current, 0
+            else:
+                self.count += 1
+            if self._stop_condition():
+                return True
+        return at_max
 
     def stopped_early(self, trainer):
         return self._stop_condition() and not self._max_trigger(trainer)

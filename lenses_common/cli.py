@@ -101,3 +101,32 @@ def finite_float(low=None, high=None, low_open=False):
         return value
     parse.__name__ = 'number'
     return parse
+
+
+#: Upper bounds of the count-like options, far above any use (the thesis trains for at most 100
+#: epochs on 60,000 images): a typo such as ``--epoch 1e9`` is refused instead of running for ever.
+MAX_EPOCHS = 100000
+MAX_BATCH = 1000000
+MAX_STEPS = 1000000
+MAX_RESTARTS = 10000
+MAX_IMAGES = 10000000
+MAX_ATTEMPTS = 10000000
+#: Option (argparse dest) -> bound, used by :func:`check_bounds`.
+BOUNDS = {
+    'epoch': MAX_EPOCHS, 'patience': MAX_EPOCHS, 'snapshot_interval': MAX_EPOCHS,
+    'renorm_step_epochs': MAX_EPOCHS, 'eval_interval': MAX_EPOCHS,
+    'batchsize': MAX_BATCH, 'eval_batchsize': MAX_BATCH, 'pd_chunk_size': MAX_BATCH,
+    'pgd_steps': MAX_STEPS, 'pgd_restarts': MAX_RESTARTS, 'max_attempts': MAX_ATTEMPTS,
+    'train_subset': MAX_IMAGES, 'val_subset': MAX_IMAGES, 'test_subset': MAX_IMAGES,
+    'curve_subset': MAX_IMAGES, 'limit': MAX_IMAGES, 'pictures': MAX_IMAGES,
+}
+
+
+def check_bounds(parser, args, names=None):
+    """One-line error for a count-like option of ``args`` above its :data:`BOUNDS` bound
+    (``names``: the dests to check; default every one ``args`` has)."""
+    for name in (names or BOUNDS):
+        value = getattr(args, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > BOUNDS[name]:
+            fail(parser, '--{} {} is above the limit of {:,}'.format(
+                name.replace('_', '-'), value, BOUNDS[name]))

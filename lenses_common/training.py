@@ -527,7 +527,8 @@ class TrainingScaffold:
             self.parser.exit(EXIT_INTERRUPTED, lines if self.writer else None)
         except NonFiniteError as e:
             snapshot = self.latest_snapshot()
-            return 'error: {}: training stopped; {}; no {} written'.format(
+            return '{}: error: {}: training stopped; {}; no {} written'.format(
+                self.parser.prog,
                 e, 'last good snapshot {}'.format(snapshot) if snapshot else 'no snapshot yet',
                 self.final_model)
         return None
