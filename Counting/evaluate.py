@@ -213,6 +213,8 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.out is None and not os.path.isdir(args.run):
+        cli.fail(parser, '--run {}: run folder does not exist'.format(args.run))
     lock.claim_arg(parser, args.out or os.path.join(args.run, 'eval'))  # checked and locked
     device = device_from_args(args, parser)
     seed_everything(args.seed)

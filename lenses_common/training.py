@@ -499,6 +499,8 @@ class TrainingScaffold:
             print('resuming from {}'.format(path), flush=True)
         try:
             arrays = safe_npz.read_npz(path, what='snapshot')
+            safe_npz.check_entries(arrays, self.trainer, path, 'snapshot',
+                                   safe_npz.TRAINER_LENIENT_PREFIXES)
             check_snapshot_counters(arrays, self.trainer.updater, path)
             safe_npz.load_npz(path, self.trainer, what='snapshot', arrays=arrays)
         except safe_npz.ModelFileError as e:
