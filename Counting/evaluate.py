@@ -139,6 +139,10 @@ def scatter_plot(pred, truth, types, path, title=''):
     plt.close(fig)
 
 
+def _ratio(value):
+    return '{:.2f}x'.format(value) if numpy.isfinite(value) else 'none (counter MAE 0)'
+
+
 def metrics_markdown(result, types):
     lines = ['| type | counter MAE | RMSE | exact | off by one | baseline MAE | RMSE | exact | '
              'off by one | baseline MAE / ours |',
@@ -146,9 +150,9 @@ def metrics_markdown(result, types):
     for t in types:
         o, b = result[t]['ours'], result[t]['baseline']
         lines.append('| {} | {:.3f} | {:.3f} | {:.1%} | {:.1%} | {:.3f} | {:.3f} | {:.1%} | '
-                     '{:.1%} | {:.2f}x |'.format(t, o['mae'], o['rmse'], o['exact'],
-                                                  o['off_by_one'], b['mae'], b['rmse'], b['exact'],
-                                                  b['off_by_one'], result[t]['mae_ratio']))
+                     '{:.1%} | {} |'.format(t, o['mae'], o['rmse'], o['exact'],
+                                            o['off_by_one'], b['mae'], b['rmse'], b['exact'],
+                                            b['off_by_one'], _ratio(result[t]['mae_ratio'])))
     return '\n'.join(lines) + '\n'
 
 

@@ -130,3 +130,11 @@ def check_bounds(parser, args, names=None):
         if isinstance(value, int) and not isinstance(value, bool) and value > BOUNDS[name]:
             fail(parser, '--{} {} is above the limit of {:,}'.format(
                 name.replace('_', '-'), value, BOUNDS[name]))
+
+
+def ignore_sigint():
+    """Initializer of worker processes: Ctrl-C goes to the whole process group, and the parent
+    alone reports it (one line, :func:`main_guard`) and ends the workers; without this every
+    worker would print its own ``KeyboardInterrupt`` traceback."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -24,6 +24,7 @@ import chainer
 
 from Counting.datasets.limits import MAX_SHAPES
 from Counting.datasets.shapes import TYPES
+from lenses_common import cli
 from lenses_common.runfolder import check_regular_file
 from lenses_common.progress import Progress
 
@@ -246,7 +247,7 @@ def load_dataset(folder, types=None, workers=2, expect_size=None, progress=False
     try:
         tasks = list(enumerate(paths))
         if use_pool:
-            pool = multiprocessing.get_context('fork').Pool(workers)
+            pool = multiprocessing.get_context('fork').Pool(workers, initializer=cli.ignore_sigint)
             results = pool.imap_unordered(_load_into, tasks,
                                           chunksize=max(1, min(16, len(paths) // (4 * workers))))
         else:
