@@ -135,6 +135,14 @@ def check_bounds(parser, args, names=None):
 def ignore_sigint():
     """Initializer of worker processes: Ctrl-C goes to the whole process group, and the parent
     alone reports it (one line, :func:`main_guard`) and ends the workers; without this every
-    worker would print its own ``KeyboardInterrupt`` traceback."""
+    worker would print its own ``KeyboardInterrupt`` traceback. On Linux a worker also ends with
+    its parent (``PR_SET_PDEATHSIG``), so a killed command leaves no worker writing on."""
     import signal
+    import sys
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith('linux'):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass

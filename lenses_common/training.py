@@ -522,8 +522,8 @@ class TrainingScaffold:
         except KeyboardInterrupt:
             updater = self.trainer.updater
             snapshot = self.latest_snapshot()
-            lines = '{}: interrupted in epoch {}, iteration {}; {}\n'.format(
-                self.parser.prog, updater.epoch + 1, updater.iteration,
+            lines = '{}: interrupted at iteration {} (epoch {:.2f}); {}\n'.format(
+                self.parser.prog, updater.iteration, updater.epoch_detail,
                 'continue from the last snapshot with --resume auto ({})'.format(
                     os.path.basename(snapshot)) if snapshot else 'no snapshot yet')
             self.parser.exit(EXIT_INTERRUPTED, lines if self.writer else None)

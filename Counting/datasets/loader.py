@@ -119,9 +119,9 @@ def _read_truths(folder):
         for kind, n in counts.items():
             if (kind not in TYPES or not isinstance(n, int) or isinstance(n, bool) or n < 0
                     or n > MAX_SHAPES):
-                raise DatasetError('{}: entry {!r} has {!r}: {!r}; counts must be integers in '
-                                   '0..{} for {}'.format(path, name, kind, n, MAX_SHAPES,
-                                                         ' and '.join(TYPES)))
+                raise DatasetError('{}: entry {!r} has {!r}: {!r}; counts must be non-negative '
+                                   'integers, at most {}, for {}'.format(
+                                       path, name, kind, n, MAX_SHAPES, ' and '.join(TYPES)))
     return path, truths
 
 

@@ -622,7 +622,7 @@ def test_absurd_counts_in_truths(counting, tmp_path, capsys):
     truths[sorted(truths)[0]]['sq'] = 10 ** 9
     json.dump(truths, open(path, 'w'))
     one_line(capsys, run_main(c_train.main, counting_args(data, str(tmp_path / 'run'))),
-             path, '0..1000')
+             path, 'at most 1000')
 
 
 @pytest.mark.parametrize('width', ['0', 'nan', '-1', 'inf'])
