@@ -40,7 +40,6 @@ checks still read the real ``out``, so every rank meets the same checks; their e
 printed by rank 0 alone); :meth:`TrainingScaffold.open` records ``communicator`` and
 ``comm_size`` in ``settings.json``. A part's ``__main__`` runs ``distributed.guarded(main)``.
 """
-import functools
 import glob
 import json
 import math
@@ -58,6 +57,7 @@ from chainer.training import triggers
 from lenses_common import distributed, lock, safe_npz
 from lenses_common.runfolder import OutError, RunFolder, check_out_dir, guard_run_folder
 from lenses_common.runfolder import check_free_space, load_json, out_error, save_npz
+from lenses_common.runfolder import write_error
 
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
 EXIT_INTERRUPTED = 130
@@ -157,7 +157,21 @@ def identity(settings, keys, defaults=None):
 def compressed_savefun(compress):
     """``chainer.serializers.save_npz`` with or without zlib (uncompressed saves of large random
     weights are several times faster and hardly bigger)."""
-    return functools.partial(chainer.serializers.save_npz, compression=bool(compress))
+    def save(path, target):
+        try:
+            chainer.serializers.save_npz(path, target, compression=bool(compress))
+        except OSError as e:
+            raise write_error(_final_name(path), e) from None
+    return save
+
+
+def _final_name(path):
+    """The name a file written by Chainer's snapshot writers gets: they write
+    ``OUT/tmpNAME.../NAME`` and move it to ``OUT/NAME``."""
+    folder = os.path.dirname(path)
+    if os.path.basename(folder).startswith('tmp'):
+        return os.path.join(os.path.dirname(folder), os.path.basename(path))
+    return path
 
 
 #: ``_meta/`` key of a snapshot that holds the settings of the run that wrote it (JSON).
@@ -179,8 +193,11 @@ def snapshot_savefun(compress, settings):
             arrays = dict(serializer.target)
         if text is not None:
             arrays[safe_npz.META_PREFIX + SNAPSHOT_SETTINGS_META] = numpy.array(text)
-        with open(path, 'wb') as f:
-            (numpy.savez_compressed if compress else numpy.savez)(f, **arrays)
+        try:
+            with open(path, 'wb') as f:
+                (numpy.savez_compressed if compress else numpy.savez)(f, **arrays)
+        except OSError as e:
+            raise write_error(_final_name(path), e) from None
     return save
 
 
@@ -527,6 +544,8 @@ class TrainingScaffold:
                 'continue from the last snapshot with --resume auto ({})'.format(
                     os.path.basename(snapshot)) if snapshot else 'no snapshot yet')
             self.parser.exit(EXIT_INTERRUPTED, lines if self.writer else None)
+        except OSError as e:  # a full disk in a report or a plot: one line naming the folder
+            raise write_error(_final_name(e.filename) if e.filename else self.out, e) from None
         except NonFiniteError as e:
             snapshot = self.latest_snapshot()
             return '{}: error: {}: training stopped; {}; no {} written'.format(

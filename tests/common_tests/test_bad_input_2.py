@@ -675,3 +675,13 @@ def test_main_guard_lines(capsys):
         raise KeyboardInterrupt
     one_line(capsys, cli.main_guard(full, prog='p'), 'cannot write /x/results.json', status=1)
     one_line(capsys, cli.main_guard(ctrl_c, prog='p'), 'interrupted', status=130)
+
+
+def test_full_disk_while_writing_a_snapshot(counting, tmp_path, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(numpy, 'savez_compressed', full)
+    run = str(tmp_path / 'run')
+    code = run_main(c_train.main, counting_args(counting['train'], run))
+    one_line(capsys, code, 'cannot write', os.path.join(run, 'snapshot_iter_3'), status=1)
+    assert not [n for n in os.listdir(run) if n.startswith('tmp')]
