@@ -159,6 +159,7 @@ def _truth_boxes(annotations, name, path):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
     if args.count is not None and not 0 <= args.count <= limits.MAX_DETECT_COUNT:
         parser.error('--count must be in 0..{}, got {}'.format(limits.MAX_DETECT_COUNT,
                                                                args.count))

@@ -89,6 +89,8 @@ def mean_counts(folder, types):
                              dtype=numpy.float64)
     except FileNotFoundError:
         raise ValueError('{} does not exist (not a Counting dataset folder)'.format(path)) from None
+    except OSError as e:
+        raise ValueError('{} cannot be read ({})'.format(path, e.strerror or e)) from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError('{} has no {} counts ({})'.format(path, '/'.join(types), e)) from None
     if counts.size == 0:
@@ -217,6 +219,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
     if args.out is None and not os.path.isdir(args.run):
         cli.fail(parser, '--run {}: run folder does not exist'.format(args.run))
     lock.claim_arg(parser, args.out or os.path.join(args.run, 'eval'))  # checked and locked

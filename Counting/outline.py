@@ -128,6 +128,7 @@ def main(argv=None):
                         help='outline half-width in pixels (default: %(default)s)')
     parser.add_argument('--json', default=None, help='write the figures to this JSON file')
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
     if not (math.isfinite(args.width) and args.width > 0):
         parser.error('--width must be a finite number of pixels > 0, got {}'.format(args.width))
     check_out_arg(parser, args.json, '--json', is_file=True)  # before the work, not after

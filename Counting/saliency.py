@@ -259,6 +259,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
     device = device_from_args(args, parser)
     names = select_images(args, parser)
     model, settings = load_run(args, parser, device)

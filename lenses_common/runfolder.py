@@ -1,6 +1,7 @@
 """Run folders: settings JSON and command line at start, atomic saves of models and results."""
 import contextlib
 import datetime
+import errno
 import json
 import math
 import os
@@ -57,6 +58,9 @@ def atomic_path(path, suffix=None):
     ``suffix`` keeps an extension on the temporary name for writers that look at it (``.npz``).
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        # A rename would put a file in place of a folder, a device or a FIFO.
+        raise WriteError(path, OSError(errno.EEXIST, 'exists and is not a regular file'))
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     if suffix is None:
@@ -296,6 +300,10 @@ def check_out_arg(parser, path, option='--out', is_file=False):
         if is_file:
             if os.path.isdir(path):
                 raise OutError('{} {}: is a folder, not a file'.format(option, path))
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise OutError('{} {}: exists and is not a regular file (a device or a '
+                               'FIFO)'.format(option, path))
+            check_name_lengths(path, option)
             check_out_dir(os.path.dirname(os.path.abspath(path)), option)
             return os.path.abspath(path)
         return check_out_dir(path, option)

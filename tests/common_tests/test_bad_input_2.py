@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import urllib.error
@@ -685,3 +686,14 @@ def test_full_disk_while_writing_a_snapshot(counting, tmp_path, capsys, monkeypa
     code = run_main(c_train.main, counting_args(counting['train'], run))
     one_line(capsys, code, 'cannot write', os.path.join(run, 'snapshot_iter_3'), status=1)
     assert not [n for n in os.listdir(run) if n.startswith('tmp')]
+
+
+def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(counting, tmp_path, capsys):
+    fifo = str(tmp_path / 'figures.json')
+    os.mkfifo(fifo)
+    code = run_main(c_outline.main, ['--run', counting['run'], '--images', counting['test'],
+                                     '--json', fifo])
+    one_line(capsys, code, '--json', 'not a regular file')
+    with pytest.raises(runfolder.WriteError, match='not a regular file'):
+        runfolder.atomic_write_text(fifo, 'x')
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
