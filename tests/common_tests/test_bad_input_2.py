@@ -56,11 +56,11 @@ def one_line(capsys, code, *needles, status=2):
 
 @pytest.fixture(autouse=True)
 def _no_hang():
-    """A test that would block (a FIFO opened as input) fails after 60 s instead."""
+    """A test that would block (a FIFO opened as input) fails after 300 s instead."""
     def expire(signum, frame):
-        raise TimeoutError('blocked for 60 s')
+        raise TimeoutError("blocked for 300 s")
     old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(60)
+    signal.alarm(300)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
@@ -697,3 +697,20 @@ def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(counting, tmp
     with pytest.raises(runfolder.WriteError, match='not a regular file'):
         runfolder.atomic_write_text(fifo, 'x')
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_resumed_early_stopping_compares_the_snapshot_epoch(mnist_dir, tmp_path):
+    # The snapshot of epoch 2 is taken before the stop trigger compares epoch 2: a resumed run
+    # used to skip that comparison and mix epoch 2 into epoch 3's mean.
+    straight, split = tmp_path / 'straight', tmp_path / 'split'
+    f_train.main(friendly_args(straight, mnist_dir, '--epoch', '3'))
+    f_train.main(friendly_args(split, mnist_dir, '--epoch', '2'))
+    resumed = f_train.main(friendly_args(split, mnist_dir, '--epoch', '3', '--resume'))
+    summary = json.loads((straight / 'summary.json').read_text())
+    assert resumed['best_monitored_loss'] == pytest.approx(summary['best_monitored_loss'],
+                                                           rel=1e-12)
+    log = json.loads((straight / 'log').read_text())
+    assert summary['best_monitored_loss'] == pytest.approx(min(e['main/loss'] for e in log),
+                                                           rel=1e-6)
+    lock.release(str(straight))
+    lock.release(str(split))
