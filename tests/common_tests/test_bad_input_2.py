@@ -699,6 +699,7 @@ def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(counting, tmp
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
+@pytest.mark.slow
 def test_resumed_early_stopping_compares_the_snapshot_epoch(mnist_dir, tmp_path):
     # The snapshot of epoch 2 is taken before the stop trigger compares epoch 2: a resumed run
     # used to skip that comparison and mix epoch 2 into epoch 3's mean.
@@ -714,3 +715,59 @@ def test_resumed_early_stopping_compares_the_snapshot_epoch(mnist_dir, tmp_path)
                                                            rel=1e-6)
     lock.release(str(straight))
     lock.release(str(split))
+
+
+class _Updater:
+    iteration, epoch, is_new_epoch, epoch_detail = 0, 0, False, 0.0
+
+
+class _LogReport:
+    def __init__(self):
+        self.log = []
+
+
+class _Trainer:
+    def __init__(self):
+        self.updater, self.observation, self.log = _Updater(), {}, _LogReport()
+
+    def get_extension(self, name):
+        return self.log
+
+
+def _epoch(stop, trainer, epoch, losses, last_call=True):
+    """Three iterations of ``epoch`` (1-based); the LogReport entry as Chainer's LogReport
+    writes it before the snapshot; ``last_call=False``: the run stops (a snapshot, then Ctrl-C)
+    before the stop trigger sees the epoch's last iteration."""
+    for i, loss in enumerate(losses):
+        u = trainer.updater
+        u.iteration += 1
+        u.is_new_epoch = i == len(losses) - 1
+        u.epoch = epoch if u.is_new_epoch else epoch - 1
+        u.epoch_detail = epoch - 1 + (i + 1) / len(losses)
+        trainer.observation = {'main/loss': loss}
+        if u.is_new_epoch:
+            trainer.log.log.append({'epoch': epoch, 'main/loss': float(numpy.mean(losses))})
+            if not last_call:
+                return
+        stop(trainer)
+
+
+def test_resumed_early_stopping_state_equals_the_uninterrupted_one(tmp_path):
+    from chainer import serializers
+    from Friendly import train_extensions
+    epochs = [[0.6, 0.5, 0.4], [0.3, 0.3, 0.3], [0.4, 0.4, 0.4]]   # epoch 2 is the best
+    straight, trainer = train_extensions.make_early_stopping('training', 20, 10), _Trainer()
+    for e, losses in enumerate(epochs, 1):
+        _epoch(straight, trainer, e, losses)
+    first, trainer = train_extensions.make_early_stopping('training', 20, 10), _Trainer()
+    _epoch(first, trainer, 1, epochs[0])
+    _epoch(first, trainer, 2, epochs[1], last_call=False)
+    path = str(tmp_path / 'stop.npz')
+    serializers.save_npz(path, first)
+    resumed = train_extensions.make_early_stopping('training', 20, 10)
+    serializers.load_npz(path, resumed)
+    trainer.observation = {}                      # a resumed Trainer has observed nothing yet
+    resumed(trainer)
+    _epoch(resumed, trainer, 3, epochs[2])
+    assert (resumed.best, resumed.count) == (straight.best, straight.count) == (
+        pytest.approx(0.3), 1)
