@@ -19,6 +19,7 @@ import sys
 import numpy
 
 from Counting import saliency as saliency_lib
+from lenses_common import cli
 
 #: Colours of the groups' pixels (matplotlib's tab10 without the red, green and gray of the
 #: boxes; magenta marks NaN).
@@ -245,7 +246,7 @@ def main(argv=None):
                                   if annotations is not None else ([], None))
             entries.append(sheet_entry(name, image, found, truth, truth_types, types, args.iou))
     except ValueError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     title = args.title or '{}, method {}'.format(network_name(settings), method_name(args))
     write_contact_sheet(args.out, entries, title)
     print('wrote {}'.format(args.out), file=sys.stderr)
@@ -253,4 +254,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

@@ -29,6 +29,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import numpy
 
 from Counting.datasets import limits
+from Counting.datasets.annotations import check_annotations
 from Counting import saliency as saliency_lib
 from Counting.detection import AUTO_LEVELS, AUTO_RULES, DEFAULT_AUTO_RULE, DEFAULT_THRESHOLD
 from Counting.detection import KMEANS_SPACES, METHODS
@@ -151,6 +152,10 @@ def _load_annotations(args, parser):
         parser.error('--annotations: {}'.format(e))
     if not isinstance(annotations, dict):
         parser.error('--annotations: {} does not map image names to shapes'.format(path))
+    try:  # counts per image, finite vertices, polygons, boxes inside the images
+        check_annotations(annotations, path, args.images, getattr(args, 'checked_names', None))
+    except ValueError as e:
+        parser.error('--annotations: {}'.format(e))
     return annotations
 
 
@@ -176,6 +181,7 @@ def main(argv=None, keep=None):
     """The command line; ``keep``: as :func:`run_detection`'s."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
     if args.count is not None and not 0 <= args.count <= limits.MAX_DETECT_COUNT:
         parser.error('--count must be in 0..{}, got {}'.format(limits.MAX_DETECT_COUNT,
                                                                args.count))
@@ -191,11 +197,12 @@ def main(argv=None, keep=None):
         parser.error('--typed runs every output with its own count: drop --output and --count')
     device = device_from_args(args, parser)
     names = saliency_lib.select_images(args, parser)
+    args.checked_names = names  # the annotations of these images are checked
     annotations = _load_annotations(args, parser)
     model, settings = saliency_lib.load_run(args, parser, device)
     args.output_index = saliency_lib.checked_output(args, parser, settings)
     if args.method == 'second' and settings.get('activation') == 'relu':
-        print('error: {}'.format(SecondDerivativeError(
+        print(parser.prog + ': error: {}'.format(SecondDerivativeError(
             'the counter in {} uses ReLU, whose second derivative is zero'.format(args.run))),
             file=sys.stderr)
         return 2
@@ -207,7 +214,7 @@ def main(argv=None, keep=None):
     try:
         run_detection(args, model, settings, names, annotations, keep)
     except ValueError as e:  # SecondDerivativeError included
-        print('error: {}'.format(e), file=sys.stderr)
+        print(parser.prog + ': error: {}'.format(e), file=sys.stderr)
         return 2
     return 0
 
@@ -289,4 +296,4 @@ def _fmt(value):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

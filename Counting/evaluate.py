@@ -23,7 +23,8 @@ from Counting import models
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
-from lenses_common.runfolder import check_out_arg
+from lenses_common.runfolder import check_regular_file
+from lenses_common import lock
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common import cli
 
@@ -80,12 +81,16 @@ def mean_counts(folder, types):
     """Mean count per type over a dataset's ``truths.json``: the baseline's constant prediction."""
     path = os.path.join(folder, 'truths.json')
     try:
+        if os.path.lexists(path):
+            check_regular_file(path, 'truths file')  # a FIFO would block the read for ever
         with open(path) as f:
             truths = json.load(f)
         counts = numpy.array([[entry[t] for t in types] for entry in truths.values()],
                              dtype=numpy.float64)
     except FileNotFoundError:
         raise ValueError('{} does not exist (not a Counting dataset folder)'.format(path)) from None
+    except OSError as e:
+        raise ValueError('{} cannot be read ({})'.format(path, e.strerror or e)) from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError('{} has no {} counts ({})'.format(path, '/'.join(types), e)) from None
     if counts.size == 0:
@@ -105,6 +110,8 @@ def evaluate_predictions(pred, truth, types, train_mean):
             'baseline_prediction': float(train_mean[k]),
             'mae_ratio': (base['mae'] / ours['mae']) if ours['mae'] > 0 else float('inf'),
         }
+        if ours['mae'] == 0:  # written as null with this reason (standard JSON has no Infinity)
+            result[t]['mae_ratio_null_reason'] = 'the counter\'s MAE is 0 (every count exact)'
     return result
 
 
@@ -134,6 +141,10 @@ def scatter_plot(pred, truth, types, path, title=''):
     plt.close(fig)
 
 
+def _ratio(value):
+    return '{:.2f}x'.format(value) if numpy.isfinite(value) else 'none (counter MAE 0)'
+
+
 def metrics_markdown(result, types):
     lines = ['| type | counter MAE | RMSE | exact | off by one | baseline MAE | RMSE | exact | '
              'off by one | baseline MAE / ours |',
@@ -141,9 +152,9 @@ def metrics_markdown(result, types):
     for t in types:
         o, b = result[t]['ours'], result[t]['baseline']
         lines.append('| {} | {:.3f} | {:.3f} | {:.1%} | {:.1%} | {:.3f} | {:.3f} | {:.1%} | '
-                     '{:.1%} | {:.2f}x |'.format(t, o['mae'], o['rmse'], o['exact'],
-                                                  o['off_by_one'], b['mae'], b['rmse'], b['exact'],
-                                                  b['off_by_one'], result[t]['mae_ratio']))
+                     '{:.1%} | {} |'.format(t, o['mae'], o['rmse'], o['exact'],
+                                            o['off_by_one'], b['mae'], b['rmse'], b['exact'],
+                                            b['off_by_one'], _ratio(result[t]['mae_ratio'])))
     return '\n'.join(lines) + '\n'
 
 
@@ -208,7 +219,10 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_out_arg(parser, args.out or os.path.join(args.run, 'eval'))
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
+    if args.out is None and not os.path.isdir(args.run):
+        cli.fail(parser, '--run {}: run folder does not exist'.format(args.run))
+    lock.claim_arg(parser, args.out or os.path.join(args.run, 'eval'))  # checked and locked
     device = device_from_args(args, parser)
     seed_everything(args.seed)
     from Counting.datasets import DatasetError
@@ -228,4 +242,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

@@ -5,9 +5,12 @@
 Writes ``0000.png, 0001.png, ...``, ``truths.json``, ``annotations.json`` and ``settings.json``;
 the generator and its placement rule are described in :mod:`Counting.datasets.generator`.
 """
+import glob
 import math
 import os
+import shutil
 import sys
+import tempfile
 
 from Counting.datasets import limits
 from Counting.datasets import shapes
@@ -15,8 +18,19 @@ from Counting.datasets.generator import DEFAULT_COLOR, DEFAULT_IMAGE_SIZE, DEFAU
 from Counting.datasets.generator import DEFAULT_SCALE, DEFAULT_SHAPE_LIMIT
 from Counting.datasets.generator import generate_dataset
 from Counting.datasets.png import DEFAULT_PNG_LEVEL
-from lenses_common.runfolder import OutError, check_out_dir, move_aside
-from lenses_common import cli
+from lenses_common.runfolder import OutError, check_out_dir, current_umask, move_aside
+from lenses_common import cli, lock
+
+#: The hidden folder beside ``--out`` that a generation writes into (``.NAME.partial-XXXX``).
+PARTIAL_PREFIX = '.{}.partial-'
+
+
+def partial_folders(out):
+    """The hidden folders of unfinished generations of ``out`` (see :data:`PARTIAL_PREFIX`)."""
+    out = os.path.abspath(out)
+    return sorted(glob.glob(os.path.join(glob.escape(os.path.dirname(out)),
+                                         glob.escape(PARTIAL_PREFIX.format(
+                                             os.path.basename(out))) + '*')))
 
 
 def build_parser():
@@ -67,8 +81,8 @@ def build_parser():
     parser.add_argument('--workers', '-j', type=int, default=2,
                         help='worker processes (default: %(default)s)')
     parser.add_argument('--max-attempts', type=int, default=DEFAULT_MAX_ATTEMPTS,
-                        help='offsets tried for one shape before giving up with an error '
-                             '(default: %(default)s)')
+                        help='offsets tried for one shape before giving up with an error, at '
+                             'most {:,} (default: %(default)s)'.format(cli.MAX_ATTEMPTS))
     parser.add_argument('--png-compress-level', type=int, default=DEFAULT_PNG_LEVEL,
                         choices=range(10), metavar='0..9',
                         help='zlib level of the PNG files, same pixels at every level; 6 (zlib\'s '
@@ -82,6 +96,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)
     checks = [
         (args.count < 1, '--count must be at least 1'),
         (min(args.image_size) < 1, '--image-size must be two positive integers'),
@@ -102,36 +117,58 @@ def main(argv=None):
     try:
         limits.check_bounds(args.count, args.image_size[0], args.image_size[1], args.shape_limit,
                             args.scale[1], args.workers)
-        check_out_dir(args.out)
+        out = check_out_dir(args.out)
+        # One generator per dataset: the folder does not exist under its name until it is
+        # complete, so its lock file lies beside it (.NAME.lock).
+        lock.claim_beside(out)
     except (ValueError, OutError) as e:
-        parser.error(str(e))
-    if os.path.isdir(args.out) and os.listdir(args.out):
+        cli.fail(parser, e)
+    for stale in partial_folders(out):  # left by a killed generation of this folder
+        shutil.rmtree(stale, ignore_errors=True)
+    if os.path.isdir(out) and os.listdir(out):
         if not args.force:
             parser.error('--out {} is not empty; pass --force to move it aside to {}.old-N '
                          'first'.format(args.out, os.path.normpath(args.out)))
-        print('moved {} aside to {}'.format(args.out, move_aside(args.out)), file=sys.stderr)
+        try:
+            print('moved {} aside to {}'.format(args.out, move_aside(out)), file=sys.stderr)
+        except OutError as e:
+            cli.fail(parser, e)
     print('Generating {} images into {} (size {}x{}, types {}, shape limit {}, scale {}..{}, '
           'seed {})'.format(args.count, args.out, args.image_size[0], args.image_size[1],
                             ' '.join(args.types), args.shape_limit, args.scale[0],
                             args.scale[1], args.seed), file=sys.stderr)
+    # Written into a hidden folder beside --out and renamed to it when complete: an interrupted
+    # or failed generation leaves no half-written dataset under the final name.
+    try:
+        partial = tempfile.mkdtemp(prefix=PARTIAL_PREFIX.format(os.path.basename(out)),
+                                   dir=os.path.dirname(out))
+        os.chmod(partial, 0o777 & ~current_umask())
+    except OSError as e:
+        cli.fail(parser, 'cannot write to {}: {}'.format(os.path.dirname(out), e.strerror or e))
     try:
         generate_dataset(
-            args.out, args.count, image_size=args.image_size, types=args.types,
+            partial, args.count, image_size=args.image_size, types=args.types,
             shape_limit=args.shape_limit, scale=args.scale, shape_scaling=args.shape_scaling,
             shape_rotations=args.shape_rotations,
             limit_scale_resampling=args.limit_scale_resampling, color=args.color,
             min_gap=args.min_gap, seed=args.seed, workers=args.workers,
             max_attempts=args.max_attempts, progress=args.progress,
             png_compress_level=args.png_compress_level)
-    except ValueError as e:
-        print('{}: error: {}'.format(parser.prog, e), file=sys.stderr)
-        return 2
-    except OSError as e:
-        print('{}: error: cannot write to {}: {}'.format(parser.prog, args.out, e),
-              file=sys.stderr)
-        return 2
+        if os.path.isdir(out):
+            os.rmdir(out)  # empty (checked above)
+        os.rename(partial, out)
+    except BaseException as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(e, ValueError):
+            print('{}: error: {}'.format(parser.prog, e), file=sys.stderr)
+            return 2
+        if isinstance(e, OSError):
+            print('{}: error: cannot write to {}: {}'.format(parser.prog, args.out, e),
+                  file=sys.stderr)
+            return 2
+        raise
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

@@ -340,6 +340,9 @@ def load_counter(run_dir, model_file='model.npz'):
     except (ValueError, TypeError, KeyError) as e:
         raise RunError('{}: bad settings ({})'.format(settings_path, e)) from None
     model_path = os.path.join(run_dir, model_file)
+    if os.path.lexists(model_path) and not os.path.isfile(model_path):
+        raise RunError('model file {} is not a regular file (a FIFO or a device)'.format(
+            model_path))
     if not os.path.isfile(model_path):
         raise RunError('model file {} does not exist (training not finished?)'.format(model_path))
     # The linear layer's weight must have its shape before the file can be compared and loaded.

@@ -14,6 +14,8 @@ and their means and medians (``--json PATH`` writes them), for the
 raw saliency and, as a second figure, for its picture: the values of the tenth-root grayscale PNG
 that ``Counting.saliency`` writes (the thesis's pictures), which is what a reader of the PNGs sees.
 """
+import math
+import os
 import sys
 
 import numpy
@@ -109,7 +111,8 @@ def _fmt(v):
 def main(argv=None):
     from Counting import saliency as saliency_lib
     from lenses_common.device import add_device_argument, device_from_args, positive_int
-    from lenses_common.runfolder import atomic_write_json, load_json
+    from Counting.datasets.annotations import load_annotations
+    from lenses_common.runfolder import atomic_write_json, check_out_arg
     parser = cli.ArgumentParser(
         prog='python -m Counting.outline',
         description='Mean raw saliency on the shapes\' outlines against their interiors and the '
@@ -127,18 +130,22 @@ def main(argv=None):
                         help='outline half-width in pixels (default: %(default)s)')
     parser.add_argument('--json', default=None, help='write the figures to this JSON file')
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
+    if not (math.isfinite(args.width) and args.width > 0):
+        parser.error('--width must be a finite number of pixels > 0, got {}'.format(args.width))
+    check_out_arg(parser, args.json, '--json', is_file=True)  # before the work, not after
     device = device_from_args(args, parser)
     names = saliency_lib.select_images(args, parser)
     try:
-        annotations = load_json('{}/annotations.json'.format(args.images),
-                                what='annotations file')
+        annotations = load_annotations(os.path.join(args.images, 'annotations.json'),
+                                       args.images, names)
     except ValueError as e:
         parser.error(str(e))
     model, settings = saliency_lib.load_run(args, parser, device)
     try:
         per_image = measure_run(model, settings, args.images, names, annotations, args.width)
     except ValueError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     for name, m in per_image.items():
         print('{}: outline/interior {} outline/background {} (picture: {} {})'.format(
             name, _fmt(m['outline_interior']), _fmt(m['outline_background']),
@@ -156,4 +163,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

@@ -40,6 +40,7 @@ from lenses_common import sweep
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json, move_aside
 from lenses_common import cli
+from Counting.datasets.annotations import load_annotations
 
 from Counting import run_summary
 from Counting.run_summary import fmt_opt
@@ -255,7 +256,7 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
     annotations_path = os.path.join(test_dir, 'annotations.json')
     if not os.path.exists(annotations_path):
         return
-    annotations = load_json(annotations_path)
+    annotations = load_annotations(annotations_path)  # checked against truths and images
     names = sorted(annotations)
     n_scored = min(len(names), n_scored or max(n_pictures, 50))
     model, settings = load_counter(run_dir)
@@ -391,6 +392,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_out_arg(parser, args.out)
+    check_out_arg(parser, args.data_dir, '--data-dir')
     seeds = sweep.check_sweep_args(parser, args)
     device = device_from_args(args, parser)
     device_spec = None if args.device is None else str(args.device)
@@ -470,4 +472,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

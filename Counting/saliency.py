@@ -30,7 +30,7 @@ from PIL import Image
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, check_out_arg
-from lenses_common import cli
+from lenses_common import cli, lock
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,17 +203,34 @@ def add_input_arguments(parser):
     return parser
 
 
+def check_names(parser, names, option='--names'):
+    """``--names`` are file names inside ``--images``: no folder part (no image is read from
+    elsewhere) and no name twice (each name's pictures are written under that name)."""
+    for name in names:
+        if not name or os.path.basename(name) != name or name in ('.', '..'):
+            parser.error('{}: {!r} is not a file name inside --images (no folder part; the '
+                         'images are read from --images only)'.format(option, name))
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        parser.error('{}: {} given twice (their output files would have the same '
+                     'names)'.format(option, twice[0]))
+
+
 def select_images(args, parser, out_is_file=False):
     """The image names to process, checked, and ``--out`` (where the command has one) checked
     writable: a folder, or with ``out_is_file`` a file (which may exist: it is replaced);
     errors go through ``parser.error``."""
     if getattr(args, 'out', None) is not None:
-        check_out_arg(parser, args.out, is_file=out_is_file)
+        if out_is_file:
+            check_out_arg(parser, args.out, is_file=True)
+        else:
+            lock.claim_arg(parser, args.out)  # one writer per folder
     folder = args.images
     if not os.path.isdir(folder):
         parser.error('--images {}: folder does not exist'.format(folder))
     if args.names:
         names = list(args.names)
+        check_names(parser, names)
         for name in names:
             if not os.path.isfile(os.path.join(folder, name)):
                 parser.error('--names: image {} does not exist'.format(os.path.join(folder, name)))
@@ -293,6 +310,7 @@ def checked_output(args, parser, settings):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)  # every count-like option has an upper bound
     device = device_from_args(args, parser)
     names = select_images(args, parser)
     model, settings = load_run(args, parser, device)
@@ -304,7 +322,7 @@ def main(argv=None):
         write_saliency_pictures(model, settings, args.images, names, args.out,
                                 progress=args.progress, output=output)
     except ValueError as e:
-        print('error: {}'.format(e), file=sys.stderr)
+        print(parser.prog + ': error: {}'.format(e), file=sys.stderr)
         return 2
     return 0
 
@@ -322,4 +340,4 @@ def write_saliency_pictures(model, settings, folder, names, out, progress=True, 
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.main_guard(main))

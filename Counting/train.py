@@ -166,6 +166,7 @@ def run_settings(args, train):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
     train_checks.check_numbers(args, parser)
@@ -200,6 +201,7 @@ def main(argv=None):
                                          loss)
     if args.stream:
         from Counting.datasets import stream_iterator
+        scaffold.check_batchsize(args.batchsize, len(train))
         train_iter = stream_iterator(scaffold.train_dataset(train),
                                      scaffold.local_batchsize(args.batchsize), args.seed,
                                      n_processes=args.workers)
@@ -238,7 +240,7 @@ def main(argv=None):
     try:
         failure = scaffold.run()
     except DatasetError as e:   # a PNG damaged past its header, read by --stream
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     if failure is not None:
         print('{}; try a smaller --lr ({} lr {})'.format(failure, args.optimizer, args.lr),
               file=sys.stderr)
@@ -250,4 +252,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(distributed.guarded(main))  # ChainerMN: a rank failing alone aborts the job
+    # ChainerMN: a rank failing alone aborts the job
+    sys.exit(distributed.guarded(cli.main_guard, main))

@@ -185,3 +185,17 @@ def pgd(model, x, t, eps=THESIS_EPS, steps=100, step_size=None, restarts=1, rng=
         best[better] = x_adv[better]
         best_score = xp.where(better, score, best_score)
     return best.astype(x.dtype, copy=False)
+
+
+def input_independent(model, x, bn_mode='running', tolerance=0.0):
+    """Whether ``model``'s outputs on the images ``x`` are all the same (within ``tolerance``):
+    a network whose outputs do not depend on its input (dead units, saturated sigmoids, zero
+    weights) has a zero input gradient, so every gradient attack leaves its accuracy, the share of
+    one class, untouched; it would look perfectly robust. Batch Renormalization is evaluated with
+    its running averages (``bn_mode``), since the batch's statistics make the outputs of a batch
+    depend on each other rather than on each input."""
+    from Friendly import models
+    with models.evaluation_mode(model, bn_mode), chainer.no_backprop_mode():
+        y = chainer.backend.CpuDevice().send(chainer.as_array(model(x)))
+    y = numpy.asarray(y, dtype=numpy.float64)
+    return bool(len(y) > 1 and numpy.all(numpy.abs(y - y[:1]) <= tolerance))

@@ -26,7 +26,7 @@ from Friendly.train import load_run
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
-from lenses_common.runfolder import check_out_arg
+from lenses_common import lock
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common import cli
 
@@ -131,10 +131,11 @@ def load_networks(parser, run_dirs, source_dir, which, device):
         try:
             model, settings = load_run(run_dir, which, device)
         except ValueError as e:
-            parser.exit(2, 'error: --run {}: {}\n'.format(run_dir, e))
+            parser.exit(2, parser.prog + ': error: --run {}: {}\n'.format(run_dir, e))
         name = network_name(settings)
         if name in networks:
-            parser.exit(2, 'error: --run {}: a second {} network (already from {})\n'.format(
+            parser.exit(2, parser.prog +
+                           ': error: --run {}: a second {} network (already from {})\n'.format(
                 run_dir, name, networks[name][2]))
         networks[name] = (model, settings, run_dir)
     if not source_dir:
@@ -142,14 +143,16 @@ def load_networks(parser, run_dirs, source_dir, which, device):
     try:
         source, source_settings = load_run(source_dir, which, device)
     except ValueError as e:
-        parser.exit(2, 'error: --source {}: {}\n'.format(source_dir, e))
+        parser.exit(2, parser.prog + ': error: --source {}: {}\n'.format(source_dir, e))
     if network_name(source_settings) != 'S':
-        parser.exit(2, 'error: --source {}: the black-box source must be a standard (S) '
+        parser.exit(2, parser.prog +
+                       ': error: --source {}: the black-box source must be a standard (S) '
                        'network, not {}\n'.format(source_dir, network_name(source_settings)))
     for name, (_, settings, run_dir) in networks.items():
         if os.path.abspath(run_dir) == os.path.abspath(source_dir) or (
                 name == 'S' and settings['seed'] == source_settings['seed']):
-            parser.exit(2, 'error: --source {}: must be trained separately with another seed '
+            parser.exit(2, parser.prog +
+                           ': error: --source {}: must be trained separately with another seed '
                            'than {} (seed {})\n'.format(source_dir, run_dir, settings['seed']))
     return networks, source, source_settings
 
@@ -266,6 +269,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    cli.check_bounds(parser, args)
     try:
         eps = attacks.check_eps(args.eps)
     except ValueError as e:
@@ -279,7 +283,7 @@ def main(argv=None):
         # A negative step would descend the loss and overstate robustness.
         parser.error('--pgd-step-size must be positive and finite, got {}'.format(
             args.pgd_step_size))
-    check_out_arg(parser, args.out)
+    lock.claim_arg(parser, args.out)  # checked, created and locked before any work
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 
@@ -293,7 +297,7 @@ def main(argv=None):
     try:
         _, test = get_mnist(args.mnist_dir)
     except MNISTError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     x_all, t_all = test._datasets
     if args.test_subset:
         x_all, t_all = x_all[:args.test_subset], t_all[:args.test_subset]
@@ -330,11 +334,7 @@ def main(argv=None):
         print('{}: '.format(name) + ', '.join('{} {:.2f}%'.format(k, v)
                                              for k, v in results[name].items()))
 
-    os.makedirs(args.out, exist_ok=True)
-    text = format_tables(results, eps, n, args.bn_eval, source_note)
-    atomic_write_text(os.path.join(args.out, 'table.md'), text)
-    atomic_write_text(os.path.join(args.out, 'table.csv'), format_csv(results))
-    plot_bars(results, os.path.join(args.out, 'accuracy_bars.png'), eps)
+    # results.json first: a write that fails (a full disk) never leaves tables without it.
     atomic_write_json(os.path.join(args.out, 'results.json'), {
         'accuracy_pct': results, 'eps': eps, 'test_images': n, 'bn_eval': args.bn_eval,
         'batchsize': args.batchsize, 'model': args.model,
@@ -343,9 +343,13 @@ def main(argv=None):
                                                   if k != 'rng'},
         'seconds': timings, 'command': [sys.argv[0]] + list(argv if argv is not None
                                                             else sys.argv[1:])})
+    text = format_tables(results, eps, n, args.bn_eval, source_note)
+    atomic_write_text(os.path.join(args.out, 'table.md'), text)
+    atomic_write_text(os.path.join(args.out, 'table.csv'), format_csv(results))
+    plot_bars(results, os.path.join(args.out, 'accuracy_bars.png'), eps)
     print(text)
     return results
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

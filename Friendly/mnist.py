@@ -5,6 +5,7 @@ checked against the published md5 sums before use; with neither, Chainer's own `
 downloads and caches them.
 """
 import gzip
+import sys
 import hashlib
 import os
 
@@ -96,10 +97,17 @@ def get_mnist(mnist_dir=None, ndim=3, scale=255.):
     """(train, test) TupleDatasets exactly as ``chainer.datasets.get_mnist(ndim=3, scale=255)``."""
     directory = resolve_dir(mnist_dir)
     if directory is None:
-        return download(ndim, scale)
+        try:
+            return download(ndim, scale)
+        except (OSError, EOFError, ValueError) as e:  # URLError is an OSError
+            raise MNISTError(
+                'MNIST is not in Chainer\'s download cache and cannot be downloaded ({}); put the '
+                'four files {} into a folder and pass --mnist-dir FOLDER (or set MNIST_DIR)'.format(
+                    str(e).splitlines()[0] if str(e) else type(e).__name__,
+                    ', '.join(FILES))) from None
     if not os.path.isdir(directory):
-        raise MNISTError('MNIST folder {} does not exist (from --mnist-dir or MNIST_DIR)'.format(
-            directory))
+        raise MNISTError('MNIST folder {} does not exist (from --mnist-dir or MNIST_DIR); put the '
+                         'four files {} there'.format(directory, ', '.join(FILES)))
     verify(directory)
     dtype = chainer.get_dtype(None)
     return tuple(preprocess_mnist(load_raw(directory, split), True, ndim, scale, dtype,
@@ -121,7 +129,7 @@ def main(argv=None):
     try:
         train, test = get_mnist(args.mnist_dir)
     except MNISTError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     for name, data in (('train', train), ('test', test)):
         x, y = data._datasets
         print('{}: images {} {} range {:.0f}..{:.0f}, label counts {}'.format(
@@ -129,4 +137,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

@@ -56,7 +56,7 @@ from Friendly.robustness_report import combine, flags_for, format_csv  # noqa: F
 from Friendly.robustness_report import format_markdown, plot_curve, write_outputs  # noqa: F401
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.seeding import add_seed_argument, seed_everything
-from lenses_common import cli
+from lenses_common import cli, lock
 from lenses_common import provenance
 
 # Budgets per preset: '*' for every network, then per-network overrides (PD's Pairwise
@@ -138,13 +138,15 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    lock.claim_arg(parser, args.out)  # checked, created and locked before any work
+    cli.check_bounds(parser, args)
     if args.combine:
         if args.run or args.source:
             parser.error('--combine merges finished reports; it takes no --run or --source')
         try:
             report = combine(args.combine)
         except ValueError as e:
-            parser.exit(2, 'error: --combine: {}\n'.format(e))
+            parser.exit(2, parser.prog + ': error: --combine: {}\n'.format(e))
         report['provenance'] = provenance.record('python -m Friendly.robustness', argv)
         return write_outputs(args.out, report)
     if not args.run or not args.source:
@@ -165,7 +167,7 @@ def main(argv=None):
     try:
         _, test = get_mnist(args.mnist_dir)
     except MNISTError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     x_test, t_test = test._datasets
     x_test = numpy.ascontiguousarray(x_test, dtype=numpy.float32)
     t_test = numpy.asarray(t_test, dtype=numpy.int32)
@@ -207,6 +209,11 @@ def main(argv=None):
         for key in ('zero_grad', 'zero_grad_float64'):
             row['source_' + key.replace('grad', 'grad_fraction')] = 100.0 * float(
                 black[eps][key][:n].mean())
+        if attacks.input_independent(model, device.send(x_test[:min(n, 200)])):
+            row['input_independent'] = True
+            flags.append('{}: its outputs are the same for every test image (they do not depend '
+                         'on the input): the attacks have no gradient to follow, and its '
+                         'accuracy is that of one class, not robustness.'.format(name))
         rows[name], images[name] = row, n
         timings[name + '_table'] = time.time() - start
         print('{} ({} images): '.format(name, n) + ', '.join(
@@ -253,4 +260,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

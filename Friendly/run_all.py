@@ -98,6 +98,9 @@ def parse_networks(parser, text):
             models.check_variant(n)
         except models.VariantError as e:
             parser.error('--networks: {}'.format(e))
+    if not networks:
+        parser.error('--networks {!r} names no network (give some of {})'.format(
+            text, ','.join(models.VARIANTS)))
     return networks
 
 
@@ -304,7 +307,7 @@ def main(argv=None):
             failed[prefix + 'evaluate'] = sweep.last_line(os.path.join(roots[seed], 'logs',
                                                                       'evaluate.log'))
     if not results:
-        parser.exit(1, 'error: no seed was evaluated; failed: {}\n'.format(
+        parser.exit(1, parser.prog + ': error: no seed was evaluated; failed: {}\n'.format(
             ', '.join(sorted(failed))))
     rows, columns = result_rows(results, seeds)
     atomic_write_text(os.path.join(top, 'results.csv'), sweep.results_csv(rows, columns))
@@ -324,11 +327,11 @@ def main(argv=None):
     print('wrote {} and {}'.format(os.path.join(top, 'table.md'),
                                    os.path.join(top, 'results.csv')))
     if failed:
-        parser.exit(1, 'error: failed: {}; see the logs in {}\n'.format(
+        parser.exit(1, parser.prog + ': error: failed: {}; see the logs in {}\n'.format(
             ', '.join(sorted(failed)), ', '.join(sorted({
                 os.path.join(roots[s], 'logs') for s in seeds}))))
     return results[seeds[0]] if len(seeds) == 1 else results
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

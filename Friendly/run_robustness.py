@@ -86,7 +86,8 @@ def main(argv=None):
         wanted = train_module.settings_from_args(train_module.build_parser().parse_args(
             argv_train))
         if run_all.run_state(run_dir, wanted) != 'done':
-            parser.exit(2, 'error: {} holds no finished {} run of the {} preset (seed {}); run '
+            parser.exit(2, parser.prog +
+                           ': error: {} holds no finished {} run of the {} preset (seed {}); run '
                            '`make friendly PRESET={}` (python -m Friendly.run_all --preset {}) '
                            'first\n'.format(run_dir, network, args.preset, seed, args.preset,
                                             args.preset))
@@ -132,4 +133,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

@@ -6,10 +6,11 @@ training loss (``main/loss``, penalty included) and validation loss (``validatio
 each run's ``log``, so the two rules of ``Friendly.train --early-stop-on`` can be compared on one
 run: a run that neither rule stops before its last epoch ends with the same final model either way.
 """
-import json
+import sys
 import math
 import os
 from lenses_common import cli
+from lenses_common.runfolder import load_json
 
 KEYS = (('training', 'main/loss'), ('validation', 'validation/main/loss'))
 
@@ -29,6 +30,30 @@ def stop_epoch(values, patience, max_epochs):
     return None
 
 
+def log_values(log, key, run):
+    """The finite numbers logged under ``key``, epoch by epoch; ValueError for anything else."""
+    if not isinstance(log, list) or not all(isinstance(e, dict) for e in log):
+        raise ValueError('{}: the log is not a list of epoch entries'.format(
+            os.path.join(run, 'log')))
+    values = []
+    for epoch, entry in enumerate(log, 1):
+        if key in entry:
+            value = entry[key]
+            if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                    or not math.isfinite(value)):
+                raise ValueError('{}: entry {} has {} = {!r}, not a finite number'.format(
+                    os.path.join(run, 'log'), epoch, key, value))
+            values.append(value)
+    return values
+
+
+def positive(settings, key):
+    value = settings.get(key) if isinstance(settings, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError('settings.json: {} is {!r}, not a positive integer'.format(key, value))
+    return value
+
+
 def main(argv=None):
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('runs', nargs='+', metavar='RUN_DIR', help='Friendly.train run folders')
@@ -39,16 +64,14 @@ def main(argv=None):
     rows = []
     for run in args.runs:
         try:
-            with open(os.path.join(run, 'log')) as f:
-                log = json.load(f)
-            with open(os.path.join(run, 'settings.json')) as f:
-                settings = json.load(f)
-        except (OSError, ValueError) as e:
-            parser.exit(2, 'error: {}: {}\n'.format(run, e))
-        stops = {}
-        for rule, key in KEYS:
-            values = [entry[key] for entry in log if key in entry]
-            stops[rule] = stop_epoch(values, settings['patience'], settings['epoch'])
+            log = load_json(os.path.join(run, 'log'), what='log')
+            settings = load_json(os.path.join(run, 'settings.json'))
+            stops = {}
+            for rule, key in KEYS:
+                stops[rule] = stop_epoch(log_values(log, key, run), positive(settings, 'patience'),
+                                         positive(settings, 'epoch'))
+        except ValueError as e:
+            parser.exit(2, parser.prog + ': error: {}: {}\n'.format(run, e))
         used = settings.get('early_stop_on', 'validation')
         known = [s for s in stops.values() if s is not None]
         # one rule stopping within the log while the other does not is a different final model
@@ -62,4 +85,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

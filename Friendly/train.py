@@ -32,7 +32,7 @@ from Friendly.train_args import VALIDATION_SIZE, build_parser, check_args, setti
 from Friendly.train_extensions import RENORM_RULES, RENORM_STEPS, EARLY_STOP_KEYS  # noqa: F401
 from Friendly.train_extensions import BatchModeEvaluator, RenormSchedule  # noqa: F401
 from Friendly.train_extensions import ResumableEarlyStopping, make_early_stopping  # noqa: F401
-from lenses_common import distributed, safe_npz
+from lenses_common import cli, distributed, safe_npz
 from lenses_common.device import device_from_args
 from lenses_common.runfolder import RunFolder, atomic_write_json, load_json
 from lenses_common.seeding import seed_everything
@@ -109,7 +109,7 @@ def main(argv=None):
     try:
         train_all, _ = get_mnist(args.mnist_dir)
     except MNISTError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     train, val = split_mnist(train_all, args.seed, args.val_size, args.train_subset,
                              args.val_subset)
 
@@ -193,6 +193,28 @@ def main(argv=None):
     return summary
 
 
+#: Parameters a network built from a settings file may have (the thesis's PD network has 61.5 M):
+#: an edited ``sizes`` is refused before it is built, not by a MemoryError during the build.
+MAX_PARAMETERS = 10 ** 9
+
+
+def check_sizes(settings, settings_path):
+    """``ValueError`` (one line) when the ``sizes`` of ``settings`` are not positive integers, one
+    per layer boundary, or would build a network above :data:`MAX_PARAMETERS` parameters."""
+    sizes = settings.get('sizes', models.LAYER_SIZES)
+    layers = models.VARIANT_SETTINGS[settings['variant']]['layers']
+    if (not isinstance(sizes, (list, tuple)) or len(sizes) != len(layers) + 1
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                       for n in sizes)):
+        raise ValueError('settings file {}: bad sizes {!r} (expected {} positive integers)'.format(
+            settings_path, sizes, len(layers) + 1))
+    count = sum(a * (a - 1) // 2 * b if kind == 'pairwise_difference' else a * b
+                for kind, a, b in zip(layers, sizes[:-1], sizes[1:]))
+    if count > MAX_PARAMETERS:
+        raise ValueError('settings file {}: sizes {} make a network of {:,} parameters, above the '
+                         'limit of {:,}'.format(settings_path, sizes, count, MAX_PARAMETERS))
+
+
 def load_run(run_dir, which='final', device=None):
     """Build the network ``run_dir/settings.json`` describes and load its model file.
 
@@ -217,6 +239,7 @@ def load_run(run_dir, which='final', device=None):
     if not os.path.isfile(path):
         raise ValueError('model file {} does not exist (train it with python -m Friendly.train '
                          '--out {})'.format(path, run_dir))
+    check_sizes(settings, settings_path)
     try:
         predictor = models.FC100(settings['variant'],
                                  sizes=settings.get('sizes', models.LAYER_SIZES),
@@ -236,4 +259,5 @@ def load_run(run_dir, which='final', device=None):
 
 
 if __name__ == '__main__':
-    distributed.guarded(main)  # ChainerMN: a rank failing alone aborts the job
+    # ChainerMN: a rank failing alone aborts the job
+    sys.exit(distributed.guarded(cli.main_guard, main))

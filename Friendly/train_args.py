@@ -163,6 +163,7 @@ def build_parser():
 
 def check_args(parser, args):
     """Every bad option value is a one-line error (exit status 2)."""
+    cli.check_bounds(parser, args)
     try:
         models.check_variant(args.variant)
     except models.VariantError as e:

@@ -105,10 +105,48 @@ class ResumableEarlyStopping(triggers.EarlyStoppingTrigger):
     def __call__(self, trainer):
         if not trainer.observation:
             # Right after --resume the trainer has observed nothing yet, while the interval
-            # trigger (saved just before the epoch's check) fires once: nothing to compare.
-            self._interval_trigger(trainer)
+            # trigger (saved just before the epoch's check) fires once: the epoch the snapshot
+            # ends was not compared yet. Its mean is the log's last entry (the snapshot's summary
+            # lacks the epoch's last iteration), so it is compared as an uninterrupted run does.
+            if self._interval_trigger(trainer):
+                current = self._logged(trainer)
+                self._init_summary()
+                if current is not None:
+                    if self._compare(current, self.best):
+                        self.best, self.count = current, 0
+                    else:
+                        self.count += 1
+                    if self._stop_condition():
+                        return True
             return bool(self._max_trigger(trainer))
-        return super(ResumableEarlyStopping, self).__call__(trainer)
+        # Chainer's trigger returns at the epoch ceiling before it compares that epoch, so the
+        # last epoch's loss would never count in ``best`` (summary.json's best_monitored_loss);
+        # here the epoch is compared first and the ceiling checked after.
+        at_max = bool(self._max_trigger(trainer))
+        observation = trainer.observation
+        if self.monitor in observation:
+            self._summary.add({self.monitor: observation[self.monitor]})
+        if self._interval_trigger(trainer) and self.monitor in observation:
+            current = self._summary.compute_mean()[self.monitor]
+            self._init_summary()
+            if self._compare(current, self.best):
+                self.best, self.count = current, 0
+            else:
+                self.count += 1
+            if self._stop_condition():
+                return True
+        return at_max
+
+    def _logged(self, trainer):
+        """The monitored value of the epoch just ended, from the LogReport's last entry."""
+        try:
+            log = trainer.get_extension('LogReport').log
+        except ValueError:
+            return None
+        if log and log[-1].get('epoch') == trainer.updater.epoch:
+            value = log[-1].get(self.monitor)
+            return None if value is None else float(value)
+        return None
 
     def stopped_early(self, trainer):
         return self._stop_condition() and not self._max_trigger(trainer)

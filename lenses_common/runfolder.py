@@ -1,10 +1,14 @@
 """Run folders: settings JSON and command line at start, atomic saves of models and results."""
 import contextlib
 import datetime
+import errno
 import json
+import math
 import os
+import re
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 
@@ -27,6 +31,25 @@ def current_umask():
     return mask
 
 
+class WriteError(OSError):
+    """A write that failed (a full disk, a removed folder); ``str()`` is one line naming the file
+    that was being written (not its temporary name)."""
+
+    def __init__(self, path, error):
+        super().__init__(getattr(error, 'errno', None), getattr(error, 'strerror', None) or
+                         str(error), path)
+        self.path = path
+        self.reason = getattr(error, 'strerror', None) or str(error)
+
+    def __str__(self):
+        return 'cannot write {} ({})'.format(self.path, self.reason)
+
+
+def write_error(path, error):
+    """:class:`WriteError` for ``error`` (returned as it is if it already is one)."""
+    return error if isinstance(error, WriteError) else WriteError(path, error)
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=None):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -35,6 +58,9 @@ def atomic_path(path, suffix=None):
     ``suffix`` keeps an extension on the temporary name for writers that look at it (``.npz``).
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        # A rename would put a file in place of a folder, a device or a FIFO.
+        raise WriteError(path, OSError(errno.EEXIST, 'exists and is not a regular file'))
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     if suffix is None:
@@ -49,9 +75,11 @@ def atomic_path(path, suffix=None):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(path, e) from None
         raise
 
 
@@ -75,8 +103,38 @@ def _jsonable(value):
     return str(value)
 
 
+NULL_REASON = '_null_reason'
+
+
+def standard_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None (JSON ``null``); a dict that held
+    one gains ``<key>_null_reason`` saying what it was, unless the caller gave a reason already.
+    Standard JSON has no NaN or Infinity, and readers other than Python's refuse them."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if isinstance(value, (float, numpy.floating)) and not math.isfinite(value):
+                out[key] = None
+                note = '{}{}'.format(key, NULL_REASON)
+                if note not in obj:
+                    out[note] = 'not a finite number ({})'.format(
+                        'NaN' if value != value else ('+inf' if value > 0 else '-inf'))
+            else:
+                out[key] = standard_json(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [standard_json(v) for v in obj]
+    if isinstance(obj, (float, numpy.floating)) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, numpy.ndarray):
+        return standard_json(obj.tolist())
+    return obj
+
+
 def atomic_write_json(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + '\n')
+    """Write ``obj`` as standard JSON (:func:`standard_json`: no NaN or Infinity)."""
+    atomic_write_text(path, json.dumps(standard_json(obj), indent=2, sort_keys=True,
+                                       default=_jsonable, allow_nan=False) + '\n')
 
 
 def save_npz(path, target, meta=None, compression=True):
@@ -105,6 +163,10 @@ def check_out_dir(path, option='--out'):
     :class:`OutError` with a one-line message naming ``option`` and ``path``.
     """
     path = os.path.abspath(os.fspath(path))
+    check_name_lengths(path, option)
+    if os.path.islink(path) and not os.path.exists(path):
+        raise OutError('{} {}: is a symbolic link to {}, which does not exist'.format(
+            option, path, os.readlink(path)))
     if os.path.exists(path) and not os.path.isdir(path):
         raise OutError('{} {}: exists and is not a folder'.format(option, path))
     probe = path
@@ -124,6 +186,104 @@ def check_out_dir(path, option='--out'):
     return path
 
 
+def name_max(path):
+    """The longest file name (bytes) the file system holding ``path`` allows (255 if unknown)."""
+    probe = os.path.abspath(path)
+    while not os.path.isdir(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    try:
+        return int(os.pathconf(probe, 'PC_NAME_MAX'))
+    except (OSError, ValueError):
+        return 255
+
+
+def check_name_lengths(path, option='--out'):
+    """:class:`OutError` when a component of ``path`` is longer than the file system allows."""
+    limit = name_max(path)
+    for part in os.path.abspath(path).split(os.sep):
+        if len(os.fsencode(part)) > limit:
+            raise OutError('{} {}...: the name {}... is {} bytes long, above the limit of {} '
+                           'bytes'.format(option, path[:60], part[:24],
+                                          len(os.fsencode(part)), limit))
+
+
+def check_regular_file(path, what='file'):
+    """Raise ``ValueError`` (one line) unless ``path`` is a regular file: a FIFO, a device or a
+    folder in place of an input would block or fail in the middle of the work."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ValueError('{} {} does not exist'.format(what, path)) from None
+    except OSError as e:
+        raise ValueError('{} {} cannot be read ({})'.format(what, path, e.strerror or e)) \
+            from None
+    if not stat.S_ISREG(mode):
+        kind = ('a folder' if stat.S_ISDIR(mode) else 'a FIFO' if stat.S_ISFIFO(mode)
+                else 'a socket' if stat.S_ISSOCK(mode) else 'a device')
+        raise ValueError('{} {} is {}, not a regular file'.format(what, path, kind))
+    return path
+
+
+#: What a killed write leaves: a hidden temporary file of :func:`atomic_path`
+#: (``.NAME.XXXXXXXX.tmp[.EXT]``) and a folder of Chainer's snapshot writers (``tmpNAME*``
+#: holding the snapshot or model file being written).
+_LEFTOVER_FILE = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$')
+_LEFTOVER_DIR = re.compile(r'^tmp(snapshot_|model).*')
+
+
+def leftovers(folder):
+    """The leftovers of killed writes directly in ``folder`` (see ``_LEFTOVER_FILE``/``_DIR``)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and _LEFTOVER_FILE.match(entry.name):
+            found.append(entry.path)
+        elif entry.is_dir(follow_symlinks=False) and _LEFTOVER_DIR.match(entry.name):
+            found.append(entry.path)
+    return sorted(found)
+
+
+def remove_leftovers(folder):
+    """Remove :func:`leftovers` of ``folder``; call it only while holding the folder's lock
+    (:mod:`lenses_common.lock`), when no other writer can be using them. Returns what went."""
+    removed = []
+    for path in leftovers(folder):
+        try:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def free_disk(path):
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return shutil.disk_usage(probe).free
+
+
+def check_free_space(path, needed, what, option='--out'):
+    """:class:`OutError` when the disk holding ``path`` has less than ``needed`` bytes free."""
+    free = free_disk(path)
+    if free < needed:
+        raise OutError('{} {}: {} need about {:.1f} MB of disk but only {:.1f} MB are free'.format(
+            option, path, what, needed / 1e6, free / 1e6))
+
+
 def out_error(parser, error):
     """Exit with status 2 and exactly one line on stderr, ``PROG: error: MESSAGE`` (argparse's
     ``parser.error`` would print the usage lines first)."""
@@ -140,6 +300,10 @@ def check_out_arg(parser, path, option='--out', is_file=False):
         if is_file:
             if os.path.isdir(path):
                 raise OutError('{} {}: is a folder, not a file'.format(option, path))
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise OutError('{} {}: exists and is not a regular file (a device or a '
+                               'FIFO)'.format(option, path))
+            check_name_lengths(path, option)
             check_out_dir(os.path.dirname(os.path.abspath(path)), option)
             return os.path.abspath(path)
         return check_out_dir(path, option)
@@ -154,7 +318,10 @@ def move_aside(path):
     while os.path.lexists('{}.old-{}'.format(path, n)):
         n += 1
     target = '{}.old-{}'.format(path, n)
+    check_name_lengths(target, '--force (moving it aside to)')
     shutil.move(path, target)
+    from lenses_common import lock
+    lock.release(path)  # the lock file moved with the folder
     return target
 
 
@@ -183,6 +350,7 @@ def guard_run_folder(out, finished, in_progress, resume=False, force=False, opti
 
 def load_json(path, what='settings file'):
     """Read a JSON file, turning a missing or malformed file into a one-line ``ValueError``."""
+    check_regular_file(path, what)
     try:
         with open(path) as f:
             return json.load(f)
@@ -190,6 +358,8 @@ def load_json(path, what='settings file'):
         raise ValueError('{} {} does not exist'.format(what, path)) from None
     except json.JSONDecodeError as e:
         raise ValueError('{} {} is not valid JSON ({})'.format(what, path, e)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError('{} {} cannot be read ({})'.format(what, path, e)) from None
 
 
 class RunFolder:

@@ -15,6 +15,8 @@ Every refusal is one :class:`ModelFileError` (a ``ValueError``) whose one-line m
 file.
 """
 import copy
+import os
+import stat
 import zipfile
 
 import numpy
@@ -56,6 +58,8 @@ def read_npz(path, what='model file'):
     ``.npy`` array, or one with an object dtype is refused with :class:`ModelFileError`.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ModelFileError('{} {} is not a regular file'.format(what, path))
         with open(path, 'rb') as f:
             magic = f.read(4)
     except FileNotFoundError:
@@ -205,19 +209,43 @@ def check_entries(arrays, target, path, what='model file', lenient_prefixes=(),
             what, path, network, '; '.join(problems)))
 
 
-def load_npz(path, target, what='model file', lenient_prefixes=None, network='network'):
+def check_finite(arrays, path, what='model file', skip_prefixes=()):
+    """Raise :class:`ModelFileError` when a floating-point entry (a parameter, a running average,
+    an optimizer state) holds NaN or infinity: such a network's outputs are NaN or constant, and
+    scoring it would report the share of one class, or a perfect robustness, as a result."""
+    bad = []
+    for name in sorted(arrays):
+        value = arrays[name]
+        if name.startswith(META_PREFIX) or (skip_prefixes and name.startswith(skip_prefixes)):
+            continue
+        if value.dtype.kind in 'fc' and value.size and not numpy.isfinite(value).all():
+            bad.append('{} ({} of {} entries not finite)'.format(
+                name, int(value.size - numpy.isfinite(value).sum()), value.size))
+    if bad:
+        raise ModelFileError('{} {} holds non-finite values in {}{}; refused (retrain, or '
+                             'resume from an earlier snapshot)'.format(
+                                 what, path, bad[0],
+                                 ' and {} more'.format(len(bad) - 1) if len(bad) > 1 else ''))
+
+
+def load_npz(path, target, what='model file', lenient_prefixes=None, network='network',
+             arrays=None):
     """Safely load ``path`` into ``target`` (a Link or a Trainer); returns the ``_meta/`` entries.
 
     Raises :class:`ModelFileError` (one line naming ``path``) for a file that is not a plain
     ``.npz``, holds an object array, or does not fit ``target`` in names, shapes and dtypes.
     Nothing is copied into ``target`` unless the whole file fits. A Trainer's extension
-    book-keeping is loaded where present (``lenient_prefixes``).
+    book-keeping is loaded where present (``lenient_prefixes``). Non-finite parameters, running
+    averages or optimizer states are refused (:func:`check_finite`). ``arrays``: the file's
+    :func:`read_npz`, when the caller has read it already.
     """
     if lenient_prefixes is None:
         lenient_prefixes = (TRAINER_LENIENT_PREFIXES
                             if isinstance(target, chainer.training.Trainer) else ())
-    arrays = read_npz(path, what)
+    if arrays is None:
+        arrays = read_npz(path, what)
     check_entries(arrays, target, path, what, lenient_prefixes, network)
+    check_finite(arrays, path, what, lenient_prefixes)
     try:
         chainer.serializers.NpzDeserializer(arrays, strict=not lenient_prefixes).load(target)
     except Exception as e:

@@ -40,7 +40,6 @@ checks still read the real ``out``, so every rank meets the same checks; their e
 printed by rank 0 alone); :meth:`TrainingScaffold.open` records ``communicator`` and
 ``comm_size`` in ``settings.json``. A part's ``__main__`` runs ``distributed.guarded(main)``.
 """
-import functools
 import glob
 import json
 import math
@@ -55,10 +54,13 @@ from chainer import training
 from chainer.training import extensions
 from chainer.training import triggers
 
-from lenses_common import distributed, safe_npz
+from lenses_common import distributed, lock, safe_npz
 from lenses_common.runfolder import OutError, RunFolder, check_out_dir, guard_run_folder
-from lenses_common.runfolder import load_json, out_error, save_npz
+from lenses_common.runfolder import check_free_space, load_json, out_error, save_npz
+from lenses_common.runfolder import write_error
 
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 #: Snapshot file prefix for each snapshot counter (``unit``).
 SNAPSHOT_PREFIX = {'epoch': 'snapshot_epoch_', 'iteration': 'snapshot_iter_'}
 
@@ -155,7 +157,111 @@ def identity(settings, keys, defaults=None):
 def compressed_savefun(compress):
     """``chainer.serializers.save_npz`` with or without zlib (uncompressed saves of large random
     weights are several times faster and hardly bigger)."""
-    return functools.partial(chainer.serializers.save_npz, compression=bool(compress))
+    def save(path, target):
+        try:
+            chainer.serializers.save_npz(path, target, compression=bool(compress))
+        except OSError as e:
+            raise write_error(_final_name(path), e) from None
+    return save
+
+
+def _final_name(path):
+    """The name a file written by Chainer's snapshot writers gets: they write
+    ``OUT/tmpNAME.../NAME`` and move it to ``OUT/NAME``."""
+    folder = os.path.dirname(path)
+    if os.path.basename(folder).startswith('tmp'):
+        return os.path.join(os.path.dirname(folder), os.path.basename(path))
+    return path
+
+
+#: ``_meta/`` key of a snapshot that holds the settings of the run that wrote it (JSON).
+SNAPSHOT_SETTINGS_META = 'settings'
+
+
+def snapshot_savefun(compress, settings):
+    """A snapshot writer like :func:`compressed_savefun` whose file also records ``settings``
+    (JSON, as ``_meta/settings``): a snapshot copied away from its ``settings.json`` still says
+    which run it belongs to. Chainer's own loader ignores the extra entry."""
+    text = None if settings is None else json.dumps(settings, sort_keys=True, default=str)
+
+    def save(path, target):
+        if isinstance(target, dict):  # Chainer's snapshot hands over the serialized trainer
+            arrays = dict(target)
+        else:
+            serializer = chainer.serializers.DictionarySerializer()
+            serializer.save(target)
+            arrays = dict(serializer.target)
+        if text is not None:
+            arrays[safe_npz.META_PREFIX + SNAPSHOT_SETTINGS_META] = numpy.array(text)
+        try:
+            with open(path, 'wb') as f:
+                (numpy.savez_compressed if compress else numpy.savez)(f, **arrays)
+        except OSError as e:
+            raise write_error(_final_name(path), e) from None
+    return save
+
+
+def snapshot_settings(path):
+    """The settings a snapshot recorded (:func:`snapshot_savefun`), or None; reads only that
+    entry of the archive."""
+    import zipfile
+    name = safe_npz.META_PREFIX + SNAPSHOT_SETTINGS_META + '.npy'
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if name not in archive.namelist():
+                return None
+            with archive.open(name) as f:
+                value = numpy.lib.format.read_array(f, allow_pickle=False)
+        settings = json.loads(str(value[()]))
+    except Exception:  # an unreadable snapshot is refused by the loader with its own line
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def _scalar(arrays, key):
+    value = arrays.get(key)
+    if value is None or value.shape != () or value.dtype.kind not in 'biuf':
+        return None
+    return value[()]
+
+
+def check_snapshot_counters(arrays, updater, path):
+    """Raise :class:`safe_npz.ModelFileError` when the snapshot's counters cannot be those of a
+    run of ``updater``: negative counts, an iterator ``order`` that is not a permutation of the
+    dataset's indices, a position outside the dataset, or an iteration, epoch and position that
+    do not add up (a SerialIterator takes one batch per iteration:
+    ``iteration * batch == epoch * len(dataset) + position``)."""
+    def bad(message):
+        raise safe_npz.ModelFileError('snapshot {}: {}'.format(path, message))
+
+    iteration = _scalar(arrays, 'updater/iteration')
+    if iteration is not None and iteration < 0:
+        bad('updater/iteration is {}, a count must be >= 0'.format(iteration))
+    for name, iterator in getattr(updater, '_iterators', {}).items():
+        base = 'updater/iterator:{}/'.format(name)
+        epoch = _scalar(arrays, base + 'epoch')
+        position = _scalar(arrays, base + 'current_position')
+        for key, value in (('epoch', epoch), ('current_position', position)):
+            if value is not None and value < 0:
+                bad('{}{} is {}, a count must be >= 0'.format(base, key, value))
+        dataset = getattr(iterator, 'dataset', None)
+        n = len(dataset) if dataset is not None else None
+        order = arrays.get(base + 'order')
+        if n is not None and order is not None and order.ndim == 1 and order.size:
+            if (order.dtype.kind not in 'iu' or order.size != n
+                    or not numpy.array_equal(numpy.sort(order), numpy.arange(n))):
+                bad('{}order is not a permutation of the {} dataset indices'.format(base, n))
+        if n is not None and position is not None and position >= n:
+            bad('{}current_position {} is past the {} images of the dataset'.format(
+                base, position, n))
+        batch = getattr(iterator, 'batch_size', None)
+        if (n and batch and iteration is not None and epoch is not None
+                and position is not None and isinstance(iterator,
+                                                        chainer.iterators.SerialIterator)
+                and int(iteration) * int(batch) != int(epoch) * n + int(position)):
+            bad('iteration {} of batch {} does not match epoch {} and position {} of {} images '
+                '(the counters were edited, or the snapshot is of another run)'.format(
+                    iteration, batch, epoch, position, n))
 
 
 class TrainingScaffold:
@@ -225,14 +331,25 @@ class TrainingScaffold:
             return
         wanted = identity(settings, keys, defaults)
         folders = [os.path.dirname(os.path.abspath(resume)), os.path.abspath(self.out)]
+        sources = []
         for folder in dict.fromkeys(folders):
             path = os.path.join(folder, RunFolder.SETTINGS)
-            if not os.path.exists(path):
+            if not os.path.lexists(path):
                 continue
             try:
                 previous = load_json(path)
             except ValueError as e:
-                self.error('--resume: {}'.format(e))
+                self.error('--resume: {}'.format(e), usage=False)
+            sources.append((path, previous))
+        if not sources:
+            recorded = snapshot_settings(resume)
+            if recorded is None:
+                self.error('--resume {}: no {} beside the snapshot or in {}, and the snapshot '
+                           'does not record the settings of its run; put the run\'s '
+                           '{} back'.format(resume, RunFolder.SETTINGS, self.out,
+                                            RunFolder.SETTINGS), usage=False)
+            sources.append(('the snapshot\'s own settings', recorded))
+        for path, previous in sources:
             if not isinstance(previous, dict):
                 self.error('--resume: {} is not the settings of a run'.format(path))
             previous = identity(previous, keys, defaults)
@@ -249,9 +366,14 @@ class TrainingScaffold:
             check_out_dir(self.out)
             if not self.writer:
                 return None
-            return guard_run_folder(self.out, finished=(self.final_model,),
-                                    in_progress=(self.prefix + '*',),
-                                    resume=resume is not None, force=force)
+            if os.path.isdir(self.out):
+                # No second writer, and no moving aside of a folder another run is writing.
+                lock.claim(self.out)
+            moved = guard_run_folder(self.out, finished=(self.final_model,),
+                                     in_progress=(self.prefix + '*',),
+                                     resume=resume is not None, force=force)
+            lock.claim(self.out)  # held until the process ends; leftovers of a kill removed
+            return moved
         except OutError as e:
             self.error(str(e), usage=False)
 
@@ -259,9 +381,21 @@ class TrainingScaffold:
         """Write ``settings.json`` and ``command.txt`` and print ``header`` (one line); a
         data-parallel run's ``settings`` get ``communicator`` and ``comm_size``."""
         self.dist.record(settings)
+        self.settings = settings
         if self.writer:
-            self.run_folder = RunFolder(self.out, settings, resume=resume is not None, argv=argv)
+            # settings.json and command.txt are written when training starts (:meth:`run`), so
+            # a command refused after this point (a bad snapshot) leaves no trace in them.
+            self._pending = (settings, resume is not None, argv)
             print(header, flush=True)
+        return None
+
+    def write_run_folder(self):
+        """Write ``settings.json`` and ``command.txt`` (once; :meth:`run` calls it)."""
+        pending = getattr(self, '_pending', None)
+        if pending is not None and self.writer:
+            self._pending = None
+            settings, resumed, argv = pending
+            self.run_folder = RunFolder(self.out, settings, resume=resumed, argv=argv)
         return self.run_folder
 
     # -- seams for data-parallel training (see the module docstring) -----------------------------
@@ -294,12 +428,20 @@ class TrainingScaffold:
 
     def train_iterator(self, dataset, batchsize, seed):
         """A repeating SerialIterator whose epochs are shuffled by (seed, epoch) only."""
+        self.check_batchsize(batchsize, len(dataset))
         order = EpochSeededOrder(seed)
         iterator = chainer.iterators.SerialIterator(self.train_dataset(dataset),
                                                     self.local_batchsize(batchsize),
                                                     order_sampler=order)
         order.iterator = iterator
         return iterator
+
+    def check_batchsize(self, batchsize, n, option='--batchsize'):
+        """Refuse a batch larger than the training set: the epoch counter would jump and the
+        schedules counted in iterations would not run as asked."""
+        if batchsize > n:
+            self.error('{} {} is larger than the training set ({} images); use at most '
+                       '{}'.format(option, batchsize, n, n), usage=False)
 
     def eval_iterator(self, dataset, batchsize):
         return chainer.iterators.SerialIterator(self.eval_dataset(dataset),
@@ -323,9 +465,12 @@ class TrainingScaffold:
         if not self.writer:
             return
         trainer = self.trainer
+        self.check_disk(n_retains)
         # Lowest priority: the snapshot must hold the state after every other extension and
         # trigger of its iteration, or a resumed run would replay them.
-        trainer.extend(extensions.snapshot(savefun=compressed_savefun(self.compress),
+        trainer.extend(extensions.snapshot(savefun=snapshot_savefun(self.compress,
+                                                                    getattr(self, 'settings',
+                                                                            None)),
                                            filename=self.prefix + '{.updater.%s}' % self.unit,
                                            n_retains=n_retains),
                        trigger=(snapshot_interval, 'epoch'), priority=-1000)
@@ -336,6 +481,26 @@ class TrainingScaffold:
         trainer.extend(extensions.PrintReport(list(columns)))
         if progress:
             trainer.extend(extensions.ProgressBar(update_interval=progress_interval))
+
+    def check_disk(self, n_retains=1):
+        """Refuse, before training, a run whose snapshots and model files cannot fit on the disk:
+        ``n_retains + 1`` snapshots at once (the new one is written before the oldest goes), each
+        the parameters and the optimizer's state, and two model files; what is already in the
+        folder counts as free. Lazily shaped parameters (not yet known) count as zero."""
+        optimizer = self.trainer.updater.get_optimizer('main')
+        params = sum(p.array.nbytes for _, p in optimizer.target.namedparams()
+                     if p.array is not None)
+        snapshot = sum(getattr(v, 'nbytes', 0) for v in
+                       safe_npz.expected_entries(self.trainer.updater).values())
+        needed = (n_retains + 1) * snapshot + 2 * params
+        present = sum(os.path.getsize(p) for p in
+                      glob.glob(os.path.join(glob.escape(self.out), self.prefix + '*')) +
+                      glob.glob(os.path.join(glob.escape(self.out), '*.npz'))
+                      if os.path.isfile(p))
+        try:
+            check_free_space(self.out, needed - present, 'the snapshots and model files')
+        except OutError as e:
+            self.error(str(e), usage=False)
 
     def add_best_model(self, target, file_name, key='validation/main/loss'):
         """``file_name``: ``target`` at the epoch with the lowest ``key`` so far."""
@@ -350,7 +515,11 @@ class TrainingScaffold:
         if self.writer:
             print('resuming from {}'.format(path), flush=True)
         try:
-            safe_npz.load_npz(path, self.trainer, what='snapshot')
+            arrays = safe_npz.read_npz(path, what='snapshot')
+            safe_npz.check_entries(arrays, self.trainer, path, 'snapshot',
+                                   safe_npz.TRAINER_LENIENT_PREFIXES)
+            check_snapshot_counters(arrays, self.trainer.updater, path)
+            safe_npz.load_npz(path, self.trainer, what='snapshot', arrays=arrays)
         except safe_npz.ModelFileError as e:
             self.error('--resume: {}'.format(e), usage=False)
 
@@ -364,11 +533,23 @@ class TrainingScaffold:
     def run(self):
         """``trainer.run()``: None when it ends, or, when :class:`NonFiniteCheck` stopped it, the
         one-line message to print (``error: ...``, naming the last good snapshot)."""
+        self.write_run_folder()
         try:
             self.trainer.run(show_loop_exception_msg=False)
+        except KeyboardInterrupt:
+            updater = self.trainer.updater
+            snapshot = self.latest_snapshot()
+            lines = '{}: interrupted at iteration {} (epoch {:.2f}); {}\n'.format(
+                self.parser.prog, updater.iteration, updater.epoch_detail,
+                'continue from the last snapshot with --resume auto ({})'.format(
+                    os.path.basename(snapshot)) if snapshot else 'no snapshot yet')
+            self.parser.exit(EXIT_INTERRUPTED, lines if self.writer else None)
+        except OSError as e:  # a full disk in a report or a plot: one line naming the folder
+            raise write_error(_final_name(e.filename) if e.filename else self.out, e) from None
         except NonFiniteError as e:
             snapshot = self.latest_snapshot()
-            return 'error: {}: training stopped; {}; no {} written'.format(
+            return '{}: error: {}: training stopped; {}; no {} written'.format(
+                self.parser.prog,
                 e, 'last good snapshot {}'.format(snapshot) if snapshot else 'no snapshot yet',
                 self.final_model)
         return None

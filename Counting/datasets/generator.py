@@ -53,6 +53,7 @@ import shapely
 from Counting.datasets import limits
 from Counting.datasets import shapes
 from Counting.datasets.png import DEFAULT_PNG_LEVEL, encode_mask_png
+from lenses_common import cli
 from lenses_common.progress import Progress
 from lenses_common.runfolder import atomic_path, atomic_write_json
 
@@ -240,6 +241,7 @@ _WORKER_SETTINGS = None
 
 def _init_worker(settings):
     global _WORKER_SETTINGS
+    cli.ignore_sigint()  # the parent reports Ctrl-C in one line
     _WORKER_SETTINGS = settings
 
 

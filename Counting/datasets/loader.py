@@ -22,7 +22,10 @@ from PIL import Image
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
+from Counting.datasets.limits import MAX_SHAPES
 from Counting.datasets.shapes import TYPES
+from lenses_common import cli
+from lenses_common.runfolder import check_regular_file
 from lenses_common.progress import Progress
 
 TRUTHS = 'truths.json'
@@ -90,8 +93,14 @@ class ShapesDataset(CountsMixin, chainer.dataset.DatasetMixin):
 def _read_truths(folder):
     path = os.path.join(folder, TRUTHS)
     try:
+        if os.path.lexists(path):
+            check_regular_file(path, TRUTHS)  # a FIFO would block the read for ever
         with open(path) as f:
             truths = json.load(f)
+    except ValueError as e:
+        if not isinstance(e, json.JSONDecodeError):
+            raise DatasetError(str(e)) from None
+        raise DatasetError('{}: not valid JSON ({})'.format(path, e)) from None
     except FileNotFoundError:
         raise DatasetError('{}: missing (not a Counting dataset folder? make one with '
                            'python -m Counting.generate)'.format(path)) from None
@@ -108,10 +117,11 @@ def _read_truths(folder):
             raise DatasetError('{}: entry {!r} must map a .png file name in the folder to '
                                'counts such as {{"tri": 1, "sq": 2}}'.format(path, name))
         for kind, n in counts.items():
-            if kind not in TYPES or not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            if (kind not in TYPES or not isinstance(n, int) or isinstance(n, bool) or n < 0
+                    or n > MAX_SHAPES):
                 raise DatasetError('{}: entry {!r} has {!r}: {!r}; counts must be non-negative '
-                                   'integers for {}'.format(path, name, kind, n,
-                                                            ' and '.join(TYPES)))
+                                   'integers, at most {}, for {}'.format(
+                                       path, name, kind, n, MAX_SHAPES, ' and '.join(TYPES)))
     return path, truths
 
 
@@ -237,7 +247,7 @@ def load_dataset(folder, types=None, workers=2, expect_size=None, progress=False
     try:
         tasks = list(enumerate(paths))
         if use_pool:
-            pool = multiprocessing.get_context('fork').Pool(workers)
+            pool = multiprocessing.get_context('fork').Pool(workers, initializer=cli.ignore_sigint)
             results = pool.imap_unordered(_load_into, tasks,
                                           chunksize=max(1, min(16, len(paths) // (4 * workers))))
         else:

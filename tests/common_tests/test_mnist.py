@@ -103,4 +103,4 @@ def test_cli_reports_a_bad_folder_in_one_line(tmp_path, capsys):
         mnist.main(['--mnist-dir', str(tmp_path)])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith('error: MNIST file') and err.count('\n') == 1
+    assert err.partition('error: ')[2].startswith('MNIST file') and err.count('\n') == 1

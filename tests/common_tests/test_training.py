@@ -74,7 +74,7 @@ def test_non_finite_stop_names_epoch_iteration_and_keeps_the_last_good_snapshot(
     # Iteration 6 ends epoch 2: the check runs before that epoch's snapshot, which never appears.
     scaffold, model, failure = _train(tmp_path, epochs=4, poison_at=6)
     snapshot = str(tmp_path / 'snapshot_epoch_1')
-    assert failure == ('error: non-finite main/loss (nan) in epoch 2, iteration 6: training '
+    assert failure == ('tiny: error: non-finite main/loss (nan) in epoch 2, iteration 6: training '
                        'stopped; last good snapshot {}; no model_final.npz written'.format(
                            snapshot))
     assert scaffold.trainer.updater.iteration == 6
@@ -88,7 +88,8 @@ def test_non_finite_stop_names_epoch_iteration_and_keeps_the_last_good_snapshot(
 
 def test_non_finite_stop_before_any_snapshot(tmp_path):
     _, _, failure = _train(tmp_path, epochs=2, poison_at=2)
-    assert failure.startswith('error: non-finite main/loss (nan) in epoch 1, iteration 2: ')
+    assert failure.partition(': error: ')[2].startswith(
+        'non-finite main/loss (nan) in epoch 1, iteration 2: ')
     assert failure.endswith('no snapshot yet; no model_final.npz written')
 
 
@@ -174,7 +175,7 @@ def test_guard_refuses_an_earlier_run_and_force_moves_it_aside(tmp_path, capsys)
     assert scaffold.guard('some snapshot') is None            # resuming: left as it is
     note = scaffold.guard(None, force=True)
     assert note.endswith('run.old-1') and (tmp_path / 'run.old-1' / 'model_final.npz').exists()
-    assert not out.exists()
+    assert [p.name for p in out.iterdir()] == ['.lock']     # the new run's folder, locked
 
 
 def test_final_save_is_atomic(tmp_path, monkeypatch):

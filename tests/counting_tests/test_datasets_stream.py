@@ -37,7 +37,8 @@ def train_folder(tmp_path_factory):
 
 def _in_memory_iterator(data, batchsize, seed):
     """The iterator Counting.train builds without --stream (TrainingScaffold.train_iterator)."""
-    one_process = types.SimpleNamespace(train_dataset=lambda d: d, local_batchsize=lambda b: b)
+    one_process = types.SimpleNamespace(train_dataset=lambda d: d, local_batchsize=lambda b: b,
+                                        check_batchsize=lambda b, n: None)
     return TrainingScaffold.train_iterator(one_process, data, batchsize, seed)
 
 
@@ -162,7 +163,7 @@ def test_train_stream_damaged_png_is_a_one_line_error(tmp_path, train_folder, ca
                     '--arch', 'convolutional'])
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith('error: ' + path) and 'unreadable' in err[-1]
+    assert err[-1].partition(': error: ')[2].startswith(path) and 'unreadable' in err[-1]
     assert not any('Traceback' in line for line in err)
 
 

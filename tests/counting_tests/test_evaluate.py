@@ -94,7 +94,8 @@ def test_evaluate_cli(tmp_path, capsys):
     save_npz(os.path.join(run, 'model.npz'), model)
     assert evaluate.main(['--run', run, '--test', test_dir, '--device', '@numpy']) == 0
     out = os.path.join(run, 'eval')
-    assert sorted(os.listdir(out)) == ['metrics.json', 'metrics.md', 'scatter.png']
+    assert sorted(n for n in os.listdir(out) if not n.startswith('.')) == [
+        'metrics.json', 'metrics.md', 'scatter.png']
     with open(os.path.join(out, 'metrics.json')) as f:
         result = json.load(f)
     with open(os.path.join(train_dir, 'truths.json')) as f:

@@ -241,7 +241,8 @@ def test_non_finite_loss_stops_at_that_iteration(mnist_dir, tmp_path, capsys, mo
     assert info.value.code == train.EXIT_NONFINITE != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'Traceback' not in err[0]
-    assert err[0].startswith('error: non-finite main/loss (nan) in epoch 2, iteration 13')
+    assert err[0].partition('error: ')[2].startswith(
+        'non-finite main/loss (nan) in epoch 2, iteration 13')
     assert str(out / 'snapshot_epoch_1') in err[0]
     assert (out / 'snapshot_epoch_1').exists() and not (out / 'snapshot_epoch_2').exists()
     assert not (out / 'model_final.npz').exists()
