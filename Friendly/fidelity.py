@@ -45,7 +45,8 @@ from lenses_common import cli
 from lenses_common import provenance
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import add_progress_argument
-from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg
+from lenses_common import lock
+from lenses_common.runfolder import atomic_write_json, atomic_write_text
 from lenses_common.runfolder import load_json
 
 WIDEN = 1.0
@@ -296,7 +297,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
-    check_out_arg(parser, args.out)
+    lock.claim_arg(parser, args.out)  # checked, created and locked before any work
     networks = run_all.parse_networks(parser, args.networks)
     if args.test_subset is not None and args.test_subset <= 0:
         parser.error('--test-subset must be positive, got {}'.format(args.test_subset))
@@ -374,4 +375,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))
