@@ -46,7 +46,7 @@ from lenses_common import provenance
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import add_progress_argument
 from lenses_common import lock
-from lenses_common.runfolder import atomic_write_json, atomic_write_text
+from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg
 from lenses_common.runfolder import load_json
 
 WIDEN = 1.0
@@ -297,7 +297,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
-    lock.claim_arg(parser, args.out)  # checked, created and locked before any work
+    check_out_arg(parser, args.out)
     networks = run_all.parse_networks(parser, args.networks)
     if args.test_subset is not None and args.test_subset <= 0:
         parser.error('--test-subset must be positive, got {}'.format(args.test_subset))
@@ -327,7 +327,8 @@ def main(argv=None):
     try:
         _, test = get_mnist(args.mnist_dir)
     except MNISTError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
+    lock.claim_arg(parser, args.out)  # created and locked before the evaluation
     x, t = test._datasets
     if args.test_subset:
         x, t = x[:args.test_subset], t[:args.test_subset]
