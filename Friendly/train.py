@@ -71,6 +71,8 @@ def make_optimizer(name, lr, momentum):
         return FastMomentumSGD(lr=lr, momentum=momentum)
     if name == 'stock':
         return chainer.optimizers.MomentumSGD(lr=lr, momentum=momentum)
+    if name == 'adam':
+        return chainer.optimizers.Adam(alpha=lr)
     raise ValueError('unknown optimizer {!r}'.format(name))
 
 
@@ -128,9 +130,14 @@ def main(argv=None):
 
     train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
     loss_func = None
-    if args.adversarial:
+    if args.adversarial == 'pgd':
         from Friendly.adversarial import PGDTrainingLoss
         loss_func = PGDTrainingLoss(model, args.seed, lambda: updater.iteration)
+    elif args.adversarial == 'ibp':
+        from Friendly.certification.training import IBPTrainingLoss
+        loss_func = IBPTrainingLoss(model, lambda: updater.epoch_detail, eps=args.ibp_eps,
+                                    warmup=args.ibp_warmup, ramp=args.ibp_ramp,
+                                    kappa=args.ibp_kappa)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device,
                                                 loss_func=loss_func)
     stop = make_early_stopping(args.early_stop_on, args.patience, args.epoch)

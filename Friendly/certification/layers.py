@@ -231,6 +231,44 @@ class Sigmoid(object):
         return new, bias
 
 
+class ReLU(object):
+    """``y = max(z, 0)`` elementwise: not a layer of the thesis's networks; it lets the bounds be
+    checked against the exact margin of small ReLU networks (a mixed-integer program).
+
+    *IBP*: increasing, ``[max(l, 0), max(u, 0)]``. *Backward* (CROWN): on ``l < 0 < u`` the upper
+    line is the chord ``u (z - l) / (u - l)`` (above the convex function between two of its
+    points) and the lower line ``a z`` with ``a = 1`` if ``u > -l`` else ``0`` (both below
+    ``max(z, 0)`` everywhere); on ``u <= 0`` both lines are 0, on ``l >= 0`` both are ``z``.
+    """
+
+    kind = 'sigmoid'   # an elementwise relaxation, handled like the sigmoid's
+
+    def __init__(self, size):
+        self.size = size
+
+    @property
+    def out_size(self):
+        return self.size
+
+    def forward(self, z):
+        return backend.get_array_module(z).maximum(z, 0.0)
+
+    def interval(self, l, u):
+        xp = backend.get_array_module(l)
+        return xp.maximum(l, 0.0), xp.maximum(u, 0.0)
+
+    def relaxation(self, l, u):
+        xp = backend.get_array_module(l)
+        mixed = (l < 0) & (u > 0)
+        safe = xp.where(mixed, u - l, 1.0)
+        aU = xp.where(mixed, u / safe, xp.where(l >= 0, 1.0, 0.0))
+        cU = xp.where(mixed, -u * l / safe, 0.0)
+        aL = xp.where(mixed, xp.where(u > -l, 1.0, 0.0), xp.where(l >= 0, 1.0, 0.0))
+        return aL, xp.zeros_like(l), aU, cU
+
+    backward = Sigmoid.backward
+
+
 class Angular(object):
     """The Angular layer ``y_k = d_k / (||w_k|| ||a|| + c) + b_k`` with ``d_k = w_k . a``, ``c > 0``.
 
