@@ -121,6 +121,8 @@ def main(argv=None):
                       json.dumps(settings, sort_keys=True), len(train), len(val)))
 
     predictor = models.FC100(args.variant, pd_chunk_size=args.pd_chunk_size)
+    if args.input_scale != 1.0:   # as if the images were divided by it (drawn from --seed)
+        predictor.l1.W.array /= args.input_scale
     model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
                                       stabilize=args.stabilize,  # ChainerMN: global GMR norm
                                       norm=scaffold.dist.gradient_norm(models.STABLE_NORM_EPS))
@@ -128,6 +130,8 @@ def main(argv=None):
     optimizer = setup_optimizer(make_optimizer(args.optimizer, settings['lr'], args.momentum),
                                 model, args.stabilize, scaffold=scaffold)
 
+    if args.input_scale != 1.0:
+        predictor.l1.W.update_rule.hyperparam.alpha = settings['lr'] / args.input_scale
     train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
     loss_func = None
     if args.adversarial == 'pgd':
@@ -137,7 +141,7 @@ def main(argv=None):
         from Friendly.certification.training import IBPTrainingLoss
         loss_func = IBPTrainingLoss(model, lambda: updater.epoch_detail, eps=args.ibp_eps,
                                     warmup=args.ibp_warmup, ramp=args.ibp_ramp,
-                                    kappa=args.ibp_kappa)
+                                    kappa=args.ibp_kappa, loss=args.ibp_loss)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device,
                                                 loss_func=loss_func)
     stop = make_early_stopping(args.early_stop_on, args.patience, args.epoch)

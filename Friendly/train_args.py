@@ -7,7 +7,7 @@ import math
 import os
 
 from Friendly import models
-from Friendly.certification.training import IBP_EPS, IBP_KAPPA, IBP_RAMP, IBP_WARMUP
+from Friendly.certification.training import IBP_EPS, IBP_KAPPA, IBP_LOSSES, IBP_RAMP, IBP_WARMUP
 from Friendly.mnist import add_mnist_argument
 from Friendly.train_extensions import EARLY_STOP_KEYS, RENORM_RULES
 from lenses_common import distributed
@@ -20,7 +20,7 @@ VALIDATION_SIZE = 4200
 IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset', 'val_size',
                  'gmr_weight', 'optimizer', 'sizes', 'stabilize')
 IDENTITY_KEYS += ('adversarial',)   # absent (None) for every network but the PGD-trained one
-IDENTITY_KEYS += ('ibp_eps', 'ibp_warmup', 'ibp_ramp', 'ibp_kappa')   # --adversarial ibp only
+IDENTITY_KEYS += ('ibp_eps', 'ibp_warmup', 'ibp_ramp', 'ibp_kappa', 'ibp_loss', 'input_scale')
 # What a settings.json written before a key existed meant.
 IDENTITY_DEFAULTS = {'stabilize': False}
 # --stabilize: chainer.optimizer_hooks.GradientClipping threshold (L2 norm of all gradients).
@@ -62,7 +62,10 @@ def settings_from_args(args):
         settings['adversarial'] = args.adversarial
     if args.adversarial == 'ibp':
         settings.update(ibp_eps=args.ibp_eps, ibp_warmup=args.ibp_warmup,
-                        ibp_ramp=args.ibp_ramp, ibp_kappa=args.ibp_kappa)
+                        ibp_ramp=args.ibp_ramp, ibp_kappa=args.ibp_kappa,
+                        ibp_loss=args.ibp_loss)
+    if args.input_scale != 1.0:   # only then, as above
+        settings['input_scale'] = args.input_scale
     return settings
 
 
@@ -149,6 +152,14 @@ def build_parser():
     parser.add_argument('--ibp-ramp', type=float, default=IBP_RAMP,
                         help='--adversarial ibp: epochs over which eps rises from 0 and the '
                              'clean weight kappa falls from 1 (default: %(default)s)')
+    parser.add_argument('--ibp-loss', choices=IBP_LOSSES, default='margin',
+                        help='--adversarial ibp: the bound term: margin (softmax cross-entropy of '
+                             'the margin bounds, Gowal et al.) or squared (the squared distance '
+                             'at its worst over the logit boxes) (default: %(default)s)')
+    parser.add_argument('--input-scale', type=float, default=1.0,
+                        help='not the thesis: divide the first layer\'s initial weights and its '
+                             'Adam step by this (255: trained as if the pixels were 0..1; '
+                             '--optimizer adam only) (default: %(default)s)')
     parser.add_argument('--ibp-kappa', type=float, default=IBP_KAPPA,
                         help='--adversarial ibp: final weight of the clean loss, the bound term '
                              'weighs 1 - kappa (default: %(default)s)')
@@ -193,6 +204,10 @@ def check_args(parser, args):
                     name.replace('_', '-'), getattr(args, name)))
         if not 0 <= args.ibp_kappa <= 1:
             parser.error('--ibp-kappa must be in 0..1, got {}'.format(args.ibp_kappa))
+    if not (math.isfinite(args.input_scale) and args.input_scale > 0):
+        parser.error('--input-scale must be finite and positive, got {}'.format(args.input_scale))
+    if args.input_scale != 1.0 and args.optimizer != 'adam':
+        parser.error('--input-scale needs --optimizer adam')
     if not 0 <= args.momentum < 1:
         parser.error('--momentum must be in [0, 1), got {}'.format(args.momentum))
     if not 0 < args.val_size < 60000:

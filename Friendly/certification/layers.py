@@ -13,8 +13,8 @@ Each layer is an object with
   there with the output box of ``interval``.
 
 The boxes are centre / radius pairs wherever a matrix is applied: for ``y = W z + b`` and the box
-``z in [l, u]`` (centre ``m = (l + u) / 2``, radius ``r = (u - l) / 2 >= 0``), ``y_k`` ranges exactly
-over ``[W_k m + b_k - |W_k| r, W_k m + b_k + |W_k| r]``: ``W_k z = W_k m + W_k (z - m)`` and
+``z in [l, u]`` (centre ``m = (l + u) / 2``, radius ``r = (u - l) / 2 >= 0``), ``y_k`` ranges
+exactly over ``[W_k m + b_k - |W_k| r, W_k m + b_k + |W_k| r]``: ``W_k z = W_k m + W_k (z - m)`` and
 ``W_k (z - m)`` attains ``+-|W_k| r`` at the corner ``z = m +- sign(W_k) r``.
 
 Notation: ``B`` images, ``s(t) = 1 / (1 + exp(-t))`` the logistic sigmoid, ``a+ = max(a, 0)`` and
@@ -270,7 +270,7 @@ class ReLU(object):
 
 
 class Angular(object):
-    """The Angular layer ``y_k = d_k / (||w_k|| ||a|| + c) + b_k`` with ``d_k = w_k . a``, ``c > 0``.
+    """The Angular layer ``y_k = d_k / (||w_k|| ||a|| + c) + b_k``, ``d_k = w_k . a``, ``c > 0``.
 
     It is not monotone in ``a`` (it is a damped cosine), so its output box is bounded from boxes of
     its two ingredients, each exact on its own, taken as if they varied independently:

@@ -180,7 +180,7 @@ def _milp_min_margin(Ws, bs, pre_boxes, lo, hi, c):
     integrality = numpy.concatenate([numpy.zeros(P)] + [numpy.concatenate(
         [numpy.zeros(n), numpy.ones(n)]) for n in sizes])
     rows, rlo, rhi = [], [], []
-    prev, prev_n, off = slice(0, P), P, P
+    prev, off = slice(0, P), P
     for W, b, (pl, pu) in zip(Ws[:-1], bs[:-1], pre_boxes):
         n = W.shape[0]
         y, d = slice(off, off + n), slice(off + n, off + 2 * n)
@@ -205,7 +205,7 @@ def _milp_min_margin(Ws, bs, pre_boxes, lo, hi, c):
             rows.append(r)
             rlo.append(-numpy.inf)
             rhi.append(0.0)
-        prev, prev_n, off = y, n, off + 2 * n
+        prev, off = y, off + 2 * n
     obj = numpy.zeros(n_var)
     obj[prev] = c.dot(Ws[-1])
     res = milp(obj, constraints=LinearConstraint(numpy.array(rows), rlo, rhi),
