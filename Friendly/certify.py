@@ -163,6 +163,10 @@ def format_markdown(report):
                                                                b['worst_case'][eps_key(e)])
                                       for e in grid)
                          + ' | {} |'.format(b['violations']))
+    lines += ['', 'Time per network (certification, all methods and eps): ' + ', '.join(
+        '{} {:.0f} s wall / {:.0f} CPU s'.format(n, report['seconds'][n + '_certify'],
+                                               report['seconds'][n + '_certify_cpu'])
+        for n in ordered({r['network'] for r in report['rows']})) + '.']
     lines += ['', 'Command: `{}`'.format(' '.join(report['command'])),
               'Machine: {} ({} logical CPUs), BLAS threads {}; seed {}.'.format(
                   report['environment']['cpu_model'], report['environment']['cpu_count'],
@@ -262,7 +266,7 @@ def main(argv=None):
         model = networks[name][0]
         n = sizes[name]
         x, t = x_test[:n], t_test[:n]
-        start = time.time()
+        start, cpu_start = time.time(), time.process_time()
         net = cert_net.from_model(model, xp)
         with chainer.using_config('train', False):
             clean = numpy.concatenate([
@@ -287,9 +291,11 @@ def main(argv=None):
                          'seconds': (sum(seconds.values()) if method == 'best' else
                                      seconds[method] + seconds['first_layer'])})
         timings[name + '_certify'] = time.time() - start
+        timings[name + '_certify_cpu'] = time.process_time() - cpu_start
         print('{} ({} images): clean {:.2f}, certified (best) '.format(name, n, pct(clean))
               + ', '.join('{:g}: {:.2f}'.format(e, pct(best[k])) for k, e in enumerate(grid))
-              + ' ({:.1f} s)'.format(time.time() - start), flush=True)
+              + ' ({:.1f} s, {:.1f} CPU s)'.format(time.time() - start,
+                                                   time.process_time() - cpu_start), flush=True)
         m = min(n_bracket or 0, n)
         if m:
             start = time.time()
