@@ -303,3 +303,18 @@ def test_certify_counts_and_skips():
         assert numpy.all(cert[method][1:] <= cert[method][:-1])
         full, _, _ = N.certify(net, x, t, [0, 1, 4, 50], methods=(method,), skip=False)
         assert numpy.all(cert[method] <= full[method])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('variant', ['S', 'RS', 'A', 'GMRES', 'PD'])
+def test_cupy_bounds_equal_numpy_bounds(variant):
+    import cupy
+    model, x, _ = _small_model(variant, 9, True)
+    x64 = x.astype(numpy.float64)
+    t = N.from_model(model).forward(x64).argmax(axis=1)
+    lo, hi = N.input_box(numpy, x64, 5.0)
+    for method in N.METHODS:
+        cpu = N.from_model(model).margin_lower(lo, hi, t, method)
+        gpu = N.from_model(model, cupy).margin_lower(cupy.asarray(lo), cupy.asarray(hi),
+                                                     cupy.asarray(t), method)
+        numpy.testing.assert_allclose(cupy.asnumpy(gpu), cpu, rtol=1e-9, atol=1e-9)
