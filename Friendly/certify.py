@@ -64,8 +64,12 @@ def build_parser():
         description='Certified robustness of Friendly networks: sound lower bounds on robust '
                     'accuracy (interval bounds and a backward linear relaxation, float64) and '
                     'the bracket against the worst case of Friendly.robustness.')
-    parser.add_argument('--run', action='append', metavar='DIR', required=True,
+    parser.add_argument('--run', action='append', metavar='DIR',
                         help='a Friendly.train run folder (repeat for each network)')
+    parser.add_argument('--combine', nargs='+', metavar='JSON',
+                        help='instead of certifying: merge certify.json reports of disjoint '
+                             'networks made with the same eps grid (e.g. one process per '
+                             'network) into one report in --out')
     parser.add_argument('--source', metavar='DIR',
                         help='run folder of the black-box source S network (the bracket\'s '
                              'black-box attack; without it that attack is left out)')
@@ -220,9 +224,59 @@ def plot_bracket(report, path):
     plt.close(fig)
 
 
+def combine(paths):
+    """One report from certify.json reports of disjoint networks with the same eps grid."""
+    from lenses_common.runfolder import load_json
+    merged = None
+    for path in paths:
+        report = load_json(path, what='certify report')
+        if not isinstance(report, dict) or 'rows' not in report:
+            raise ValueError('{} is not a certify.json'.format(path))
+        if merged is None:
+            merged = dict(report, rows=list(report['rows']), bracket=dict(report['bracket']),
+                          runs=dict(report['runs']), seconds=dict(report['seconds']),
+                          commands=[report['command']])
+            continue
+        if report['eps'] != merged['eps'] or report['tolerance'] != merged['tolerance']:
+            raise ValueError('{}: another eps grid or tolerance'.format(path))
+        if set(report['runs']) & set(merged['runs']):
+            raise ValueError('{}: a network already merged'.format(path))
+        merged['rows'] += report['rows']
+        merged['bracket'].update(report['bracket'])
+        merged['runs'].update(report['runs'])
+        merged['seconds'].update(report['seconds'])
+        merged['commands'].append(report['command'])
+    order = {n: i for i, n in enumerate(ordered(merged['runs']))}
+    merged['rows'].sort(key=lambda r: order[r['network']])
+    return merged
+
+
+def write_outputs(out, report):
+    import os
+    os.makedirs(out, exist_ok=True)
+    atomic_write_text(os.path.join(out, 'certify.md'), format_markdown(report))
+    atomic_write_text(os.path.join(out, 'certify.csv'), format_csv(report))
+    atomic_write_json(os.path.join(out, 'certify.json'), report)
+    if report['bracket']:
+        plot_bracket(report, os.path.join(out, 'bracket.png'))
+    return report
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.combine:
+        if args.run:
+            parser.error('--combine merges finished reports; it takes no --run')
+        try:
+            report = combine(args.combine)
+        except ValueError as e:
+            parser.exit(2, 'error: --combine: {}\n'.format(e))
+        report['command'] = ['python -m Friendly.certify'] + list(
+            argv if argv is not None else sys.argv[1:])
+        return write_outputs(args.out, report)
+    if not args.run:
+        parser.error('--run is required (or --combine)')
     grid = parse_eps(parser, args.eps)
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
     if not methods or any(m not in cert_net.METHODS for m in methods):
@@ -321,14 +375,7 @@ def main(argv=None):
         'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
         'command': ['python -m Friendly.certify'] + list(argv if argv is not None
                                                           else sys.argv[1:])}
-    import os
-    os.makedirs(args.out, exist_ok=True)
-    atomic_write_text(os.path.join(args.out, 'certify.md'), format_markdown(report))
-    atomic_write_text(os.path.join(args.out, 'certify.csv'), format_csv(report))
-    atomic_write_json(os.path.join(args.out, 'certify.json'), report)
-    if bracket:
-        plot_bracket(report, os.path.join(args.out, 'bracket.png'))
-    return report
+    return write_outputs(args.out, report)
 
 
 if __name__ == '__main__':
