@@ -33,6 +33,7 @@ help:
 	@echo "make bench     speed and memory benchmarks"
 	@echo "make bench-mpi ChainerMN throughput at K = 1 and 2 MPI processes -> $(OUT)/bench/mpi.md"
 	@echo "make robustness  after make friendly (same PRESET): attacks beyond FGSM, masking flags, eps curve"
+	@echo "make certify   after make robustness (same PRESET): certified accuracy, bracket vs attacks"
 	@echo "make lint      style check (ruff, ruff.toml); installs ruff into $(VENV) if missing"
 	@echo "make test-numpy2  the test suite again under NumPy 2 (Python 3.12 when there), as on the GPU machines"
 	@echo "make wheelhouse   wheels for a machine without a registry -> $(WHEELHOUSE)/ (WHEEL_PY=$(WHEEL_PY))"
@@ -155,6 +156,13 @@ gpu-check:
 .PHONY: robustness
 robustness: $(STAMP)
 	$(PY) -m Friendly.run_robustness $(RUN_ARGS)
+
+# Certified robustness (after make friendly and make robustness, same PRESET): interval bounds and
+# the backward linear relaxation of every network, S-PGDAT and S-IBP, and the bracket against the
+# attacks -> OUT/friendly/certify.md, .csv, .json and bracket.png (Friendly.run_certify).
+.PHONY: certify
+certify: $(STAMP)
+	$(PY) -m Friendly.run_certify $(RUN_ARGS)
 
 # ---- MPI (issue 14): seed sweeps on mpi4py.futures workers, ChainerMN data-parallel training ----
 # The `mpi` extra: MPICH and mpi4py as wheels from the registry, so $(VENV)/bin/mpiexec exists

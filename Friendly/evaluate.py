@@ -112,11 +112,12 @@ def evaluate_network(model, x_all, t_all, eps, batchsize, bn_mode, device, black
 
 
 #: Row-name suffix of a network trained adversarially (``Friendly.train --adversarial``).
-ADVERSARIAL_SUFFIX = {'pgd': '-PGDAT'}
+ADVERSARIAL_SUFFIX = {'pgd': '-PGDAT', 'ibp': '-IBP'}
 
 
 def network_name(settings):
-    """The row name: the variant, with ``-PGDAT`` for a PGD adversarially trained one."""
+    """The row name: the variant, with ``-PGDAT`` (``-IBP``) for a PGD adversarially
+    (interval-bound) trained one."""
     return settings['variant'] + ADVERSARIAL_SUFFIX.get(settings.get('adversarial'), '')
 
 

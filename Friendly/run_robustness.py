@@ -1,10 +1,13 @@
-"""``make robustness``: the robustness table of the runs ``make friendly`` trained, plus S-PGDAT.
+"""``make robustness``: the robustness table of the runs ``make friendly`` trained, plus S-PGDAT
+and S-IBP.
 
 ``python -m Friendly.run_robustness --preset quick --seed 0 --out results`` expects the six
 networks and the black-box source of ``python -m Friendly.run_all`` with the same preset and seed
 in ``OUT/friendly/runs``; trains the reference defense ``S-PGDAT`` (S with Madry et al.'s PGD
 adversarial training, ``Friendly.train --adversarial pgd``) into ``OUT/friendly/runs/S-PGDAT``
-when it is not there yet (an interrupted run resumes); then runs ``Friendly.robustness`` with the
+when it is not there yet (an interrupted run resumes), and the same for ``S-IBP`` (S with
+interval-bound training, ``Friendly.train --adversarial ibp``, Friendly.certification.training)
+into ``OUT/friendly/runs/S-IBP``; then runs ``Friendly.robustness`` with the
 same preset and writes ``OUT/friendly/robustness.md``, ``.csv``, ``.json`` and ``eps_curve.png``.
 After a sweep (``run_all --seeds``), ``--seed S`` reads and writes ``OUT/friendly/seed-<S>``.
 """
@@ -32,16 +35,51 @@ PGDAT_TRAIN = {
 }
 
 
-def pgdat_argv(preset, seed, run_dir, device, mnist_dir):
-    argv = ['--variant', 'S', '--adversarial', 'pgd', '--seed', str(seed), '--out', run_dir,
+IBP = 'S-IBP'
+# Training options of S-IBP (interval-bound training, Friendly.certification.training) per preset:
+# Adam (step 0.001) on batches of 100, the first layer initialised and stepped as if the pixels
+# were 0..1 (--input-scale 255), on the full training data but for smoke.
+_IBP = {'batchsize': 100, 'optimizer': 'adam', 'lr': 0.001, 'input_scale': 255}
+IBP_TRAIN = {
+    'thesis': dict(_IBP, epoch=20),
+    'quick': dict(_IBP, epoch=12),
+    'smoke': dict(_IBP, epoch=1, train_subset=1000, val_subset=400, ibp_warmup=0.2,
+                  ibp_ramp=0.5),
+}
+
+
+def pgdat_argv(preset, seed, run_dir, device, mnist_dir, method='pgd'):
+    """The ``Friendly.train`` command line of S-PGDAT (``method='pgd'``) or S-IBP ('ibp')."""
+    argv = ['--variant', 'S', '--adversarial', method, '--seed', str(seed), '--out', run_dir,
             '--no-progress']
-    for key, value in sorted(PGDAT_TRAIN[preset].items()):
+    table = PGDAT_TRAIN if method == 'pgd' else IBP_TRAIN
+    for key, value in sorted(table[preset].items()):
         argv += ['--' + key.replace('_', '-'), str(value)]
     if device:
         argv += ['--device', device]
     if mnist_dir:
         argv += ['--mnist-dir', mnist_dir]
     return argv
+
+
+def train_defense(name, method, args, runs, timings):
+    """Train the defense ``name`` (``Friendly.train --adversarial method``) unless it is done."""
+    run_dir = os.path.join(runs, name)
+    argv_train = pgdat_argv(args.preset, args.seed, run_dir, args.device, args.mnist_dir, method)
+    wanted = train_module.settings_from_args(train_module.build_parser().parse_args(argv_train))
+    state = run_all.run_state(run_dir, wanted)
+    if state == 'done':
+        print('== {}: final model with these settings exists, skipped'.format(name))
+        return
+    if state == 'other':
+        print('== {}: {} holds another configuration; moved to {}'.format(
+            name, run_dir, run_all.move_aside(run_dir)))
+    if state == 'resume':
+        argv_train.append('--resume')
+    print('== {}: python -m Friendly.train {}'.format(name, ' '.join(argv_train)), flush=True)
+    start = time.time()
+    train_module.main(argv_train)
+    timings['train_' + name] = time.time() - start
 
 
 def build_parser():
@@ -58,6 +96,9 @@ def build_parser():
                         help='comma-separated networks (default: all six)')
     parser.add_argument('--no-pgdat', action='store_true',
                         help='leave out the adversarially trained S-PGDAT')
+    parser.add_argument('--no-ibp', action='store_true',
+                        help='leave out S-IBP, S trained with interval bounds '
+                             '(Friendly.train --adversarial ibp)')
     parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
     add_device_argument(parser)
     add_mnist_argument(parser)
@@ -92,25 +133,12 @@ def main(argv=None):
                            'first\n'.format(run_dir, network, args.preset, seed, args.preset,
                                             args.preset))
     timings = {}
-    if not args.no_pgdat:
-        run_dir = os.path.join(runs, PGDAT)
-        argv_train = pgdat_argv(args.preset, args.seed, run_dir, args.device, args.mnist_dir)
-        wanted = train_module.settings_from_args(train_module.build_parser().parse_args(
-            argv_train))
-        state = run_all.run_state(run_dir, wanted)
-        if state == 'done':
-            print('== {}: final model with these settings exists, skipped'.format(PGDAT))
-        else:
-            if state == 'other':
-                print('== {}: {} holds another configuration; moved to {}'.format(
-                    PGDAT, run_dir, run_all.move_aside(run_dir)))
-            if state == 'resume':
-                argv_train.append('--resume')
-            print('== {}: python -m Friendly.train {}'.format(PGDAT, ' '.join(argv_train)))
-            start = time.time()
-            train_module.main(argv_train)
-            timings['train_' + PGDAT] = time.time() - start
-        networks.append(PGDAT)
+    defenses = [] if args.no_pgdat else [(PGDAT, 'pgd')]
+    if not args.no_ibp:
+        defenses.append((IBP, 'ibp'))
+    for name, method in defenses:
+        train_defense(name, method, args, runs, timings)
+        networks.append(name)
 
     argv_eval = ['--out', root, '--source', os.path.join(runs, run_all.SOURCE),
                  '--preset', args.preset, '--seed', str(args.seed)]
@@ -126,6 +154,7 @@ def main(argv=None):
     timings['robustness'] = time.time() - start
     atomic_write_json(os.path.join(root, 'run_robustness.json'), {
         'preset': args.preset, 'seed': args.seed, 'pgdat_train': PGDAT_TRAIN[args.preset],
+        'ibp_train': IBP_TRAIN[args.preset],
         'networks': networks, 'seconds_this_call': timings,
         'command': ['python -m Friendly.run_robustness'] + list(argv if argv is not None
                                                                 else sys.argv[1:])})

@@ -71,6 +71,8 @@ def make_optimizer(name, lr, momentum):
         return FastMomentumSGD(lr=lr, momentum=momentum)
     if name == 'stock':
         return chainer.optimizers.MomentumSGD(lr=lr, momentum=momentum)
+    if name == 'adam':
+        return chainer.optimizers.Adam(alpha=lr)
     raise ValueError('unknown optimizer {!r}'.format(name))
 
 
@@ -120,6 +122,8 @@ def main(argv=None):
 
     predictor = models.FC100(args.variant, pd_chunk_size=settings['pd_chunk_size'],
                              pd_form=args.pd_form)
+    if args.input_scale != 1.0:   # as if the images were divided by it (drawn from --seed)
+        predictor.l1.W.array /= args.input_scale
     model = models.FriendlyClassifier(predictor, gmr_weight=settings['gmr_weight'],
                                       stabilize=args.stabilize,  # ChainerMN: global GMR norm
                                       norm=scaffold.dist.gradient_norm(models.STABLE_NORM_EPS))
@@ -133,11 +137,18 @@ def main(argv=None):
         except PairFormError as e:
             parser.error('--pd-form pairs: {}'.format(e))
 
+    if args.input_scale != 1.0:
+        predictor.l1.W.update_rule.hyperparam.alpha = settings['lr'] / args.input_scale
     train_iter = scaffold.train_iterator(train, args.batchsize, args.seed)
     loss_func = None
-    if args.adversarial:
+    if args.adversarial == 'pgd':
         from Friendly.adversarial import PGDTrainingLoss
         loss_func = PGDTrainingLoss(model, args.seed, lambda: updater.iteration)
+    elif args.adversarial == 'ibp':
+        from Friendly.certification.training import IBPTrainingLoss
+        loss_func = IBPTrainingLoss(model, lambda: updater.epoch_detail, eps=args.ibp_eps,
+                                    warmup=args.ibp_warmup, ramp=args.ibp_ramp,
+                                    kappa=args.ibp_kappa, loss=args.ibp_loss)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device,
                                                 loss_func=loss_func)
     stop = make_early_stopping(args.early_stop_on, args.patience, args.epoch)

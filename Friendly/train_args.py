@@ -7,6 +7,7 @@ import math
 import os
 
 from Friendly import models
+from Friendly.certification.training import IBP_EPS, IBP_KAPPA, IBP_LOSSES, IBP_RAMP, IBP_WARMUP
 from Friendly.mnist import add_mnist_argument
 from Friendly.train_extensions import EARLY_STOP_KEYS, RENORM_RULES
 from lenses_common import distributed
@@ -20,6 +21,7 @@ IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset
                  'gmr_weight', 'optimizer', 'sizes', 'stabilize')
 IDENTITY_KEYS += ('adversarial',)   # absent (None) for every network but the PGD-trained one
 IDENTITY_KEYS += ('pd_form',)       # absent for every network but a pair-form PD
+IDENTITY_KEYS += ('ibp_eps', 'ibp_warmup', 'ibp_ramp', 'ibp_kappa', 'ibp_loss', 'input_scale')
 # What a settings.json written before a key existed meant.
 IDENTITY_DEFAULTS = {'stabilize': False, 'pd_form': 'full'}
 # Optimizers under which the pair form of PD follows the full form exactly (both momentum SGD).
@@ -64,6 +66,12 @@ def settings_from_args(args):
         settings['adversarial'] = args.adversarial
     if args.pd_form != 'full':   # likewise: a full-form run's settings stay as they were
         settings['pd_form'] = args.pd_form
+    if args.adversarial == 'ibp':
+        settings.update(ibp_eps=args.ibp_eps, ibp_warmup=args.ibp_warmup,
+                        ibp_ramp=args.ibp_ramp, ibp_kappa=args.ibp_kappa,
+                        ibp_loss=args.ibp_loss)
+    if args.input_scale != 1.0:   # only then, as above
+        settings['input_scale'] = args.input_scale
     return settings
 
 
@@ -87,9 +95,11 @@ def build_parser():
                         help='learning rate (default: the variant\'s, thesis Table 3.1)')
     parser.add_argument('--momentum', type=float, default=models.MOMENTUM,
                         help='momentum of momentum SGD (default: %(default)s)')
-    parser.add_argument('--optimizer', choices=('fast', 'stock'), default='fast',
+    parser.add_argument('--optimizer', choices=('fast', 'stock', 'adam'), default='fast',
                         help="fast: Friendly.optimizers.FastMomentumSGD (same update, in place); "
-                             "stock: chainer.optimizers.MomentumSGD (default: %(default)s)")
+                             "stock: chainer.optimizers.MomentumSGD; adam: not the thesis, "
+                             "chainer.optimizers.Adam with --lr as its step size alpha "
+                             "(--momentum unused) (default: %(default)s)")
     parser.add_argument('--gmr-weight', type=float, default=None,
                         help='weight of the GMR gradient-norm penalty (default: 0.5 for GMR and '
                              'GMRES, 0 otherwise)')
@@ -150,10 +160,31 @@ def build_parser():
                         help='epochs between snapshots (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true',
                         help='print one log line per epoch instead of the progress bar')
-    parser.add_argument('--adversarial', choices=('pgd',), default=None,
+    parser.add_argument('--adversarial', choices=('pgd', 'ibp'), default=None,
                         help="pgd: Madry et al.'s PGD adversarial training (eps 77, 40 steps of "
-                             "3 pixel units, random start; Friendly.adversarial) "
-                             "(default: none, the thesis)")
+                             "3 pixel units, random start; Friendly.adversarial); ibp: "
+                             "interval-bound training of S (Gowal et al. 2018; "
+                             "Friendly.certification.training) (default: none, the thesis)")
+    parser.add_argument('--ibp-eps', type=float, default=IBP_EPS,
+                        help='--adversarial ibp: final eps of the ball, pixel units '
+                             '(default: %(default)s)')
+    parser.add_argument('--ibp-warmup', type=float, default=IBP_WARMUP,
+                        help='--adversarial ibp: epochs of clean training first '
+                             '(default: %(default)s)')
+    parser.add_argument('--ibp-ramp', type=float, default=IBP_RAMP,
+                        help='--adversarial ibp: epochs over which eps rises from 0 and the '
+                             'clean weight kappa falls from 1 (default: %(default)s)')
+    parser.add_argument('--ibp-loss', choices=IBP_LOSSES, default='margin',
+                        help='--adversarial ibp: the bound term: margin (softmax cross-entropy of '
+                             'the margin bounds, Gowal et al.) or squared (the squared distance '
+                             'at its worst over the logit boxes) (default: %(default)s)')
+    parser.add_argument('--input-scale', type=float, default=1.0,
+                        help='not the thesis: divide the first layer\'s initial weights and its '
+                             'Adam step by this (255: trained as if the pixels were 0..1; '
+                             '--optimizer adam only) (default: %(default)s)')
+    parser.add_argument('--ibp-kappa', type=float, default=IBP_KAPPA,
+                        help='--adversarial ibp: final weight of the clean loss, the bound term '
+                             'weighs 1 - kappa (default: %(default)s)')
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
@@ -184,6 +215,22 @@ def check_args(parser, args):
         parser.error('--gmr-weight must be finite and >= 0, got {}'.format(args.gmr_weight))
     if not math.isfinite(args.renorm_threshold):
         parser.error('--renorm-threshold must be finite, got {}'.format(args.renorm_threshold))
+    if args.adversarial == 'ibp':
+        if args.variant != 'S':
+            parser.error('--adversarial ibp: implemented for --variant S only, got {}'.format(
+                args.variant))
+        if not (math.isfinite(args.ibp_eps) and 0 <= args.ibp_eps <= 255):
+            parser.error('--ibp-eps must be in 0..255, got {}'.format(args.ibp_eps))
+        for name in ('ibp_warmup', 'ibp_ramp'):
+            if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
+                parser.error('--{} must be finite and >= 0, got {}'.format(
+                    name.replace('_', '-'), getattr(args, name)))
+        if not 0 <= args.ibp_kappa <= 1:
+            parser.error('--ibp-kappa must be in 0..1, got {}'.format(args.ibp_kappa))
+    if not (math.isfinite(args.input_scale) and args.input_scale > 0):
+        parser.error('--input-scale must be finite and positive, got {}'.format(args.input_scale))
+    if args.input_scale != 1.0 and args.optimizer != 'adam':
+        parser.error('--input-scale needs --optimizer adam')
     if not 0 <= args.momentum < 1:
         parser.error('--momentum must be in [0, 1), got {}'.format(args.momentum))
     if args.pd_form == 'pairs':

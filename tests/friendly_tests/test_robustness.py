@@ -147,6 +147,11 @@ def test_pgdat_option_and_settings():
     for preset in run_robustness.PGDAT_TRAIN:
         argv = run_robustness.pgdat_argv(preset, 0, 'x', None, None)
         assert train.build_parser().parse_args(argv).adversarial == 'pgd'
+    for preset in run_robustness.IBP_TRAIN:
+        argv = run_robustness.pgdat_argv(preset, 0, 'x', None, None, 'ibp')
+        args = train.build_parser().parse_args(argv)
+        assert args.adversarial == 'ibp' and args.variant == 'S'
+        assert train.settings_from_args(args)['ibp_loss'] == 'margin'
 
 
 def test_pgd_training_loss_trains_on_in_ball_examples_and_is_reproducible():
@@ -177,7 +182,7 @@ def test_smoke_pipeline_writes_the_robustness_table(mnist_dir, tmp_path):
                          '--mnist-dir', mnist_dir])
     root = tmp_path / 'friendly'
     rows = list(csv.DictReader((root / 'robustness.csv').open()))
-    assert [r['network'] for r in rows] == ['S', 'RS', 'S-PGDAT']
+    assert [r['network'] for r in rows] == ['S', 'RS', 'S-IBP', 'S-PGDAT']
     for r in rows:
         for key in robustness.COLUMNS:
             assert 0 <= float(r[key]) <= 100

@@ -1,0 +1,434 @@
+"""Sound bounds for every layer of the six Friendly networks, in float64 (NumPy or CuPy).
+
+Each layer is an object with
+
+* ``forward(z)``: its exact value on a batch ``z`` of shape (B, n_in);
+* ``interval(l, u)``: a box (l', u') that holds the layer's output for every input in the box
+  [l, u] (interval bound propagation, IBP);
+* for the layers the backward linear relaxation passes through, ``backward(lam, bias, ...)``:
+  given a linear function ``lam . y + bias`` of the layer's output ``y`` (``lam`` of shape
+  (B, m, n_out)), a linear function of the layer's input that is a lower bound of it (rows of
+  ``lam`` meant as upper bounds are passed negated). Layers without ``backward`` (Angular and
+  Pairwise Difference) are *barriers*: the backward pass stops at their output and concretizes
+  there with the output box of ``interval``.
+
+The boxes are centre / radius pairs wherever a matrix is applied: for ``y = W z + b`` and the box
+``z in [l, u]`` (centre ``m = (l + u) / 2``, radius ``r = (u - l) / 2 >= 0``), ``y_k`` ranges
+exactly over ``[W_k m + b_k - |W_k| r, W_k m + b_k + |W_k| r]``: ``W_k z = W_k m + W_k (z - m)`` and
+``W_k (z - m)`` attains ``+-|W_k| r`` at the corner ``z = m +- sign(W_k) r``.
+
+Notation: ``B`` images, ``s(t) = 1 / (1 + exp(-t))`` the logistic sigmoid, ``a+ = max(a, 0)`` and
+``a- = min(a, 0)`` elementwise.
+"""
+import numpy
+
+from chainer import backend
+
+
+def sigmoid(xp, t):
+    """``s(t)`` as ``tanh(t / 2) / 2 + 1 / 2`` (no overflow for large ``|t|``)."""
+    return xp.tanh(t * 0.5) * 0.5 + 0.5
+
+
+def sigmoid_slope(xp, t):
+    """``s'(t) = s(t) (1 - s(t)) = (1 - tanh(t / 2)^2) / 4``."""
+    th = xp.tanh(t * 0.5)
+    return (1.0 - th * th) * 0.25
+
+
+def centre_radius(l, u):
+    return (l + u) * 0.5, (u - l) * 0.5
+
+
+def concretize_lower(lam, bias, l, u):
+    """Lower bound of ``lam . z + bias`` over the box ``z in [l, u]``: ``lam m - |lam| r + bias``.
+
+    ``lam`` (B or 1, m, n), ``l`` and ``u`` (B, n), ``bias`` (B or 1, m); returns (B, m). Exact: the
+    corner ``z = m - sign(lam) r`` attains it.
+    """
+    xp = backend.get_array_module(lam)
+    m, r = centre_radius(l, u)
+    return (xp.matmul(lam, m[:, :, None])[:, :, 0] - xp.matmul(xp.abs(lam), r[:, :, None])[:, :, 0]
+            + bias)
+
+
+class Affine(object):
+    """``y = z W^T + b`` (a linear layer, and Batch Renormalization folded into it).
+
+    *IBP*: exact per output, by centre and radius (module docstring). *Backward*: exact, the
+    function ``lam . (W z + b) + bias`` is ``(lam W) . z + (bias + lam . b)``.
+    """
+
+    kind = 'affine'
+
+    def __init__(self, W, b=None):
+        self.W = W
+        xp = backend.get_array_module(W)
+        self.b = b if b is not None else xp.zeros(W.shape[0], dtype=W.dtype)
+        self.absW = xp.abs(W)
+
+    @property
+    def out_size(self):
+        return self.W.shape[0]
+
+    def forward(self, z):
+        return z.dot(self.W.T) + self.b
+
+    def interval(self, l, u):
+        m, r = centre_radius(l, u)
+        ym = m.dot(self.W.T) + self.b
+        yr = r.dot(self.absW.T)
+        return ym - yr, ym + yr
+
+    def backward(self, lam, bias, l, u):
+        xp = backend.get_array_module(lam)
+        return xp.matmul(lam, self.W), bias + xp.matmul(lam, self.b)
+
+
+class Diagonal(object):
+    """``y = scale * z + shift`` per unit: Batch Renormalization with its running averages,
+    ``gamma (z - mean) / sqrt(var + eps) + beta``, and the slope ``s`` of Elastic Sigmoid
+    (``sigmoid(s z)`` is this layer with ``scale = s``, ``shift = 0``, then :class:`Sigmoid`).
+
+    *IBP*: exact per unit: ``[min(scale l, scale u), max(scale l, scale u)] + shift`` (a negative
+    scale swaps the ends). *Backward*: exact, ``lam . (scale z + shift) = (lam scale) . z + lam .
+    shift``.
+    """
+
+    kind = 'diagonal'
+
+    def __init__(self, scale, shift):
+        self.scale = scale
+        self.shift = shift
+
+    @property
+    def out_size(self):
+        return self.scale.shape[0]
+
+    def forward(self, z):
+        return z * self.scale + self.shift
+
+    def interval(self, l, u):
+        a, b = l * self.scale, u * self.scale
+        xp = backend.get_array_module(a)
+        return xp.minimum(a, b) + self.shift, xp.maximum(a, b) + self.shift
+
+    def backward(self, lam, bias, l, u):
+        xp = backend.get_array_module(lam)
+        return lam * self.scale, bias + xp.matmul(lam, self.shift)
+
+
+BISECTION_STEPS = 30
+
+
+def sigmoid_upper_line(xp, l, u):
+    """A line ``a t + c`` with ``a t + c >= s(t)`` for every ``t`` in ``[l, u]`` (elementwise).
+
+    ``s`` is convex on ``(-inf, 0]`` and concave on ``[0, inf)``. Three cases:
+
+    1. ``l >= 0`` (concave part): every tangent lies above a concave function; the tangent at the
+       midpoint ``(l + u) / 2`` is taken.
+    2. ``s'(u) >= k``, ``k`` the slope of the chord from ``(l, s(l))`` to ``(u, s(u))`` (this
+       includes ``u <= 0``): the chord. Proof: ``g = chord - s`` vanishes at ``l`` and ``u``; on
+       ``[0, u]`` (if ``u > 0``) ``g`` is convex with ``g'(u) = k - s'(u) <= 0``, so it lies above
+       its tangent at ``u``, which is ``>= 0`` left of ``u``; on ``[l, 0]`` ``g`` is concave with
+       ``g(l) = 0`` and ``g(min(0, u)) >= 0``, so ``g >= 0`` between them.
+    3. otherwise (``l < 0 < u``, the chord cuts through the concave part): the tangent at a point
+       ``d`` in ``[0, u]`` with ``h(d) = s(d) - s(l) - s'(d) (d - l) >= 0``, i.e. whose tangent
+       passes above ``(l, s(l))``. Such a tangent is above ``s`` on ``[0, u]`` (concave part); on
+       ``[l, 0]`` it is above the chord from ``(l, s(l))`` to ``(0, s(0))`` (it is above both
+       ends), and the chord is above the convex ``s`` there. ``h(u) > 0`` in this case and
+       ``h(0) <= 0`` (``s(0) - s(l) <= s'(0) (-l)`` because ``s' <= s'(0)``), so bisection on
+       ``h`` brackets the tangent through ``(l, s(l))`` exactly; the bracket's end with
+       ``h >= 0`` is kept, so the line is sound after any number of steps
+       (:data:`BISECTION_STEPS`), only less tight with fewer.
+
+    A point interval ``l == u`` gives the constant ``s(l)``. Returns (a, c).
+    """
+    sl, su = sigmoid(xp, l), sigmoid(xp, u)
+    width = u - l
+    flat = width <= 0
+    safe = xp.where(flat, 1.0, width)
+    k = xp.where(flat, 0.0, (su - sl) / safe)
+    # case 3: bisection between max(l, 0) = 0 and u for the tangent through (l, s(l)).
+    lo = xp.zeros_like(u)
+    hi = xp.maximum(u, 0.0)
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) * 0.5
+        h = sigmoid(xp, mid) - sl - sigmoid_slope(xp, mid) * (mid - l)
+        ok = h >= 0
+        hi = xp.where(ok, mid, hi)
+        lo = xp.where(ok, lo, mid)
+    d = hi
+    # hi starts at u, whose h is > 0 in case 3 only up to rounding: where h(d) < 0 after all, the
+    # constant s(u) (sound, s is increasing) replaces the tangent.
+    h_end = sigmoid(xp, d) - sl - sigmoid_slope(xp, d) * (d - l)
+    fallback = h_end < 0
+    # case 1: the tangent at the midpoint.
+    m = (l + u) * 0.5
+    d = xp.where(l >= 0, m, d)
+    a = sigmoid_slope(xp, d)
+    c = sigmoid(xp, d) - a * d
+    a = xp.where(fallback & (l < 0), 0.0, a)
+    c = xp.where(fallback & (l < 0), su, c)
+    chord = (l < 0) & ((u <= 0) | (sigmoid_slope(xp, u) >= k))
+    a = xp.where(chord, k, a)
+    c = xp.where(chord, sl - k * l, c)
+    a = xp.where(flat, 0.0, a)
+    c = xp.where(flat, su, c)
+    return a, c
+
+
+def sigmoid_lower_line(xp, l, u):
+    """A line ``a t + c <= s(t)`` on ``[l, u]``, from the upper line by the symmetry
+    ``s(t) = 1 - s(-t)``: if ``a t' + c' >= s(t')`` on ``[-u, -l]``, then for ``t`` in ``[l, u]``
+    ``s(t) = 1 - s(-t) >= 1 - (a (-t) + c') = a t + (1 - c')``."""
+    a, c = sigmoid_upper_line(xp, -u, -l)
+    return a, 1.0 - c
+
+
+class Sigmoid(object):
+    """``y = s(z)`` elementwise.
+
+    *IBP*: ``s`` is increasing, so ``[s(l), s(u)]`` is exact per unit. *Backward* (CROWN, Zhang et
+    al. 2018): per unit a lower line ``aL z + cL <= s(z)`` and an upper line ``aU z + cU >= s(z)``
+    on the unit's input interval (:func:`sigmoid_lower_line`, :func:`sigmoid_upper_line`, each
+    derived there); a coefficient ``lam >= 0`` of ``y`` takes the lower line and ``lam < 0`` the
+    upper one, so ``lam . y >= (lam+ aL + lam- aU) . z + lam+ . cL + lam- . cU`` for every input
+    in the box.
+    """
+
+    kind = 'sigmoid'
+
+    def __init__(self, size):
+        self.size = size
+
+    @property
+    def out_size(self):
+        return self.size
+
+    def forward(self, z):
+        return sigmoid(backend.get_array_module(z), z)
+
+    def interval(self, l, u):
+        xp = backend.get_array_module(l)
+        return sigmoid(xp, l), sigmoid(xp, u)
+
+    def relaxation(self, l, u):
+        xp = backend.get_array_module(l)
+        aL, cL = sigmoid_lower_line(xp, l, u)
+        aU, cU = sigmoid_upper_line(xp, l, u)
+        return aL, cL, aU, cU
+
+    def backward(self, lam, bias, l, u, relaxation=None):
+        xp = backend.get_array_module(lam)
+        aL, cL, aU, cU = relaxation if relaxation is not None else self.relaxation(l, u)
+        pos = xp.maximum(lam, 0.0)
+        neg = xp.minimum(lam, 0.0)
+        new = pos * aL[:, None, :] + neg * aU[:, None, :]
+        bias = (bias + xp.matmul(pos, cL[:, :, None])[:, :, 0]
+                + xp.matmul(neg, cU[:, :, None])[:, :, 0])
+        return new, bias
+
+
+class ReLU(object):
+    """``y = max(z, 0)`` elementwise: not a layer of the thesis's networks; it lets the bounds be
+    checked against the exact margin of small ReLU networks (a mixed-integer program).
+
+    *IBP*: increasing, ``[max(l, 0), max(u, 0)]``. *Backward* (CROWN): on ``l < 0 < u`` the upper
+    line is the chord ``u (z - l) / (u - l)`` (above the convex function between two of its
+    points) and the lower line ``a z`` with ``a = 1`` if ``u > -l`` else ``0`` (both below
+    ``max(z, 0)`` everywhere); on ``u <= 0`` both lines are 0, on ``l >= 0`` both are ``z``.
+    """
+
+    kind = 'sigmoid'   # an elementwise relaxation, handled like the sigmoid's
+
+    def __init__(self, size):
+        self.size = size
+
+    @property
+    def out_size(self):
+        return self.size
+
+    def forward(self, z):
+        return backend.get_array_module(z).maximum(z, 0.0)
+
+    def interval(self, l, u):
+        xp = backend.get_array_module(l)
+        return xp.maximum(l, 0.0), xp.maximum(u, 0.0)
+
+    def relaxation(self, l, u):
+        xp = backend.get_array_module(l)
+        mixed = (l < 0) & (u > 0)
+        safe = xp.where(mixed, u - l, 1.0)
+        aU = xp.where(mixed, u / safe, xp.where(l >= 0, 1.0, 0.0))
+        cU = xp.where(mixed, -u * l / safe, 0.0)
+        aL = xp.where(mixed, xp.where(u > -l, 1.0, 0.0), xp.where(l >= 0, 1.0, 0.0))
+        return aL, xp.zeros_like(l), aU, cU
+
+    backward = Sigmoid.backward
+
+
+class Angular(object):
+    """The Angular layer ``y_k = d_k / (||w_k|| ||a|| + c) + b_k``, ``d_k = w_k . a``, ``c > 0``.
+
+    It is not monotone in ``a`` (it is a damped cosine), so its output box is bounded from boxes of
+    its two ingredients, each exact on its own, taken as if they varied independently:
+
+    * the numerator ``d_k`` ranges over ``[dl_k, du_k]``, exact by centre and radius (module
+      docstring);
+    * the norm ``||a||`` ranges over ``[nl, nu]``, also exact: ``nu^2 = sum_i max(l_i^2, u_i^2)``
+      (each coordinate at its end farthest from 0) and ``nl^2 = sum_i max(l_i, -u_i, 0)^2`` (each
+      coordinate at its point nearest to 0), so the denominator ``D_k = ||w_k|| ||a|| + c`` lies in
+      ``[Dl_k, Du_k]`` with ``Dl_k >= c > 0``.
+
+    On ``D > 0`` the quotient ``q = d / D`` is increasing in ``d``, and in ``D`` decreasing where
+    ``d >= 0`` and increasing where ``d < 0``; so over the rectangle its largest value is
+    ``du / Dl`` if ``du >= 0`` else ``du / Du``, its smallest ``dl / Du`` if ``dl >= 0`` else
+    ``dl / Dl``. Every input of the box gives a pair (d, D) inside the rectangle, so these bound
+    ``q`` soundly. The rectangle is larger than the set of pairs the box really reaches (``d`` and
+    ``||a||`` move together), which is where the bound is loose. It is then intersected with the
+    Cauchy-Schwarz bound ``|d| <= ||w|| ||a||``, i.e. ``|q| <= ||w|| nu / (||w|| nu + c) < 1``
+    (``t / (t + c)`` increases in ``t``), which is also sound. The bias is added last.
+
+    The backward linear relaxation stops here (a barrier): it concretizes with this box.
+    """
+
+    kind = 'angular'
+
+    def __init__(self, W, b, c):
+        xp = backend.get_array_module(W)
+        self.W = W
+        self.b = b if b is not None else xp.zeros(W.shape[0], dtype=W.dtype)
+        self.c = float(c)
+        self.absW = xp.abs(W)
+        self.norm_w = xp.sqrt((W * W).sum(axis=1))
+
+    @property
+    def out_size(self):
+        return self.W.shape[0]
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        norm_a = xp.sqrt((a * a).sum(axis=1))
+        den = norm_a[:, None] * self.norm_w[None, :] + self.c
+        return a.dot(self.W.T) / den + self.b
+
+    def interval(self, l, u):
+        xp = backend.get_array_module(l)
+        m, r = centre_radius(l, u)
+        dm = m.dot(self.W.T)
+        dr = r.dot(self.absW.T)
+        dl, du = dm - dr, dm + dr
+        far = xp.maximum(l * l, u * u).sum(axis=1)
+        near = xp.maximum(xp.maximum(l, -u), 0.0)
+        nu = xp.sqrt(far)[:, None]
+        nl = xp.sqrt((near * near).sum(axis=1))[:, None]
+        Dl = self.norm_w[None, :] * nl + self.c
+        Du = self.norm_w[None, :] * nu + self.c
+        hi = xp.where(du >= 0, du / Dl, du / Du)
+        lo = xp.where(dl >= 0, dl / Du, dl / Dl)
+        t = self.norm_w[None, :] * nu
+        cs = t / (t + self.c)
+        hi = xp.minimum(hi, cs)
+        lo = xp.maximum(lo, -cs)
+        return lo + self.b, hi + self.b
+
+
+# Pixel values whose differences index the sigmoid table of PairwiseDifference.interval.
+PIXEL_RANGE = 255
+
+
+class PairwiseDifference(object):
+    """The fully connected Pairwise Difference layer ``n_k = sum_ij W_k,ij s(v_i - v_j)``.
+
+    Its input is the image itself, so the box of ``v`` is the eps-ball intersected with 0..255 and
+    the pair ``(v_i, v_j)`` ranges over the full rectangle ``[l_i, u_i] x [l_j, u_j]`` for
+    ``i != j`` (the coordinates of a box are independent). ``s`` is increasing, so
+    ``s(v_i - v_j)`` ranges exactly over ``[s(l_i - u_j), s(u_i - l_j)]``; for ``i == j`` it is the
+    constant ``s(0) = 1/2``. The box of ``n`` follows from these pair boxes by centre and radius
+    (module docstring): exact for each pair on its own, loose only in that the pairs sharing a
+    pixel are treated as independent.
+
+    When the bounds are integers in 0..255 (integral images and an integral eps, as everywhere in
+    the project), every difference ``l_i - u_j`` is an integer in -255..255 and ``s`` is read from a
+    table of its 511 values instead of being evaluated ``B P^2`` times.
+
+    A tighter bound would relax each ``s(v_i - v_j)`` linearly in ``v_i`` and ``v_j``, but its
+    slopes depend on the image and on the sign of the coefficient it meets, so it cannot be
+    written as a product with ``W``: it costs about ``n_out`` times the interval bound per image
+    (100 times for the network's layer of 100 units, ~10^11 operations per image). The backward
+    relaxation therefore stops here (a barrier) and uses this box.
+    """
+
+    kind = 'pairwise_difference'
+
+    def __init__(self, W, chunk_size=16, batch=50):
+        xp = backend.get_array_module(W)
+        self.W = W
+        self.P = int(round(W.shape[1] ** 0.5))
+        if self.P * self.P != W.shape[1]:
+            raise ValueError('Pairwise Difference weights must have P^2 columns, got {}'.format(
+                W.shape[1]))
+        self.chunk_size = int(chunk_size)
+        self.batch = int(batch)
+        self.absW = xp.abs(W)
+        t = xp.arange(-PIXEL_RANGE, PIXEL_RANGE + 1, dtype=W.dtype)
+        self.table = sigmoid(xp, t)
+
+    @property
+    def out_size(self):
+        return self.W.shape[0]
+
+    def _pairs(self, lo, hi, i0, i1):
+        """(s(lo_i - hi_j), s(hi_i - lo_j)) for rows i0..i1 as (B, i1 - i0, P), diagonal 1/2."""
+        xp = backend.get_array_module(lo)
+        integral = (self._integral_lo and self._integral_hi)
+        if integral:
+            a = (lo[:, i0:i1, None] - hi[:, None, :]).astype(numpy.int32) + PIXEL_RANGE
+            b = (hi[:, i0:i1, None] - lo[:, None, :]).astype(numpy.int32) + PIXEL_RANGE
+            sa, sb = self.table[a], self.table[b]
+        else:
+            sa = sigmoid(xp, lo[:, i0:i1, None] - hi[:, None, :])
+            sb = sigmoid(xp, hi[:, i0:i1, None] - lo[:, None, :])
+        rows = xp.arange(i0, i1)
+        sa[:, rows - i0, rows] = 0.5
+        sb[:, rows - i0, rows] = 0.5
+        return sa, sb
+
+    def _check_integral(self, l, u):
+        xp = backend.get_array_module(l)
+
+        def ok(z):
+            return bool(xp.all(z == xp.round(z)) and xp.all(z >= 0) and xp.all(z <= PIXEL_RANGE))
+        self._integral_lo, self._integral_hi = ok(l), ok(u)
+
+    def forward(self, v):
+        lo, hi = self.interval(v, v)
+        return (lo + hi) * 0.5
+
+    def interval(self, l, u):
+        xp = backend.get_array_module(l)
+        B, P = l.shape
+        lo_out = xp.empty((B, self.out_size), dtype=self.W.dtype)
+        hi_out = xp.empty_like(lo_out)
+        for b0 in range(0, B, self.batch):
+            b1 = min(B, b0 + self.batch)
+            lb, ub = l[b0:b1], u[b0:b1]
+            self._check_integral(lb, ub)
+            point = bool(xp.all(lb == ub))
+            ym = xp.zeros((b1 - b0, self.out_size), dtype=self.W.dtype)
+            yr = xp.zeros_like(ym)
+            for i0 in range(0, P, self.chunk_size):
+                i1 = min(P, i0 + self.chunk_size)
+                sa, sb = self._pairs(lb, ub, i0, i1)
+                cols = slice(i0 * P, i1 * P)
+                n = (b1 - b0, (i1 - i0) * P)
+                m = ((sa + sb) * 0.5).reshape(n)
+                ym += m.dot(self.W[:, cols].T)
+                if not point:
+                    r = ((sb - sa) * 0.5).reshape(n)
+                    yr += r.dot(self.absW[:, cols].T)
+            lo_out[b0:b1] = ym - yr
+            hi_out[b0:b1] = ym + yr
+        return lo_out, hi_out

@@ -1,0 +1,73 @@
+"""``make certify``: certified robustness of the runs of ``make friendly`` and ``make robustness``.
+
+``python -m Friendly.run_certify --preset quick --seed 0 --out results`` expects the six networks
+and the black-box source of ``Friendly.run_all`` and the defenses S-PGDAT and S-IBP of
+``Friendly.run_robustness`` (same preset and seed) in ``OUT/friendly/runs``, and runs
+``Friendly.certify`` on all of them with the same preset, writing ``OUT/friendly/certify.md``,
+``.csv``, ``.json`` and ``bracket.png``. After a sweep, ``--seed S`` reads and writes
+``OUT/friendly/seed-<S>``.
+"""
+import os
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+
+from Friendly import certify
+from Friendly import models
+from Friendly import run_all
+from Friendly import run_robustness
+from Friendly import train as train_module
+from Friendly.mnist import add_mnist_argument
+from lenses_common.device import add_device_argument
+from lenses_common import cli
+
+
+def build_parser():
+    parser = cli.ArgumentParser(
+        description='Certified robustness (Friendly.certify) of the networks of Friendly.run_all '
+                    'and the defenses of Friendly.run_robustness.')
+    parser.add_argument('--preset', choices=sorted(run_all.PRESETS), default='quick',
+                        help='the preset the networks were trained with; also sets the images '
+                             'certified and the bracket\'s attack budgets (default: %(default)s)')
+    parser.add_argument('--out', '-o', default='results',
+                        help='output root of Friendly.run_all (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
+    parser.add_argument('--no-defenses', action='store_true',
+                        help='certify only the six networks (not S-PGDAT and S-IBP)')
+    add_device_argument(parser)
+    add_mnist_argument(parser)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    root = os.path.join(args.out, 'friendly')
+    sweep_root = os.path.join(root, 'seed-{}'.format(args.seed))
+    if not os.path.isdir(os.path.join(root, 'runs')) and os.path.isdir(sweep_root):
+        root = sweep_root
+    runs = os.path.join(root, 'runs')
+    names = list(models.VARIANTS) + [run_all.SOURCE]
+    if not args.no_defenses:
+        names += [run_robustness.PGDAT, run_robustness.IBP]
+    for name in names:
+        run_dir = os.path.join(runs, name)
+        if not os.path.isfile(os.path.join(run_dir, train_module.FINAL_MODEL)):
+            make = 'robustness' if name in (run_robustness.PGDAT, run_robustness.IBP) else \
+                'friendly'
+            parser.exit(2, 'error: {} holds no finished {} network; run `make {} PRESET={}` '
+                           'first\n'.format(run_dir, name, make, args.preset))
+    argv_cert = ['--out', root, '--preset', args.preset, '--seed', str(args.seed),
+                 '--source', os.path.join(runs, run_all.SOURCE), '--no-progress']
+    for name in names:
+        if name != run_all.SOURCE:
+            argv_cert += ['--run', os.path.join(runs, name)]
+    if args.device:
+        argv_cert += ['--device', args.device]
+    if args.mnist_dir:
+        argv_cert += ['--mnist-dir', args.mnist_dir]
+    print('== python -m Friendly.certify {}'.format(' '.join(argv_cert)), flush=True)
+    return certify.main(argv_cert)
+
+
+if __name__ == '__main__':
+    main()
