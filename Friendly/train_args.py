@@ -142,7 +142,7 @@ def build_parser():
                              "tanh((v_i - v_j)/2) + b_k with A_kij = W_kij - W_kji and b_k = 1/2 "
                              "sum W_k. It starts from the fold of the same draw of W and trains A "
                              "at 2x and b at P^2/4 x the learning rate; because SGD and momentum "
-                             "SGD (both --optimizer choices) move each weight by a linear function "
+                             "SGD (--optimizer fast and stock) move each weight by a linear function "
                              "of its gradient, and the full form's W_kij - W_kji moves by twice "
                              "the pair form's dL/dA, its sum by P^2/2 dL/db, the pair form then "
                              "follows the full form's trajectory exactly (up to float rounding). "
