@@ -1,4 +1,4 @@
-"""Data-parallel training with ChainerMN (issue 14): everything MPI-specific lives here.
+"""Data-parallel training with ChainerMN: everything MPI-specific lives here.
 
 ``Friendly.train`` and ``Counting.train`` reach it through the seams of
 :class:`lenses_common.training.TrainingScaffold`, which holds the :class:`Distributed`::

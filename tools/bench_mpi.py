@@ -1,4 +1,4 @@
-"""ChainerMN throughput at K = 1 and K = 2 MPI processes (issue 14): ``make bench-mpi``.
+"""ChainerMN throughput at K = 1 and K = 2 MPI processes: ``make bench-mpi``.
 
 ``python tools/bench_mpi.py --out results/bench`` starts ``mpiexec -n K`` (K = 1, 2) on itself
 with ``--worker`` and writes ``mpi.md``: Counting ``convolutional`` training throughput (images/s,
