@@ -105,7 +105,8 @@ def uptime():
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog='python tools/bench_mpi.py',
+                                description=__doc__.splitlines()[0])
     p.add_argument('--out', default='results/bench', help='folder for mpi.md')
     p.add_argument('--repeats', type=int, default=3, help='timed blocks per figure')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
