@@ -7,6 +7,8 @@ setup(
     description=('Chainer reproduction of "Exploring Representation Learning Through '
                  'Alternate Lenses" (Cutilli, 2021): Counting and Friendly'),
     packages=['lenses_common', 'Counting', 'Friendly'],
+    license='MIT',
+    classifiers=['License :: OSI Approved :: MIT License'],
     python_requires='>=3.9',
     install_requires=[
         'chainer==7.8.1',
