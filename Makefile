@@ -158,7 +158,7 @@ robustness: $(STAMP)
 
 # ---- MPI: seed sweeps on mpi4py.futures workers, ChainerMN data-parallel training ----
 # The `mpi` extra: MPICH and mpi4py as wheels from the registry, so $(VENV)/bin/mpiexec exists
-# without a system MPI. A cluster uses its own MPI instead (README, "Seeds, workers and MPI").
+# without a system MPI. A cluster uses its own MPI instead (docs/seeds-mpi-chainermn.md).
 MPI_STAMP := $(VENV)/.installed-mpi
 
 .PHONY: install-mpi test-mpi

@@ -175,7 +175,7 @@ N_SCORED = {'smoke': 10, 'quick': 50, 'thesis': 50}
 
 
 #: The method of the contact sheets: the automatic second-derivative loop with connected groups,
-#: the best of the automatic methods (Counting/README.md, "Automatic thresholds"); for ReLU, whose
+#: the best of the automatic methods (docs/counting-detection.md); for ReLU, whose
 #: second derivative is zero, the first-derivative variant.
 SHEET_METHOD = {'smooth': 'second_auto_connected', 'relu': 'upper'}
 
