@@ -162,7 +162,7 @@ def test_a_broken_link_or_anchor_is_found(tmp_path):
                                             encoding='utf-8')
     problems = broken_links(str(tmp_path), ['README.md', 'docs/a.md'])
     assert len(problems) == 3, problems
-    assert problems[0].startswith('README.md:5: docs/missing.md')
+    assert problems[0].startswith('README.md:6: docs/missing.md')
     assert 'no heading #no-such-heading' in problems[1]
     assert 'no heading #nowhere in docs/a.md' in problems[2]
 
