@@ -70,7 +70,7 @@ bench: $(STAMP)
 	$(PY) -m Counting.bench --out $(OUT)/bench
 	$(PY) tools/bench_libraries.py --out $(OUT)/bench
 
-# --- ChainerMN throughput (issue 14) -----------------------------------------------------------
+# --- ChainerMN throughput --------------------------------------------------------------------
 # Counting `convolutional` images/s and Friendly S iterations/s at K = 1 and K = 2 MPI processes,
 # one BLAS thread each -> $(OUT)/bench/mpi.md (needs mpiexec and mpi4py in $(VENV): make install-mpi).
 .PHONY: bench-mpi
@@ -78,7 +78,7 @@ bench-mpi: install-mpi
 	$(PY) tools/bench_mpi.py --out $(OUT)/bench
 # --- end ChainerMN ------------------------------------------------------------------------------
 
-# --- lint (issue 15) ------------------------------------------------------------------------
+# --- lint ---------------------------------------------------------------------------------
 # ruff, pinned (its pycodestyle rules are preview rules, which may change between releases); the
 # same pin as setup.py's `lint` extra. Installed into $(VENV) on first use, without installing
 # the project, so a fresh clone can lint before anything else.
@@ -94,7 +94,7 @@ lint:
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build $(WHEELHOUSE) $(NUMPY2_DIR)
 
-# ---- NumPy 2, wheelhouse and offline install for GPU machines (issue 10) ------------------------
+# ---- NumPy 2, wheelhouse and offline install for GPU machines -----------------------------------
 # setup.py accepts NumPy 1 and 2 (lenses_common/compat.py lets Chainer 7.8.1 import under NumPy 2).
 # The main $(VENV) keeps NumPy 1.26, the stack Chainer 7.8.1 was released for; `make test-numpy2`
 # runs the suite again on the GPU machines' stack: Python 3.12 where found, NumPy >= 2.4.
@@ -149,7 +149,7 @@ test-numpy2: $(STAMP) $(NUMPY2_DIR)/.base
 gpu-check:
 	bash tools/gpu_check.sh "$(PYTHON)" "$(WHEELHOUSE)"
 
-# ---- Robustness beyond the thesis (issue 8): run after `make friendly` with the same PRESET ----
+# ---- Robustness beyond the thesis: run after `make friendly` with the same PRESET ----
 # Trains the PGD-adversarially trained S-PGDAT if missing, then writes OUT/friendly/robustness.md,
 # .csv, .json and eps_curve.png (Friendly.robustness: FGSM float32/float64/BN modes, PGD, margin
 # PGD, black-box, worst case, gradient-masking flags, accuracy against eps).
@@ -164,9 +164,9 @@ robustness: $(STAMP)
 certify: $(STAMP)
 	$(PY) -m Friendly.run_certify $(RUN_ARGS)
 
-# ---- MPI (issue 14): seed sweeps on mpi4py.futures workers, ChainerMN data-parallel training ----
+# ---- MPI: seed sweeps on mpi4py.futures workers, ChainerMN data-parallel training ----
 # The `mpi` extra: MPICH and mpi4py as wheels from the registry, so $(VENV)/bin/mpiexec exists
-# without a system MPI. A cluster uses its own MPI instead (README, "Seeds, workers and MPI").
+# without a system MPI. A cluster uses its own MPI instead (docs/seeds-mpi-chainermn.md).
 MPI_STAMP := $(VENV)/.installed-mpi
 
 .PHONY: install-mpi test-mpi

@@ -7,6 +7,8 @@ setup(
     description=('Chainer reproduction of "Exploring Representation Learning Through '
                  'Alternate Lenses" (Cutilli, 2021): Counting and Friendly'),
     packages=['lenses_common', 'Counting', 'Friendly'],
+    license='MIT',
+    classifiers=['License :: OSI Approved :: MIT License'],
     python_requires='>=3.9',
     install_requires=[
         'chainer==7.8.1',
@@ -14,15 +16,15 @@ setup(
         'shapely>=2',
         'pillow',
         'matplotlib',
-        # issue 15: labelling and K-means (SciPy), progress bars outside the Trainer (tqdm)
+        # labelling and K-means (SciPy), progress bars outside the Trainer (tqdm)
         'scipy>=1.9',
         'tqdm>=4.60',
     ],
     extras_require={
         'gpu': ['cupy-cuda12x'],
         'test': ['pytest'],
-        'lint': ['ruff==0.17.6'],  # issue 15: `make lint`; the Makefile pins the same version
-        # issue 14: `make install-mpi`: MPI without a system one (mpiexec lands in the venv's bin)
+        'lint': ['ruff==0.17.6'],  # `make lint`; the Makefile pins the same version
+        # `make install-mpi`: MPI without a system one (mpiexec lands in the venv's bin)
         'mpi': ['mpich', 'mpi4py>=4'],
     },
     entry_points={'console_scripts': [

@@ -1,4 +1,4 @@
-"""The counters' layer tables: convolutions per architecture and what sets them apart (SPEC)."""
+"""The counters' layer tables: convolutions per architecture and what sets them apart."""
 
 #: (in, out, ksize, stride, pad) per convolution.
 ARCHITECTURES = {
@@ -78,12 +78,12 @@ EDGE_INIT_SCALE = {'local': 0.1, 'edgepool': 1.0}
 #: :data:`EDGE_SHIFT` would close them too.
 NO_RENORM_FIRST = ('edgepool',)
 
-#: Batch Renormalization decay per architecture (SPEC).
+#: Batch Renormalization decay per architecture (the author's values).
 RENORM_DECAY = {'convolutional': 0.99, 'convolutionallarge': 0.95, 'local': 0.99,
                  'edgepool': 0.99}
 
 #: Architectures whose convolutions drop their bias under Batch Renormalization. The author's
-#: small network does; his ``convolutionallarge`` keeps its biases (SPEC).
+#: small network does; his ``convolutionallarge`` keeps its biases.
 NOBIAS_UNDER_RENORM = ('convolutional', 'local', 'edgepool')
 
 

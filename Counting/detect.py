@@ -107,7 +107,7 @@ def build_parser():
     parser.add_argument('--batch', type=positive_int, default=1,
                         help='second: second-derivative rows per backward pass, as copies of the '
                              'image in one batch; same groups for any value, memory grows with '
-                             'it (default: %(default)s; see Counting/README.md for timings)')
+                             'it (default: %(default)s; see docs/benchmarks.md for timings)')
     parser.add_argument('--plain', action='store_true',
                         help='second: one plain backward pass per row, without packing rows '
                              'with disjoint receptive-field boxes into one pass and without '

@@ -1,4 +1,4 @@
-"""Test a trained counter on a held-out set (thesis 2.2, SPEC "Counting training and testing").
+"""Test a trained counter on a held-out set (thesis 2.2).
 
 Example::
 

@@ -1,4 +1,4 @@
-"""Generate a Counting dataset of triangles and squares (thesis 2.2, SPEC "Dataset generator").
+"""Generate a Counting dataset of triangles and squares (thesis 2.2).
 
     python -m Counting.generate --out data/counting/train --count 1000 --scale 60 120
 

@@ -1,4 +1,4 @@
-"""The counting networks of thesis 2.2 and SPEC "Counting networks", and loading a trained one.
+"""The counting networks of thesis 2.2, and loading a trained one.
 
 A counter maps float32 images (B, 3, H, W) with raw 0..255 pixels to (B, n_types) non-negative
 counts (a ReLU on the last linear layer), in the order of its ``types`` (``tri``, ``sq``). The
@@ -189,7 +189,7 @@ class CountingLoss(chainer.Chain):
 
 class RenormSchedule(training.Extension):
 
-    """The Batch Renormalization limit schedule of the SPEC, as a resumable Trainer extension.
+    """The Batch Renormalization limit schedule (the author's), as a resumable Trainer extension.
 
     ``rmax``/``dmax`` start at 1 and 0 (plain batch normalization). The first time the reported
     training loss (per iteration) falls below ``threshold`` both become ``values[0]`` (1.1), then

@@ -1,4 +1,4 @@
-"""Does a saliency map outline the shapes? The measure of the Counting pictures issue.
+"""Does a saliency map outline the shapes? A measure of the Counting pictures.
 
 The thesis's saliency figures (2.3, 2.5) show bright edges and corners and darker interiors. This
 module puts a number on that from the generator's annotations: the mean *raw* saliency on the

@@ -231,7 +231,7 @@ PRESET_METHODS = {p: ('second', 'second_auto_connected', 'upper', 'second_typed'
 
 
 #: The method of the contact sheets: the automatic second-derivative loop with connected groups,
-#: the best of the automatic methods (Counting/README.md, "Automatic thresholds"); for ReLU, whose
+#: the best of the automatic methods (docs/counting-detection.md); for ReLU, whose
 #: second derivative is zero, the first-derivative variant.
 SHEET_METHOD = {'smooth': 'second_auto_connected', 'relu': 'upper'}
 #: The typed sheet's method (contact_sheet_typed.png): the same, told apart by type.

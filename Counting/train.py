@@ -1,4 +1,4 @@
-"""Train a shape counter (thesis 2.2, SPEC "Counting training and testing").
+"""Train a shape counter (thesis 2.2).
 
 Example::
 
@@ -96,7 +96,7 @@ def build_parser():
     train_checks.add_force_argument(p)
     add_device_argument(p)
     add_seed_argument(p)
-    distributed.add_communicator_argument(p)  # ChainerMN (issue 14)
+    distributed.add_communicator_argument(p)  # ChainerMN
     return p
 
 

@@ -1,4 +1,4 @@
-"""Checks of ``Counting.train`` that are its own (issue 9): finite rates of the right sign,
+"""Checks of ``Counting.train`` that are its own: finite rates of the right sign,
 ``--force``, and the settings a resumed run must share (:data:`RESUME_KEYS`).
 
 The run folder's checks (``--out`` usable, an earlier run refused unless resumed or forced, the

@@ -1,4 +1,4 @@
-"""FGSM (thesis 3.3.1) and PGD (SPEC, beyond the thesis) on 0..255 MNIST pixels.
+"""FGSM (thesis 3.3.1) and PGD (beyond the thesis; the author's code had it) on 0..255 pixels.
 
 Both ascend the per-sample squared distance of the attacking network's output to the one-hot truth
 (the training loss of thesis 3.3.1); PGD can ascend a margin loss instead (:func:`margin_loss`).
@@ -104,7 +104,7 @@ def pgd_step_size(eps, steps=100):
     The step is rounded to the nearest integer, halves to even (``numpy.round``: 38.5 -> 38), and
     is never below 1, so that the attack moves and the examples stay integral. ``steps`` steps of
     it cover ``2.5 eps`` (the ball's diameter and some to spare), less the rounding; with the
-    SPEC's 100 steps it is the SPEC's ``round(2.5 eps / 100)``.
+    default 100 steps it is ``round(2.5 eps / 100)``.
     """
     steps = int(steps)
     if steps <= 0:

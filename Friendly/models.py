@@ -1,7 +1,7 @@
 """The FC-100-100-10 network of Szegedy et al. (2014) and the thesis's six variants (thesis 3.3.1).
 
 Every layer is its connection (linear, Angular or Pairwise Difference), then Batch Renormalization
-when the variant uses it (decay 0.8), then the activation; the last layer too (SPEC, Part 2).
+when the variant uses it (decay 0.8), then the activation; the last layer too.
 
 =======  =====================================  ============  ===============  =============
 name     layers 1 / 2 / 3                       Batch Renorm  activation       learning rate
@@ -27,7 +27,7 @@ from chainer import reporter
 
 VARIANTS = ('S', 'RS', 'A', 'GMR', 'GMRES', 'PD')
 
-# One entry per column of thesis Table 3.1 (plus the layer kinds of the SPEC's table).
+# One entry per column of thesis Table 3.1 (plus the layer kinds).
 VARIANT_SETTINGS = {
     'S': dict(layers=('linear', 'linear', 'linear'), batch_renorm=False, activation='sigmoid',
               lr=0.002, gmr=False),

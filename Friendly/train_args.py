@@ -90,7 +90,7 @@ def build_parser():
     parser.add_argument('--early-stop-on', choices=sorted(EARLY_STOP_KEYS), default='training',
                         help="loss that early stopping watches: training (the epoch's mean "
                              "training loss, GMR penalty included, as the author's code) or "
-                             "validation (the thesis text and the SPEC) (default: %(default)s)")
+                             "validation (the thesis text) (default: %(default)s)")
     parser.add_argument('--lr', type=float, default=None,
                         help='learning rate (default: the variant\'s, thesis Table 3.1)')
     parser.add_argument('--momentum', type=float, default=models.MOMENTUM,
@@ -188,7 +188,7 @@ def build_parser():
     add_seed_argument(parser)
     add_device_argument(parser)
     add_mnist_argument(parser)
-    distributed.add_communicator_argument(parser)  # ChainerMN (issue 14)
+    distributed.add_communicator_argument(parser)  # ChainerMN
     return parser
 
 

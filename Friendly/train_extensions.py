@@ -20,7 +20,7 @@ EARLY_STOP_KEYS = {'training': 'main/loss', 'validation': 'validation/main/loss'
 
 
 class RenormSchedule(training.Extension):
-    """SPEC renorm schedule as a Trainer extension (its state is saved in snapshots).
+    """The renorm schedule (thesis 3.3.1) as a Trainer extension (its state is saved in snapshots).
 
     rmax and dmax start at 1 and 0. At the end of the first epoch whose training loss (``key``) is
     under ``threshold`` both become 1.1; every ``step_epochs`` epochs after that they step to 10,

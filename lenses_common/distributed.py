@@ -1,4 +1,4 @@
-"""Data-parallel training with ChainerMN (issue 14): everything MPI-specific lives here.
+"""Data-parallel training with ChainerMN: everything MPI-specific lives here.
 
 ``Friendly.train`` and ``Counting.train`` reach it through the seams of
 :class:`lenses_common.training.TrainingScaffold`, which holds the :class:`Distributed`::
@@ -29,7 +29,7 @@ Without ``--communicator`` :func:`from_args` returns a :class:`Distributed` that
   every rank stops at the same iteration;
 - rank 0 alone writes the run folder; the other ranks write into a temporary folder deleted at
   exit, and print nothing on stdout;
-- Batch Renormalization keeps per-rank statistics (see the README).
+- Batch Renormalization keeps per-rank statistics (docs/seeds-mpi-chainermn.md).
 """
 import atexit
 import importlib.util

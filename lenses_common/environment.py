@@ -2,7 +2,7 @@
 
 :func:`environment` is recorded under ``"environment"`` in every run's ``settings.json``
 (:class:`lenses_common.runfolder.RunFolder`). Two runs of the same command and seed give the same
-numbers when these agree (see the top README, "When two runs give the same numbers").
+numbers when these agree (docs/run-folders.md).
 
 How each entry is found (threadpoolctl is not a dependency):
 

@@ -1,4 +1,4 @@
-"""Chainer's Trainer assembly, shared by ``Friendly.train`` and ``Counting.train`` (issue 12).
+"""Chainer's Trainer assembly, shared by ``Friendly.train`` and ``Counting.train``.
 
 A part's ``train.py`` keeps what is its own: its arguments, network, data, loss and its own
 extensions (renorm schedules, learning-rate steps, early stopping). :class:`TrainingScaffold`
@@ -18,7 +18,7 @@ does the rest, with Chainer's own extensions wherever they exist:
   line naming the epoch, the iteration and the last good snapshot; no final model is written;
 - the final model written atomically (:meth:`TrainingScaffold.save`).
 
-Seams for data-parallel training (ChainerMN, issue 14); each is one method or flag, so that a
+Seams for data-parallel training (ChainerMN); each is one method or flag, so that a
 communicator slots in at one place:
 
 - optimizer: :meth:`TrainingScaffold.setup_optimizer` (``chainermn.create_multi_node_optimizer``);

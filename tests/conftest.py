@@ -32,7 +32,7 @@ def mnist_dir():
 
 
 # ---------------------------------------------------------------------------------------------
-# Booby-trapped model files (issue 9): loading them the unsafe way runs code that creates a file.
+# Booby-trapped model files: loading them the unsafe way runs code that creates a file.
 
 class Payload:
     """Unpickling this creates ``marker``: the stand-in for code run from a model file."""

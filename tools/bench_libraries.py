@@ -1,4 +1,4 @@
-"""Benchmark of the library calls that replaced hand-written code (issue 15), before and after.
+"""Benchmark of the library calls that replaced hand-written code, before and after.
 
     python tools/bench_libraries.py [--out results/bench]     (a part of ``make bench``)
 
@@ -41,7 +41,7 @@ from lenses_common import cli
 
 
 # ---------------------------------------------------------------------------------------------
-# BEFORE: the hand-written versions that issue 15 replaced. Benchmark reference only.
+# BEFORE: the hand-written versions that SciPy replaced. Benchmark reference only.
 
 def _reference_runs(mask):
     """Horizontal runs of True: arrays row, start, end (inclusive), sorted by row then start."""

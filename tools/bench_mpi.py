@@ -1,4 +1,4 @@
-"""ChainerMN throughput at K = 1 and K = 2 MPI processes (issue 14): ``make bench-mpi``.
+"""ChainerMN throughput at K = 1 and K = 2 MPI processes: ``make bench-mpi``.
 
 ``python tools/bench_mpi.py --out results/bench`` starts ``mpiexec -n K`` (K = 1, 2) on itself
 with ``--worker`` and writes ``mpi.md``: Counting ``convolutional`` training throughput (images/s,
@@ -105,7 +105,8 @@ def uptime():
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog='python tools/bench_mpi.py',
+                                description=__doc__.splitlines()[0])
     p.add_argument('--out', default='results/bench', help='folder for mpi.md')
     p.add_argument('--repeats', type=int, default=3, help='timed blocks per figure')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)

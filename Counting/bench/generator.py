@@ -2,7 +2,7 @@
 
     python -m Counting.bench.generator [--count 100] [--out results/bench]
 
-Setting (the issue's): 1000 x 1000 images, both types, up to 20 shapes, scale 60..120 drawn per
+Setting: 1000 x 1000 images, both types, up to 20 shapes, scale 60..120 drawn per
 shape, rotations on. Measures, side by side in one run:
 
 * the reference: one process running the original rule the plain way (Shapely ``affinity`` to

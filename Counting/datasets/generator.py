@@ -1,5 +1,5 @@
-"""The generator of the Counting datasets of triangles and squares (thesis 2.2, SPEC "Dataset
-generator"); the command line is ``python -m Counting.generate``.
+"""The generator of the Counting datasets of triangles and squares (thesis 2.2);
+the command line is ``python -m Counting.generate``.
 
 Writes ``0000.png, 0001.png, ...`` (black RGB canvas, shapes filled and outlined in one
 colour), ``truths.json`` (file name -> {"tri": n, "sq": m}, only the chosen types),
@@ -57,7 +57,7 @@ from lenses_common import cli
 from lenses_common.progress import Progress
 from lenses_common.runfolder import atomic_path, atomic_write_json
 
-#: Defaults. Scale 10..20 is the original generator's default (SPEC); the thesis needed larger
+#: Defaults. Scale 10..20 is the original generator's default; the thesis needed larger
 #: shapes for 1000 x 1000 images, which callers choose with ``scale``.
 DEFAULT_IMAGE_SIZE = (1000, 1000)
 DEFAULT_SHAPE_LIMIT = 20

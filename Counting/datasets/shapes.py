@@ -1,4 +1,4 @@
-"""Geometry of the Counting shapes (thesis 2.2, SPEC "Dataset generator").
+"""Geometry of the Counting shapes (thesis 2.2).
 
 Templates, the rotate-then-scale transform, count combinations, Pillow drawing, the pixel box of a
 drawn shape and the 8-connected blob labelling (SciPy's) that detection, the tests and the

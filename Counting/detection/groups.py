@@ -9,7 +9,7 @@ from Counting import functions
 DEFAULT_THRESHOLD = 5e-10
 METHODS = ('second', 'upper', 'kmeans')
 #: Rules of ``threshold='auto'`` and their default levels (chosen by measurement, see
-#: Counting/README.md "Automatic thresholds").
+#: docs/counting-detection.md).
 AUTO_RULES = ('logsplit', 'fraction', 'quantile')
 AUTO_LEVELS = {'logsplit': 0.5, 'fraction': 0.003, 'quantile': 0.5}
 DEFAULT_AUTO_RULE = 'logsplit'

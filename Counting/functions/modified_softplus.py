@@ -1,4 +1,4 @@
-"""The thesis's "modified softplus" with base ``b``: ``ln(1 + b^x) / ln b`` (SPEC, Part 1).
+"""The thesis's "modified softplus" with base ``b``: ``ln(1 + b^x) / ln b``.
 
 It is :class:`~Counting.functions.softplus.StableSoftplus` with ``beta = ln b``, so its
 derivatives are the stable :mod:`Counting.functions.logistic` nodes.
@@ -26,7 +26,7 @@ class ModifiedSoftplus(StableSoftplus):
 
 
 def modified_softplus(x, base=1.1):
-    """The thesis's "modified softplus" with base ``b`` (SPEC, Part 1, counting networks).
+    """The thesis's "modified softplus" with base ``b`` (counting networks).
 
     .. math:: f(x) = \\frac{\\ln(1 + b^x)}{\\ln b}, \\quad
               f'(x) = \\frac{1}{1 + b^{-x}}, \\quad

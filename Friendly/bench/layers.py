@@ -33,7 +33,7 @@ from lenses_common.seeding import seed_everything
 from lenses_common import cli
 
 BATCH = 20
-EVAL_BATCH = 200  # SPEC: evaluation in batches of 200
+EVAL_BATCH = 200  # the thesis evaluates in batches of 200
 IMAGE = (1, 28, 28)
 OUTPUTS = 100
 
@@ -130,7 +130,7 @@ def _layer_step(layer_function, x, W, gy):
 
 
 class _PDNet(chainer.Chain):
-    """SPEC's PD network: PD / linear / linear, each with Batch Renormalization and sigmoid."""
+    """The PD network: PD / linear / linear, each with Batch Renormalization and sigmoid."""
 
     def __init__(self, chunk_size, in_size, outputs):
         super(_PDNet, self).__init__()
@@ -157,7 +157,7 @@ def _iteration_ms(optimizer_classes, x, t, repeats, warmup, chunk_size, outputs)
         optimizer.setup(model)
 
         def loss(x, t, model=model):
-            # SPEC's loss: (1/s) sum over the batch of ||onehot - output||^2.
+            # The loss: (1/s) sum over the batch of ||onehot - output||^2.
             return F.sum(F.square(model(x) - t)) / len(x)
 
         steps.append(lambda optimizer=optimizer, loss=loss: optimizer.update(loss, x, t))

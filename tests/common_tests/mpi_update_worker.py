@@ -1,4 +1,4 @@
-"""One training update of a small network, alone or as one rank of ``mpiexec -n K`` (issue 14).
+"""One training update of a small network, alone or as one rank of ``mpiexec -n K``.
 
 ``python mpi_update_worker.py CASE OUT [--mpi]`` writes the parameters after one update on a fixed
 global batch to ``OUT.rank<r>.npz``. The tests run it under ``mpiexec -n 2`` and compare with

@@ -1,4 +1,4 @@
-"""One test per row of the README table "What bad input gets" (issue 9).
+"""One test per row of the table "What bad input gets" (docs/conventions.md).
 
 Each feeds a script the bad input through its ``main`` and checks the outcome: exit status 2 and
 one error line naming the file or option, the payload of a booby-trapped model file never run,

@@ -45,7 +45,7 @@ def test_unknown_option_is_one_line(module, capsys):
 
 
 def test_friendly_train_refuses_an_infinite_rate_in_one_line(tmp_path):
-    # Issue 7's check: ``--lr inf`` exits non-zero with one line, no traceback, no model file.
+    # ``--lr inf`` exits non-zero with one line, no traceback, no model file.
     out = tmp_path / 'run'
     proc = subprocess.run([sys.executable, '-m', 'Friendly.train', '--variant', 'S', '--lr', 'inf',
                            '--out', str(out)], capture_output=True, text=True, timeout=120)

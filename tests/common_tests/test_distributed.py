@@ -1,4 +1,4 @@
-"""ChainerMN data-parallel training (issue 14): lenses_common.distributed and its hooks.
+"""ChainerMN data-parallel training: lenses_common.distributed and its hooks.
 
 Tests marked ``mpi`` start ``mpiexec -n 2`` in a subprocess with a timeout (a hung rank fails the
 test); they are skipped where the virtualenv has no ``mpiexec`` or mpi4py.
@@ -219,7 +219,7 @@ def test_a_rank_failing_alone_aborts_the_job(tmp_path):
 @pytest.mark.slow
 @needs_mpi
 def test_friendly_train_under_mpiexec(tmp_path):
-    """The issue's check: one run folder written by rank 0, comm_size 2 in its settings."""
+    """One run folder written by rank 0, comm_size 2 in its settings."""
     if not os.environ.get('MNIST_DIR'):
         pytest.skip('MNIST_DIR is not set')
     rc, out, err = mpiexec(['-m', 'Friendly.train', '--variant', 'S', '--epoch', '1',

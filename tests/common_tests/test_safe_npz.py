@@ -1,4 +1,4 @@
-"""The safe model loader and the run-folder guards of lenses_common (issue 9)."""
+"""The safe model loader and the run-folder guards of lenses_common."""
 import os
 import stat
 import subprocess

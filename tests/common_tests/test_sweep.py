@@ -108,7 +108,7 @@ def test_executor_mpi_without_mpi4py_futures_stops_every_rank(tmp_path):
 @pytest.mark.mpi
 @pytest.mark.slow
 def test_mpi_workers_write_the_serial_results(mnist_dir, tmp_path):
-    """The issue's check, on two networks: mpi4py.futures workers and the serial run agree."""
+    """On two networks: mpi4py.futures workers and the serial run agree."""
     base = [sys.executable, '-m', 'Friendly.run_all', '--preset', 'smoke', '--networks', 'S,RS',
             '--seeds', '0,1']
     subprocess.run(base + ['--out', str(tmp_path / 'serial')], cwd=REPO, env=_env(mnist_dir),

@@ -39,7 +39,7 @@ def test_small_counter_shapes(activation, batch_renorm):
 
 
 def test_large_counter_thesis_shape():
-    # SPEC: for a 1000 x 1000 input the last map of convolutionallarge is 20 x 2 x 2.
+    # For a 1000 x 1000 input the last map of convolutionallarge is 20 x 2 x 2.
     assert models.output_size('convolutionallarge', (1000, 1000)) == (2, 2)
     # Hand-computed: 1000 -> 199 -> 39 -> 8 for the small network.
     assert models.output_size('convolutional', (1000, 1000)) == (8, 8)
@@ -205,7 +205,7 @@ def test_counter_on_gpu():
 
 def test_biases_under_batch_renorm_follow_the_author():
     # The author's small network drops its convolution biases under Batch Renormalization, his
-    # convolutionallarge keeps them (SPEC).
+    # convolutionallarge keeps them (the author's code).
     small = models.build_counter('convolutional', 'sigmoid', batch_renorm=True)
     large = models.build_counter('convolutionallarge', 'sigmoid', batch_renorm=True)
     assert all(getattr(small, 'conv{}'.format(i)).b is None for i in (1, 2, 3))

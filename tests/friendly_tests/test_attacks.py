@@ -84,7 +84,7 @@ def test_loss_gradient_against_finite_differences():
 
 
 @pytest.mark.parametrize('eps, steps, expected', [
-    (77, 100, 2.0),     # 1.925: the SPEC's round(2.5 eps / 100)
+    (77, 100, 2.0),     # 1.925: round(2.5 eps / 100)
     (100, 100, 2.0),    # 2.5, a half: to even
     (200, 100, 5.0),
     (10, 100, 1.0),     # 0.25: never 0

@@ -47,7 +47,7 @@ def test_full_size_pd_first_layer():
 
 
 def test_table_3_1_hyperparameters():
-    expected = {  # thesis Table 3.1 / SPEC
+    expected = {  # thesis Table 3.1
         'S': (False, 'sigmoid', 0.002), 'RS': (True, 'sigmoid', 0.002),
         'A': (True, None, 0.0002), 'GMR': (False, 'sigmoid', 0.0009),
         'GMRES': (False, 'elastic_sigmoid', 0.002), 'PD': (True, 'sigmoid', 0.002)}
