@@ -34,6 +34,7 @@ from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
 from Friendly.robustness_attacks import evaluate_set, float64_copy
 from lenses_common import cli
 from lenses_common import environment
+from lenses_common import lock
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
@@ -265,13 +266,14 @@ def write_outputs(out, report):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    lock.claim_arg(parser, args.out)  # checked, created and locked before any work
     if args.combine:
         if args.run:
             parser.error('--combine merges finished reports; it takes no --run')
         try:
             report = combine(args.combine)
         except ValueError as e:
-            parser.exit(2, 'error: --combine: {}\n'.format(e))
+            parser.exit(2, parser.prog + ': error: --combine: {}\n'.format(e))
         report['command'] = ['python -m Friendly.certify'] + list(
             argv if argv is not None else sys.argv[1:])
         return write_outputs(args.out, report)
@@ -297,7 +299,7 @@ def main(argv=None):
     try:
         _, test = get_mnist(args.mnist_dir)
     except MNISTError as e:
-        parser.exit(2, 'error: {}\n'.format(e))
+        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
     x_test, t_test = test._datasets
     x_test = numpy.ascontiguousarray(x_test, dtype=numpy.float32)
     t_test = numpy.asarray(t_test, dtype=numpy.int32)
@@ -379,4 +381,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))

@@ -8,6 +8,7 @@ and the black-box source of ``Friendly.run_all`` and the defenses S-PGDAT and S-
 ``OUT/friendly/seed-<S>``.
 """
 import os
+import sys
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 
@@ -54,7 +55,7 @@ def main(argv=None):
         if not os.path.isfile(os.path.join(run_dir, train_module.FINAL_MODEL)):
             make = 'robustness' if name in (run_robustness.PGDAT, run_robustness.IBP) else \
                 'friendly'
-            parser.exit(2, 'error: {} holds no finished {} network; run `make {} PRESET={}` '
+            parser.exit(2, parser.prog + ': error: {} holds no finished {} network; run `make {} PRESET={}` '
                            'first\n'.format(run_dir, name, make, args.preset))
     argv_cert = ['--out', root, '--preset', args.preset, '--seed', str(args.seed),
                  '--source', os.path.join(runs, run_all.SOURCE), '--no-progress']
@@ -70,4 +71,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(cli.main_guard(main))
