@@ -55,8 +55,8 @@ def main(argv=None):
         if not os.path.isfile(os.path.join(run_dir, train_module.FINAL_MODEL)):
             make = 'robustness' if name in (run_robustness.PGDAT, run_robustness.IBP) else \
                 'friendly'
-            parser.exit(2, parser.prog + ': error: {} holds no finished {} network; run `make {} PRESET={}` '
-                           'first\n'.format(run_dir, name, make, args.preset))
+            parser.exit(2, parser.prog + ': error: {} holds no finished {} network; run '
+                           '`make {} PRESET={}` first\n'.format(run_dir, name, make, args.preset))
     argv_cert = ['--out', root, '--preset', args.preset, '--seed', str(args.seed),
                  '--source', os.path.join(runs, run_all.SOURCE), '--no-progress']
     for name in names:
