@@ -144,8 +144,9 @@ def build_parser():
                              "at 2x and b at P^2/4 x the learning rate; because SGD and momentum "
                              "SGD (--optimizer fast and stock) move each weight by a linear "
                              "function of its gradient, and the full form's W_kij - W_kji moves "
-                             "by twice the pair form's dL/dA, its sum by P^2/2 dL/db, the pair form then "
-                             "follows the full form's trajectory exactly (up to float rounding). "
+                             "by twice the pair form's dL/dA, its sum by P^2/2 dL/db, the pair "
+                             "form then follows the full form's trajectory exactly (up to float "
+                             "rounding). "
                              "Not under Adam or RMSprop, nor with gradient clipping "
                              "(--stabilize) or weight decay, which see other norms and are "
                              "refused (default: %(default)s)")
