@@ -26,12 +26,11 @@ import numpy
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Friendly import evaluate
 from Friendly import robustness
 from Friendly.certification import network as cert_net
 from Friendly.evaluate import load_networks, ordered
 from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
-from Friendly.robustness_attacks import evaluate_set, float64_copy
+from Friendly.robustness_attacks import evaluate_set, float64_copy, source_sets
 from lenses_common import cli
 from lenses_common import environment
 from lenses_common import lock
@@ -122,13 +121,15 @@ def pct(a):
 def bracket_worst(model, x, t, eps_grid, batchsize, device, black, budget, seed):
     """Worst case of Friendly.robustness's attacks (running averages) per eps: CPU bool arrays."""
     model64 = float64_copy(model)
-    wanted = [a for a in budget['curve_attacks'] if a != 'blackbox' or black is not None]
+    wanted = [a for a in budget['curve_attacks']
+              if a not in ('blackbox', 'blackbox_float64') or black is not None]
     out = {}
     for e in eps_grid:
         got = evaluate_set(model, model64, x, t, e, batchsize, 'running', device,
                            [] if e == 0 else wanted,
-                           None if black is None else black[e],
-                           budget['curve_pgd_steps'], budget['curve_pgd_restarts'], seed)
+                           None if black is None else black[e]['blackbox'],
+                           budget['curve_pgd_steps'], budget['curve_pgd_restarts'], seed,
+                           black64=None if black is None else black[e]['blackbox_float64'])
         out[e] = got['worst_case']
     return out, wanted
 
@@ -314,9 +315,10 @@ def main(argv=None):
     if n_bracket and source is not None:
         m = min(n_bracket, n_test)
         start = time.time()
-        black = {e: evaluate.black_box_set(source, x_test[:m], t_test[:m], e, 200, device,
-                                           progress=args.progress) for e in grid if e > 0}
-        black[0] = x_test[:m]
+        source64 = float64_copy(source)
+        black = {e: source_sets(source, source64, x_test[:m], t_test[:m], e, 200, device,
+                                progress=args.progress) for e in grid if e > 0}
+        black[0] = {'blackbox': x_test[:m], 'blackbox_float64': x_test[:m]}
         timings['source'] = time.time() - start
     for name in ordered(networks):
         model = networks[name][0]
@@ -356,7 +358,9 @@ def main(argv=None):
         if m:
             start = time.time()
             budget = robustness.budget(args.preset, name)
-            blk = None if black is None else {e: v[:m] for e, v in black.items()}
+            blk = None if black is None else {
+                e: {k: v[k][:m] for k in ('blackbox', 'blackbox_float64')}
+                for e, v in black.items()}
             worst, attacks_run = bracket_worst(model, x[:m], t[:m], grid, 200, device, blk,
                                                budget, args.seed)
             violations = int(sum(int((best[k, :m] & ~worst[e]).sum())

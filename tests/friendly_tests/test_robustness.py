@@ -210,3 +210,19 @@ def test_smoke_pipeline_writes_the_robustness_table(mnist_dir, tmp_path):
         f for f in report['flags'] if not f.startswith('S-PGDAT')]
     with pytest.raises(SystemExit):
         robustness.main(['--combine', parts[0], parts[0], '--out', str(tmp_path / 'twice')])
+    # Friendly.certify on the same runs, the black-box source in its bracket: both black-box
+    # attacks run, certified accuracy equals clean at eps 0 and never exceeds the worst case.
+    from Friendly import certify
+    cert = tmp_path / 'certify'
+    certify.main(['--run', str(root / 'runs' / 'S'), '--run', str(root / 'runs' / 'RS'),
+                  '--source', str(root / 'runs' / 'source'), '--preset', 'smoke',
+                  '--test-subset', '100', '--bracket', '50', '--out', str(cert),
+                  '--mnist-dir', mnist_dir, '--no-progress'])
+    bracket = json.loads((cert / 'certify.json').read_text())['bracket']
+    assert sorted(bracket) == ['RS', 'S']
+    for b in bracket.values():
+        assert {'blackbox', 'blackbox_float64'} <= set(b['attacks'])
+        assert b['violations'] == 0
+        assert b['certified']['0'] == b['worst_case']['0']
+        assert all(b['certified'][e] <= b['worst_case'][e] for e in b['worst_case'])
+    assert (cert / 'bracket.png').stat().st_size > 0
