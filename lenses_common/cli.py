@@ -42,6 +42,19 @@ class ArgumentParser(argparse.ArgumentParser):
 EXIT_INTERRUPTED = 130
 #: Exit status of a command stopped by a failed write (a full disk, a removed folder).
 EXIT_WRITE = 1
+#: Exit status of a training stopped because its loss or a parameter became non-finite (both
+#: parts; 1 is a failed write, 2 bad input, 130 Ctrl-C).
+EXIT_NONFINITE = 3
+
+
+def add_resume_argument(parser):
+    """The one ``--resume`` of every training command: ``--resume`` alone (or ``--resume auto``)
+    continues from the newest ``snapshot_epoch_*`` in ``--out``, ``--resume PATH`` from that
+    snapshot file."""
+    parser.add_argument('--resume', '-r', nargs='?', const='auto', default=None,
+                        metavar='SNAPSHOT',
+                        help='resume an interrupted run: with no value (or "auto") from the newest '
+                             'snapshot_epoch_* in --out, else from the snapshot file SNAPSHOT')
 
 
 def fail(parser, message, status=2):
