@@ -5,6 +5,8 @@ import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401  (before chainer)
+from chainer import testing
+
 from lenses_common.device import gpu_available
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,3 +64,72 @@ def write_object_npz(path, marker):
 def payloads():
     """``(write_pickle_payload, write_object_npz)``, each ``(path, marker)``."""
     return write_pickle_payload, write_object_npz
+
+
+# ---------------------------------------------------------------------------------------------
+# The set-up of the FunctionTestCase tests of the custom Chainer functions (Counting.functions,
+# Friendly.functions). A test module imports these by name: ``from tests.conftest import ...``
+# (pytest registers this file as the module ``tests.conftest``, so nothing is loaded twice).
+
+#: The backends every FunctionTestCase runs on: NumPy, and CuPy on the first GPU. Chainer's
+#: ``inject_backend_tests`` marks the CuPy entry ``gpu``, so it is skipped above where no GPU is
+#: visible. iDeep is no dependency of the project: there is no NumPy-with-iDeep entry.
+BACKENDS = [{}, {'use_cuda': True}]
+
+#: The floating dtypes every function is checked in (float32 is the thesis's).
+FLOAT_DTYPES = [numpy.float32, numpy.float64]
+
+
+def function_tests(*params):
+    """Class decorator of a FunctionTestCase: one case per entry of ``params`` (dicts, as for
+    ``testing.parameterize``), each on every backend of :data:`BACKENDS`, with the random
+    inputs of ``generate_inputs`` drawn under ``testing.fix_random`` (the same on every run)."""
+    def decorate(cls):
+        cls = testing.inject_backend_tests(None, BACKENDS)(cls)
+        cls = testing.fix_random()(cls)
+        return testing.parameterize(*params)(cls)
+    return decorate
+
+
+def _tolerance_table(float32, float64):
+    return {numpy.dtype(numpy.float32): float32, numpy.dtype(numpy.float64): float64}
+
+
+def _same(atol, rtol, *checks):
+    return {check: {'atol': atol, 'rtol': rtol} for check in checks}
+
+
+_F32_SMOOTH = dict(_same(1e-6, 1e-5, 'forward'), **_same(1e-3, 1e-3, 'backward', 'double_backward'))
+_F64_TIGHT = _same(1e-7, 1e-6, 'backward', 'double_backward')
+
+#: Tolerances of a FunctionTestCase by kind of function and dtype: ``{check: options}`` for the
+#: checks ``forward``, ``backward`` and ``double_backward`` (a check not named keeps Chainer's
+#: defaults). float64 cases have float64 tolerances: a gradient off by 0.8 % must fail them.
+TOLERANCES = {
+    # Counting's element-wise activations (stable softplus, modified softplus, logistic).
+    'elementwise': _tolerance_table(
+        float32=dict(_same(5e-3, 5e-3, 'backward'), **_same(5e-3, 5e-2, 'double_backward')),
+        float64=_same(1e-6, 1e-6, 'backward', 'double_backward')),
+    # Friendly's Angular layer.
+    'angular': _tolerance_table(float32=_F32_SMOOTH, float64=_F64_TIGHT),
+    # Friendly's Elastic Sigmoid (Chainer's defaults in float64).
+    'elastic_sigmoid': _tolerance_table(float32=_F32_SMOOTH, float64={}),
+    # Friendly's Pairwise Difference layer, full and pair form (sums of P^2 terms).
+    'pairwise': _tolerance_table(
+        float32=dict(_same(1e-5, 1e-4, 'forward'),
+                     **_same(5e-3, 5e-3, 'backward', 'double_backward')),
+        float64=_F64_TIGHT),
+}
+
+
+class DtypeTolerances(object):
+    """Mixin of a FunctionTestCase (put it first among the bases): its ``setUp`` sets the
+    ``check_*_options`` of ``TOLERANCES[self.tolerances]`` for the case's ``dtype``. A class
+    that adds its own ``setUp`` calls this one first."""
+
+    tolerances = None
+
+    def setUp(self):
+        super(DtypeTolerances, self).setUp()
+        for check, options in TOLERANCES[self.tolerances][numpy.dtype(self.dtype)].items():
+            setattr(self, 'check_{}_options'.format(check), dict(options))

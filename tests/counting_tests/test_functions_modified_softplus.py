@@ -6,32 +6,20 @@ from lenses_common import compat  # noqa: F401
 from chainer import testing
 
 from Counting import functions
+from tests.conftest import FLOAT_DTYPES, DtypeTolerances, function_tests
 
 
-_backends = testing.inject_backend_tests(
-    None,
-    [{}, {'use_cuda': True}])
-
-
-@testing.parameterize(*testing.product({
-    'dtype': [numpy.float32, numpy.float64],
+@function_tests(*testing.product({
+    'dtype': FLOAT_DTYPES,
     'base': [1.1, 2.0, 0.5],
 }))
-@_backends
-class TestModifiedSoftplus(testing.FunctionTestCase):
+class TestModifiedSoftplus(DtypeTolerances, testing.FunctionTestCase):
 
-    def setUp(self):
-        if self.dtype == numpy.float32:
-            self.check_backward_options = {'atol': 5e-3, 'rtol': 5e-3}
-            self.check_double_backward_options = {'atol': 5e-3, 'rtol': 5e-2}
-        else:
-            self.check_backward_options = {'atol': 1e-6, 'rtol': 1e-6}
-            self.check_double_backward_options = {'atol': 1e-6, 'rtol': 1e-6}
+    tolerances = 'elementwise'
 
     def generate_inputs(self):
         # Wider inputs: with base 1.1 the curve bends over tens of units.
-        x = numpy.random.uniform(-30, 30, (2, 5)).astype(self.dtype)
-        return x,
+        return numpy.random.uniform(-30, 30, (2, 5)).astype(self.dtype),
 
     def forward(self, inputs, device):
         x, = inputs

@@ -6,11 +6,7 @@ from lenses_common import compat  # noqa: F401
 from chainer import testing
 
 from Counting import functions
-
-
-_backends = testing.inject_backend_tests(
-    None,
-    [{}, {'use_cuda': True}])
+from tests.conftest import FLOAT_DTYPES, DtypeTolerances, function_tests
 
 
 def _np_softplus(x, beta):
@@ -18,25 +14,17 @@ def _np_softplus(x, beta):
     return numpy.logaddexp(0, beta * x.astype(numpy.float64)) / beta
 
 
-@testing.parameterize(*testing.product({
+@function_tests(*testing.product({
     'shape': [(3, 4), ()],
-    'dtype': [numpy.float32, numpy.float64],
+    'dtype': FLOAT_DTYPES,
     'beta': [1.0, 0.5, 2.0],
 }))
-@_backends
-class TestStableSoftplus(testing.FunctionTestCase):
+class TestStableSoftplus(DtypeTolerances, testing.FunctionTestCase):
 
-    def setUp(self):
-        if self.dtype == numpy.float32:
-            self.check_backward_options = {'atol': 5e-3, 'rtol': 5e-3}
-            self.check_double_backward_options = {'atol': 5e-3, 'rtol': 5e-2}
-        else:
-            self.check_backward_options = {'atol': 1e-6, 'rtol': 1e-6}
-            self.check_double_backward_options = {'atol': 1e-6, 'rtol': 1e-6}
+    tolerances = 'elementwise'
 
     def generate_inputs(self):
-        x = numpy.random.uniform(-3, 3, self.shape).astype(self.dtype)
-        return x,
+        return numpy.random.uniform(-3, 3, self.shape).astype(self.dtype),
 
     def forward(self, inputs, device):
         x, = inputs
