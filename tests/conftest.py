@@ -91,34 +91,30 @@ def function_tests(*params):
     return decorate
 
 
-def _tolerance_table(float32, float64):
-    return {numpy.dtype(numpy.float32): float32, numpy.dtype(numpy.float64): float64}
-
-
-def _same(atol, rtol, *checks):
+def _options(atol, rtol, *checks):
+    """``{check: {'atol': atol, 'rtol': rtol}}`` for each of ``checks``."""
     return {check: {'atol': atol, 'rtol': rtol} for check in checks}
 
 
-_F32_SMOOTH = dict(_same(1e-6, 1e-5, 'forward'), **_same(1e-3, 1e-3, 'backward', 'double_backward'))
-_F64_TIGHT = _same(1e-7, 1e-6, 'backward', 'double_backward')
+_BACKWARDS = ('backward', 'double_backward')
+_FLOAT64 = _options(1e-7, 1e-6, *_BACKWARDS)
 
-#: Tolerances of a FunctionTestCase by kind of function and dtype: ``{check: options}`` for the
-#: checks ``forward``, ``backward`` and ``double_backward`` (a check not named keeps Chainer's
-#: defaults). float64 cases have float64 tolerances: a gradient off by 0.8 % must fail them.
+#: Tolerances of a FunctionTestCase by kind of function and dtype name: ``{check: options}``
+#: for the checks ``forward``, ``backward`` and ``double_backward`` (a check not named keeps
+#: Chainer's defaults). float64 cases have float64 tolerances: a gradient off by 0.8 % must fail.
 TOLERANCES = {
     # Counting's element-wise activations (stable softplus, modified softplus, logistic).
-    'elementwise': _tolerance_table(
-        float32=dict(_same(5e-3, 5e-3, 'backward'), **_same(5e-3, 5e-2, 'double_backward')),
-        float64=_same(1e-6, 1e-6, 'backward', 'double_backward')),
-    # Friendly's Angular layer.
-    'angular': _tolerance_table(float32=_F32_SMOOTH, float64=_F64_TIGHT),
-    # Friendly's Elastic Sigmoid (Chainer's defaults in float64).
-    'elastic_sigmoid': _tolerance_table(float32=_F32_SMOOTH, float64={}),
+    'elementwise': {
+        'float32': {**_options(5e-3, 5e-3, 'backward'), **_options(5e-3, 5e-2, 'double_backward')},
+        'float64': _options(1e-6, 1e-6, *_BACKWARDS)},
+    # Friendly's Angular layer and Elastic Sigmoid.
+    'smooth': {
+        'float32': {**_options(1e-6, 1e-5, 'forward'), **_options(1e-3, 1e-3, *_BACKWARDS)},
+        'float64': _FLOAT64},
     # Friendly's Pairwise Difference layer, full and pair form (sums of P^2 terms).
-    'pairwise': _tolerance_table(
-        float32=dict(_same(1e-5, 1e-4, 'forward'),
-                     **_same(5e-3, 5e-3, 'backward', 'double_backward')),
-        float64=_F64_TIGHT),
+    'pairwise': {
+        'float32': {**_options(1e-5, 1e-4, 'forward'), **_options(5e-3, 5e-3, *_BACKWARDS)},
+        'float64': _FLOAT64},
 }
 
 
@@ -131,5 +127,5 @@ class DtypeTolerances(object):
 
     def setUp(self):
         super(DtypeTolerances, self).setUp()
-        for check, options in TOLERANCES[self.tolerances][numpy.dtype(self.dtype)].items():
+        for check, options in TOLERANCES[self.tolerances][numpy.dtype(self.dtype).name].items():
             setattr(self, 'check_{}_options'.format(check), dict(options))
