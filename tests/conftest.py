@@ -129,3 +129,31 @@ class DtypeTolerances(object):
         super(DtypeTolerances, self).setUp()
         for check, options in TOLERANCES[self.tolerances][numpy.dtype(self.dtype).name].items():
             setattr(self, 'check_{}_options'.format(check), dict(options))
+
+
+class ElementwiseCase(DtypeTolerances):
+    """Mixin of the FunctionTestCase of an element-wise function (put it first among the bases):
+    one input of ``shape``, uniform in ``input_range``; ``function(x)`` is the node under test,
+    ``expected(x)`` its independent reference, given ``x`` in float64."""
+
+    tolerances = 'elementwise'
+    input_range = None
+    shape = None
+
+    def function(self, x):
+        raise NotImplementedError
+
+    def expected(self, x):
+        raise NotImplementedError
+
+    def generate_inputs(self):
+        low, high = self.input_range
+        return numpy.random.uniform(low, high, self.shape).astype(self.dtype),
+
+    def forward(self, inputs, device):
+        x, = inputs
+        return self.function(x),
+
+    def forward_expected(self, inputs):
+        x, = inputs
+        return numpy.asarray(self.expected(x.astype(numpy.float64)), dtype=self.dtype),
