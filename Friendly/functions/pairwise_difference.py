@@ -118,14 +118,20 @@ def _backward(v, W, gy, chunk_size, need_v=True, need_W=True):
     return gv, gW
 
 
-def _check_types(x_type, w_type):
+def _check_input_types(x_type, w_type):
+    """The checks of both forms: a float batch ``x`` and 2-D weights of its dtype. Returns the
+    entries per sample, ``P``."""
     type_check.expect(
         x_type.dtype.kind == 'f',
         w_type.dtype == x_type.dtype,
         x_type.ndim >= 2,
         w_type.ndim == 2,
     )
-    p = type_check.prod(x_type.shape[1:])
+    return type_check.prod(x_type.shape[1:])
+
+
+def _check_types(x_type, w_type):
+    p = _check_input_types(x_type, w_type)
     type_check.expect(p * p == w_type.shape[1])
 
 

@@ -30,6 +30,7 @@ from chainer import function_node
 from chainer.utils import type_check
 
 from Friendly.functions.pairwise_difference import ChunkedGradNode, _check_chunk_size
+from Friendly.functions.pairwise_difference import _check_input_types
 
 _LAYOUTS = {}
 
@@ -276,13 +277,7 @@ class GradientBuffer(object):
 
 
 def _check_types(x_type, a_type):
-    type_check.expect(
-        x_type.dtype.kind == 'f',
-        a_type.dtype == x_type.dtype,
-        x_type.ndim >= 2,
-        a_type.ndim == 2,
-    )
-    p = type_check.prod(x_type.shape[1:])
+    p = _check_input_types(x_type, a_type)
     type_check.expect(p * (p - 1) == 2 * a_type.shape[1], p >= 2)
 
 
