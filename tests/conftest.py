@@ -91,6 +91,35 @@ def function_tests(*params):
     return decorate
 
 
+class _FixedRandom(object):
+    """``chainer.testing.fix_random``'s set-up and tear-down as two methods: the decorator below
+    wraps them in place (what it returns, a bundle of test cases, is not needed)."""
+
+    def set_up(self):
+        pass
+
+    def tear_down(self):
+        pass
+
+
+testing.fix_random(setup_method='set_up', teardown_method='tear_down')(_FixedRandom)
+
+
+@pytest.fixture
+def fixed_random():
+    """``chainer.testing.fix_random`` for plain pytest tests, which the decorator cannot wrap:
+    NumPy's (CuPy's where available) and Python's generators start from Chainer's fixed seed for
+    the test (random weights of a link's initializer, the random directions of
+    ``gradient_check``) and get their states back after it. A module asks for it with
+    ``pytestmark = pytest.mark.usefixtures('fixed_random')``."""
+    state = _FixedRandom()
+    state.set_up()
+    try:
+        yield
+    finally:
+        state.tear_down()
+
+
 def _options(atol, rtol, *checks):
     """``{check: {'atol': atol, 'rtol': rtol}}`` for each of ``checks``."""
     return {check: {'atol': atol, 'rtol': rtol} for check in checks}

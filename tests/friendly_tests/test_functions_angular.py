@@ -10,6 +10,9 @@ from chainer.utils import type_check
 from Friendly.functions import angular
 from tests.conftest import FLOAT_DTYPES, DtypeTolerances, function_tests
 
+# gradient_check's random directions (the FunctionTestCase has fix_random through function_tests).
+pytestmark = pytest.mark.usefixtures('fixed_random')
+
 
 def _reference(x, W, b, c):
     """Independent forward: per sample and output, in float64."""

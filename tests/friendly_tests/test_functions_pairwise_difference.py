@@ -13,6 +13,9 @@ from Friendly.functions import pairwise_difference
 from Friendly.functions import PairwiseDifferenceGrad
 from tests.conftest import FLOAT_DTYPES, DtypeTolerances, function_tests
 
+# gradient_check's random directions (the FunctionTestCase has fix_random through function_tests).
+pytestmark = pytest.mark.usefixtures('fixed_random')
+
 
 def flat64(x):
     """``x`` flattened per sample, in float64: the ``(B, P)`` vectors ``v`` of the layer."""

@@ -20,6 +20,10 @@ from tests.friendly_tests.test_functions_pairwise_difference import (
     check_double_backward_through, check_grad_node_outputs, check_refused_types,
     chunked_layer_cases, memory_inputs)
 
+# The links' initializers and gradient_check draw from the global generators; the seeds some
+# tests set do not outlive them.
+pytestmark = pytest.mark.usefixtures('fixed_random')
+
 
 def _reference(v, A):
     """Independent forward: loops over samples, outputs and the stored pairs, in float64."""
