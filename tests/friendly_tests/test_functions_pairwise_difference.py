@@ -1,3 +1,6 @@
+"""The full form of Pairwise Difference against its definition, and the checks that the pair form
+(test_pairwise_pairs.py) runs on its own layer too: the FunctionTestCase mixin, the gradient
+nodes, double backward, memory and bad input."""
 import tracemalloc
 
 import numpy
