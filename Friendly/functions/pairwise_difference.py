@@ -118,14 +118,20 @@ def _backward(v, W, gy, chunk_size, need_v=True, need_W=True):
     return gv, gW
 
 
-def _check_types(x_type, w_type):
+def _check_input_types(x_type, w_type):
+    """The checks of both forms: a float batch ``x`` and 2-D weights of its dtype. Returns the
+    entries per sample, ``P``."""
     type_check.expect(
         x_type.dtype.kind == 'f',
         w_type.dtype == x_type.dtype,
         x_type.ndim >= 2,
         w_type.ndim == 2,
     )
-    p = type_check.prod(x_type.shape[1:])
+    return type_check.prod(x_type.shape[1:])
+
+
+def _check_types(x_type, w_type):
+    p = _check_input_types(x_type, w_type)
     type_check.expect(p * p == w_type.shape[1])
 
 
@@ -153,7 +159,39 @@ class PairwiseDifference(function_node.FunctionNode):
         return PairwiseDifferenceGrad(self.chunk_size, indexes).apply((x, W, gy))
 
 
-class PairwiseDifferenceGrad(function_node.FunctionNode):
+class ChunkedGradNode(function_node.FunctionNode):
+
+    """Base of the gradient nodes ``(x, W, gy) -> (gx, gW)`` of the chunked Pairwise Difference
+    forms, whose weights are named :attr:`weight_name` and type-checked with the layer's own
+    :meth:`check_layer_types`.
+
+    ``outputs`` lists the gradients to compute, 0 for ``gx`` and 1 for the weights', in that
+    order; only those are computed and returned.
+    """
+
+    weight_name = 'W'
+    check_layer_types = staticmethod(_check_types)
+
+    def __init__(self, chunk_size=64, outputs=(0, 1)):
+        self.chunk_size = _check_chunk_size(chunk_size)
+        self.wanted = tuple(sorted(set(outputs)))
+        if not self.wanted or not set(self.wanted) <= {0, 1}:
+            raise ValueError('outputs must name 0 (gx) and/or 1 (g{}), got {!r}'.format(
+                self.weight_name, outputs))
+
+    def check_type_forward(self, in_types):
+        type_check._argname(in_types, ('x', self.weight_name, 'gy'))
+        x_type, w_type, gy_type = in_types
+        self.check_layer_types(x_type, w_type)
+        type_check.expect(
+            gy_type.dtype == x_type.dtype,
+            gy_type.ndim == 2,
+            gy_type.shape[0] == x_type.shape[0],
+            gy_type.shape[1] == w_type.shape[0],
+        )
+
+
+class PairwiseDifferenceGrad(ChunkedGradNode):
 
     """Gradient of :class:`PairwiseDifference`: ``(x, W, gy) -> (gx, gW)``.
 
@@ -162,23 +200,6 @@ class PairwiseDifferenceGrad(function_node.FunctionNode):
     computation; the backward pass (the second derivative, for double backprop) is composed of
     Chainer functions and of this module's nodes.
     """
-
-    def __init__(self, chunk_size=64, outputs=(0, 1)):
-        self.chunk_size = _check_chunk_size(chunk_size)
-        self.wanted = tuple(sorted(set(outputs)))
-        if not self.wanted or not set(self.wanted) <= {0, 1}:
-            raise ValueError('outputs must name 0 (gx) and/or 1 (gW), got {!r}'.format(outputs))
-
-    def check_type_forward(self, in_types):
-        type_check._argname(in_types, ('x', 'W', 'gy'))
-        x_type, w_type, gy_type = in_types
-        _check_types(x_type, w_type)
-        type_check.expect(
-            gy_type.dtype == x_type.dtype,
-            gy_type.ndim == 2,
-            gy_type.shape[0] == x_type.shape[0],
-            gy_type.shape[1] == w_type.shape[0],
-        )
 
     def forward(self, inputs):
         # The second derivative needs all three inputs again.

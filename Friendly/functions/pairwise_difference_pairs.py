@@ -29,7 +29,8 @@ from chainer import backend
 from chainer import function_node
 from chainer.utils import type_check
 
-from Friendly.functions.pairwise_difference import _check_chunk_size
+from Friendly.functions.pairwise_difference import ChunkedGradNode, _check_chunk_size
+from Friendly.functions.pairwise_difference import _check_input_types
 
 _LAYOUTS = {}
 
@@ -136,13 +137,27 @@ def _view(buf, B, m0, m1):
     return buf[:B * (m1 - m0)].reshape(B, m1 - m0)
 
 
+def _halves(v, chunk_size):
+    """What every pass over the pairs of ``v`` starts from: ``(chunks, h, w)``, the chunk
+    layout, ``h = v / 2`` and :func:`_windows` of ``h``."""
+    chunks = _layout(v.shape[1], chunk_size)
+    h = v * v.dtype.type(0.5)
+    return chunks, h, _windows(h)
+
+
+def _scatter_targets(xp, B, P, dtype, needed):
+    """``(g, wrapped)``: zeroed arrays for :func:`_scatter` (``B x P`` and ``B x 2P``), or
+    ``(None, None)`` when that gradient is not ``needed``."""
+    if not needed:
+        return None, None
+    return xp.zeros((B, P), dtype=dtype), xp.zeros((B, 2 * P), dtype=dtype)
+
+
 def _forward(v, A, chunk_size):
     """``y = 1/2 T A^T``, chunk by chunk."""
     xp = backend.get_array_module(v)
     B, P = v.shape
-    chunks = _layout(P, chunk_size)
-    h = v * v.dtype.type(0.5)
-    w = _windows(h)
+    chunks, h, w = _halves(v, chunk_size)
     y = xp.zeros((B, A.shape[0]), dtype=v.dtype)
     buf, = _buffers(xp, B, chunks, v.dtype, 1)
     for chunk in chunks:
@@ -161,15 +176,12 @@ def _backward(v, A, gy, chunk_size, need_v=True, need_A=True, gradient_buffer=No
     B, P = v.shape
     dtype = v.dtype
     quarter = dtype.type(0.25)
-    chunks = _layout(P, chunk_size)
-    h = v * dtype.type(0.5)
-    w = _windows(h)
+    chunks, h, w = _halves(v, chunk_size)
     gA = None
     if need_A:
         gA = (xp.empty(A.shape, dtype=dtype) if gradient_buffer is None
               else gradient_buffer.take(xp, A.shape, dtype))
-    gv = xp.zeros((B, P), dtype=dtype) if need_v else None
-    wrapped = xp.zeros((B, 2 * P), dtype=dtype) if need_v else None
+    gv, wrapped = _scatter_targets(xp, B, P, dtype, need_v)
     half_gy_t = xp.ascontiguousarray(gy.T * dtype.type(0.5))
     buf_t, buf_g = _buffers(xp, B, chunks, dtype, 2 if need_v else 1) + (
         [] if need_v else [None])
@@ -202,12 +214,9 @@ def _second_order(v, A, gy, ggv, chunk_size, wanted):
     B, P = v.shape
     dtype = v.dtype
     quarter = dtype.type(0.25)
-    chunks = _layout(P, chunk_size)
-    h = v * dtype.type(0.5)
-    w = _windows(h)
+    chunks, h, w = _halves(v, chunk_size)
     w_e = _windows(ggv)
-    g_v = xp.zeros((B, P), dtype=dtype) if 0 in wanted else None
-    wrapped = xp.zeros((B, 2 * P), dtype=dtype) if 0 in wanted else None
+    g_v, wrapped = _scatter_targets(xp, B, P, dtype, 0 in wanted)
     g_A = xp.empty(A.shape, dtype=dtype) if 1 in wanted else None
     g_gy = xp.zeros(gy.shape, dtype=dtype) if 2 in wanted else None
     buf_t, buf_e, buf_g = _buffers(xp, B, chunks, dtype, 3)
@@ -268,13 +277,7 @@ class GradientBuffer(object):
 
 
 def _check_types(x_type, a_type):
-    type_check.expect(
-        x_type.dtype.kind == 'f',
-        a_type.dtype == x_type.dtype,
-        x_type.ndim >= 2,
-        a_type.ndim == 2,
-    )
-    p = type_check.prod(x_type.shape[1:])
+    p = _check_input_types(x_type, a_type)
     type_check.expect(p * (p - 1) == 2 * a_type.shape[1], p >= 2)
 
 
@@ -302,7 +305,7 @@ class PairwiseDifferencePairs(function_node.FunctionNode):
                                            self.gradient_buffer).apply((x, A, gy))
 
 
-class PairwiseDifferencePairsGrad(function_node.FunctionNode):
+class PairwiseDifferencePairsGrad(ChunkedGradNode):
 
     """Gradient of :class:`PairwiseDifferencePairs`: ``(x, A, gy) -> (gx, gA)``.
 
@@ -311,23 +314,12 @@ class PairwiseDifferencePairsGrad(function_node.FunctionNode):
     the double-backward test) is :func:`_second_order` and the layer itself.
     """
 
-    def __init__(self, chunk_size=64, outputs=(0, 1), gradient_buffer=None):
-        self.chunk_size = _check_chunk_size(chunk_size)
-        self.wanted = tuple(sorted(set(outputs)))
-        if not self.wanted or not set(self.wanted) <= {0, 1}:
-            raise ValueError('outputs must name 0 (gx) and/or 1 (gA), got {!r}'.format(outputs))
-        self.gradient_buffer = gradient_buffer
+    weight_name = 'A'
+    check_layer_types = staticmethod(_check_types)
 
-    def check_type_forward(self, in_types):
-        type_check._argname(in_types, ('x', 'A', 'gy'))
-        x_type, a_type, gy_type = in_types
-        _check_types(x_type, a_type)
-        type_check.expect(
-            gy_type.dtype == x_type.dtype,
-            gy_type.ndim == 2,
-            gy_type.shape[0] == x_type.shape[0],
-            gy_type.shape[1] == a_type.shape[0],
-        )
+    def __init__(self, chunk_size=64, outputs=(0, 1), gradient_buffer=None):
+        super(PairwiseDifferencePairsGrad, self).__init__(chunk_size, outputs)
+        self.gradient_buffer = gradient_buffer
 
     def forward(self, inputs):
         self.retain_inputs((0, 1, 2))

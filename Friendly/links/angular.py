@@ -1,12 +1,12 @@
 """Link holding the weights and bias of an Angular layer (thesis section 3.2.4)."""
 from chainer import initializers
-from chainer import link
 from chainer import variable
 
 from Friendly.functions import angular
+from Friendly.links.lazy_weight import LazyWeightLink
 
 
-class Angular(link.Link):
+class Angular(LazyWeightLink):
 
     """Angular layer ``y_k = (w_k . a) / (||w_k|| ||a|| + c) + b_k``.
 
@@ -28,18 +28,12 @@ class Angular(link.Link):
 
     def __init__(self, in_size, out_size, c=0.2, nobias=False, initialW=None,
                  initial_bias=None):
-        super(Angular, self).__init__()
         c = float(c)
         if not c > 0:
             raise ValueError('c must be positive, got {}'.format(c))
+        super(Angular, self).__init__(in_size, out_size, initialW)
         self.c = c
-        self.out_size = int(out_size)
-        if initialW is None:
-            initialW = initializers.Uniform(scale=1.0)
         with self.init_scope():
-            self.W = variable.Parameter(initialW)
-            if in_size is not None:
-                self._initialize_params(in_size)
             if nobias:
                 self.b = None
             else:
@@ -47,10 +41,9 @@ class Angular(link.Link):
                     initial_bias = initializers.Zero()
                 self.b = variable.Parameter(initial_bias, self.out_size)
 
-    def _initialize_params(self, in_size):
-        self.W.initialize((self.out_size, int(in_size)))
+    def weight_columns(self, in_size):
+        return in_size
 
     def forward(self, x):
-        if self.W.array is None:
-            self._initialize_params(x.size // x.shape[0])
+        self._initialize_from(x)
         return angular(x, self.W, self.b, self.c)

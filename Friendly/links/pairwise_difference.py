@@ -1,13 +1,10 @@
 """Link holding the weights of a fully connected Pairwise Difference layer (thesis 3.2.3)."""
-from chainer import initializers
-from chainer import link
-from chainer import variable
-
 from Friendly.functions import pairwise_difference
 from Friendly.functions.pairwise_difference import _check_chunk_size
+from Friendly.links.lazy_weight import LazyWeightLink
 
 
-class PairwiseDifference(link.Link):
+class PairwiseDifference(LazyWeightLink):
 
     """Fully connected Pairwise Difference layer, without bias.
 
@@ -26,20 +23,13 @@ class PairwiseDifference(link.Link):
     """
 
     def __init__(self, in_size, out_size, chunk_size=64, initialW=None):
-        super(PairwiseDifference, self).__init__()
-        self.out_size = int(out_size)
-        self.chunk_size = _check_chunk_size(chunk_size)
-        if initialW is None:
-            initialW = initializers.Uniform(scale=1.0)
-        with self.init_scope():
-            self.W = variable.Parameter(initialW)
-            if in_size is not None:
-                self._initialize_params(in_size)
+        chunk_size = _check_chunk_size(chunk_size)
+        super(PairwiseDifference, self).__init__(in_size, out_size, initialW)
+        self.chunk_size = chunk_size
 
-    def _initialize_params(self, in_size):
-        self.W.initialize((self.out_size, int(in_size) * int(in_size)))
+    def weight_columns(self, in_size):
+        return in_size * in_size
 
     def forward(self, x):
-        if self.W.array is None:
-            self._initialize_params(x.size // x.shape[0])
+        self._initialize_from(x)
         return pairwise_difference(x, self.W, self.chunk_size)

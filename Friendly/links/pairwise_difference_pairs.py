@@ -16,6 +16,7 @@ from chainer import variable
 from Friendly.functions.pairwise_difference import _check_chunk_size
 from Friendly.functions.pairwise_difference_pairs import GradientBuffer, fold
 from Friendly.functions.pairwise_difference_pairs import pairwise_difference_pairs
+from Friendly.links.lazy_weight import uniform_or
 import chainer.functions as F
 
 
@@ -47,7 +48,7 @@ class PairwiseDifferencePairs(link.Link):
         super(PairwiseDifferencePairs, self).__init__()
         self.out_size = int(out_size)
         self.chunk_size = _check_chunk_size(chunk_size)
-        self.initialW = initialW if initialW is not None else initializers.Uniform(scale=1.0)
+        self.initialW = uniform_or(initialW)
         self.in_size = None
         self._gradient_buffer = GradientBuffer()   # scratch, not a parameter (not serialized)
         with self.init_scope():

@@ -12,20 +12,6 @@ import chainer.functions as F
 from Counting import functions
 
 
-_backends = testing.inject_backend_tests(
-    None,
-    [{}, {'use_cuda': True}])
-
-
-def _np_softplus(x, beta):
-    # Independent reference in float64 through logaddexp: log(exp(0) + exp(bx)) / b.
-    return numpy.logaddexp(0, beta * x.astype(numpy.float64)) / beta
-
-
-def _np_logistic(x, beta):
-    return 0.5 * (1 + numpy.tanh(0.5 * beta * x.astype(numpy.float64)))
-
-
 def _derivatives(fn, x):
     """Value, first and second derivative of an element-wise ``fn`` at the array ``x``."""
     xv = chainer.Variable(x)

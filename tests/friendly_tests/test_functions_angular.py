@@ -8,6 +8,10 @@ from chainer import testing
 from chainer.utils import type_check
 
 from Friendly.functions import angular
+from tests.conftest import FLOAT_DTYPES, DtypeTolerances, function_tests
+
+# gradient_check's random directions (the FunctionTestCase has fix_random through function_tests).
+pytestmark = pytest.mark.usefixtures('fixed_random')
 
 
 def _reference(x, W, b, c):
@@ -23,28 +27,22 @@ def _reference(x, W, b, c):
     return y
 
 
-@testing.parameterize(*testing.product({
+@function_tests(*testing.product({
     'x_shape': [(3, 4), (2, 1, 2, 3)],
     'nobias': [False, True],
     'c': [0.2, 1.5],
     'zero_row': [False, True],
-    'dtype': [numpy.float32, numpy.float64],
+    'dtype': FLOAT_DTYPES,
 }))
-@testing.fix_random()
-@testing.inject_backend_tests(None, [{}, {'use_cuda': True}])
-class TestAngular(testing.FunctionTestCase):
+class TestAngular(DtypeTolerances, testing.FunctionTestCase):
+
+    tolerances = 'smooth'
 
     def setUp(self):
+        super().setUp()
         # At w = 0 the second derivative does not exist (the ||w|| (w . a) term is not twice
         # differentiable there), so finite differences cannot check it; finiteness is tested below.
         self.skip_double_backward_test = self.zero_row
-        if self.dtype == numpy.float32:
-            self.check_forward_options = {'atol': 1e-6, 'rtol': 1e-5}
-            self.check_backward_options = {'atol': 1e-3, 'rtol': 1e-3}
-            self.check_double_backward_options = {'atol': 1e-3, 'rtol': 1e-3}
-        else:
-            self.check_backward_options = {'atol': 1e-7, 'rtol': 1e-6}
-            self.check_double_backward_options = {'atol': 1e-7, 'rtol': 1e-6}
         if self.zero_row:
             # Near w = 0 the layer has the odd term -||w|| (w . a) ||a|| / c^2, which makes the
             # central-difference error O(eps) instead of O(eps^2): use a small step (the numerical

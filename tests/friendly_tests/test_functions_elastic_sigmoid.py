@@ -9,23 +9,18 @@ from chainer import testing
 from chainer.utils import type_check
 
 from Friendly.functions import elastic_sigmoid
+from tests.conftest import FLOAT_DTYPES, DtypeTolerances, function_tests
 
 
-@testing.parameterize(*testing.product({
+@function_tests(*testing.product({
     'x_shape': [(3, 4), (2, 1, 3)],
     's_shape': [(1,), ()],
     's_value': [1.0, -0.6, 2.5],
-    'dtype': [numpy.float32, numpy.float64],
+    'dtype': FLOAT_DTYPES,
 }))
-@testing.fix_random()
-@testing.inject_backend_tests(None, [{}, {'use_cuda': True}])
-class TestElasticSigmoid(testing.FunctionTestCase):
+class TestElasticSigmoid(DtypeTolerances, testing.FunctionTestCase):
 
-    def setUp(self):
-        if self.dtype == numpy.float32:
-            self.check_forward_options = {'atol': 1e-6, 'rtol': 1e-5}
-            self.check_backward_options = {'atol': 1e-3, 'rtol': 1e-3}
-            self.check_double_backward_options = {'atol': 1e-3, 'rtol': 1e-3}
+    tolerances = 'smooth'
 
     def generate_inputs(self):
         x = numpy.random.uniform(-3, 3, self.x_shape).astype(self.dtype)

@@ -8,6 +8,9 @@ from chainer import testing
 
 from Friendly import links
 
+# The links' initializers and gradient_check draw from the global generators.
+pytestmark = pytest.mark.usefixtures('fixed_random')
+
 
 class TestElasticSigmoid:
 

@@ -1,6 +1,4 @@
 """The half-size pair form of Pairwise Difference against its definition and the full form."""
-import tracemalloc
-
 import numpy
 import pytest
 
@@ -8,9 +6,7 @@ from lenses_common import compat  # noqa: F401
 import chainer
 import chainer.functions as F
 import chainer.links as L
-from chainer import gradient_check
 from chainer import testing
-from chainer.utils import type_check
 
 from Friendly import links as FL
 from Friendly import models
@@ -18,14 +14,20 @@ from Friendly.functions import pairwise_difference, pairwise_difference_pairs
 from Friendly.functions import PairwiseDifferencePairsGrad
 from Friendly.functions.pairwise_difference_pairs import fold, n_pairs, pair_indices
 from Friendly.optimizers import FastMomentumSGD, PairFormError, apply_pair_form_lr_factors
+from tests.conftest import function_tests
+from tests.friendly_tests.test_functions_pairwise_difference import (
+    BAD_CHUNK_SIZES, F32, F64, MEMORY_CHUNK, MEMORY_P, ChunkedLayerCase, TracedMemory,
+    check_double_backward_through, check_grad_node_outputs, check_refused_types,
+    chunked_layer_cases, memory_inputs)
+
+# The links' initializers and gradient_check draw from the global generators; the seeds some
+# tests set do not outlive them.
+pytestmark = pytest.mark.usefixtures('fixed_random')
 
 
-def _reference(x, A):
+def _reference(v, A):
     """Independent forward: loops over samples, outputs and the stored pairs, in float64."""
-    x = numpy.asarray(x, dtype=numpy.float64)
-    B = x.shape[0]
-    v = x.reshape(B, -1)
-    P = v.shape[1]
+    B, P = v.shape
     I, J = pair_indices(P)
     y = numpy.zeros((B, A.shape[0]))
     for b in range(B):
@@ -35,38 +37,13 @@ def _reference(x, A):
     return y
 
 
-@testing.parameterize(*testing.product({
-    'x_shape': [(2, 1, 3, 3), (3, 4)],
-    'out_size': [1, 3],
-    'chunk_size': [1, 64],
-    'dtype': [numpy.float32, numpy.float64],
-}))
-@testing.fix_random()
-@testing.inject_backend_tests(None, [{}, {'use_cuda': True}])
-class TestPairwiseDifferencePairs(testing.FunctionTestCase):
+@function_tests(*chunked_layer_cases([1, 64]))
+class TestPairwiseDifferencePairs(ChunkedLayerCase, testing.FunctionTestCase):
 
-    def setUp(self):
-        if self.dtype == numpy.float32:
-            self.check_forward_options = {'atol': 1e-5, 'rtol': 1e-4}
-            self.check_backward_options = {'atol': 5e-3, 'rtol': 5e-3}
-            self.check_double_backward_options = {'atol': 5e-3, 'rtol': 5e-3}
-        else:
-            self.check_backward_options = {'atol': 1e-7, 'rtol': 1e-6}
-            self.check_double_backward_options = {'atol': 1e-7, 'rtol': 1e-6}
-
-    def generate_inputs(self):
-        x = numpy.random.uniform(-3, 3, self.x_shape).astype(self.dtype)
-        P = x.size // x.shape[0]
-        A = numpy.random.uniform(-2, 2, (self.out_size, n_pairs(P))).astype(self.dtype)
-        return x, A
-
-    def forward(self, inputs, device):
-        x, A = inputs
-        return pairwise_difference_pairs(x, A, self.chunk_size),
-
-    def forward_expected(self, inputs):
-        x, A = inputs
-        return _reference(x, A).astype(self.dtype),
+    layer = staticmethod(pairwise_difference_pairs)
+    reference = staticmethod(_reference)
+    weight_scale = 2
+    weight_columns = staticmethod(n_pairs)
 
 
 @pytest.mark.parametrize('P', [2, 3, 4, 5, 6, 9, 36])
@@ -105,16 +82,7 @@ def test_fold_makes_the_pair_form_equal_the_full_layer(chunk):
 
 
 def test_grad_node_computes_only_the_requested_gradients():
-    rng = numpy.random.RandomState(6)
-    x = rng.uniform(-2, 2, (2, 1, 2, 3))
-    A = rng.uniform(-1, 1, (3, 15))
-    gy = rng.randn(2, 3)
-    gx, gA = PairwiseDifferencePairsGrad(4, (0, 1)).apply((x, A, gy))
-    only_gx = PairwiseDifferencePairsGrad(4, (0,)).apply((x, A, gy))
-    only_gA = PairwiseDifferencePairsGrad(4, (1,)).apply((x, A, gy))
-    assert len(only_gx) == len(only_gA) == 1
-    numpy.testing.assert_array_equal(only_gx[0].array, gx.array)
-    numpy.testing.assert_array_equal(only_gA[0].array, gA.array)
+    check_grad_node_outputs(PairwiseDifferencePairsGrad, 15)
 
 
 def test_no_input_gradient_is_computed_for_a_plain_array_input(monkeypatch):
@@ -134,44 +102,29 @@ def test_no_input_gradient_is_computed_for_a_plain_array_input(monkeypatch):
     assert seen == [(False, True)]
 
 
-def test_double_backward_through_x_only():
-    rng = numpy.random.RandomState(3)
-    x = rng.uniform(-2, 2, (2, 5))
-    A = rng.uniform(-1, 1, (3, 10))
-    gy = rng.randn(2, 3)
-    ggx = rng.randn(2, 5)
-    gradient_check.check_double_backward(
-        lambda x: pairwise_difference_pairs(x, A, 1), x, gy, ggx, atol=1e-7, rtol=1e-6)
+@pytest.mark.parametrize('wrt,seed', [('x', 3), ('A', 4)])
+def test_double_backward_through_one_input(wrt, seed):
+    check_double_backward_through(pairwise_difference_pairs, wrt, seed, 5, 10, 1)
 
 
 def test_memory_stays_bounded_by_the_chunk():
-    # B x P x P float32 would be 4 * 400 * 400 * 4 bytes = 2.56 MB (B x M about half of it);
-    # one chunk of about 8 P pairs is 51 kB.
-    B, P, N, chunk = 4, 400, 2, 8
-    rng = numpy.random.RandomState(5)
-    x = chainer.Variable(rng.uniform(0, 255, (B, P)).astype(numpy.float32))
-    A = chainer.Variable(rng.uniform(-1, 1, (N, n_pairs(P))).astype(numpy.float32))
-    full = B * P * P * 4
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        y = pairwise_difference_pairs(x, A, chunk)
-        held, peak_forward = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
+    # B x M float32 is about half of the B x P x P tensor; one chunk of about 8 P pairs is 51 kB.
+    x, A, full = memory_inputs(n_pairs(MEMORY_P))
+    with TracedMemory() as memory:
+        y = pairwise_difference_pairs(x, A, MEMORY_CHUNK)
+        held, peak_forward = memory.mark()
         loss = F.sum(F.square(y))
         grads = chainer.grad([loss], [x, A], enable_double_backprop=True)
         penalty = F.sum(F.square(grads[0]))   # GMR-like: double backprop through the layer
-        tracemalloc.reset_peak()
+        memory.mark()
         penalty.backward()
-        after, peak_double = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert held - before < full / 20   # the graph keeps x and A (referenced), not T
-    assert peak_forward - before < full / 8
+        after, peak_double = memory.mark()
+    assert held < full / 20   # the graph keeps x and A (referenced), not T
+    assert peak_forward < full / 8
     arrays = 4 * A.array.nbytes + 4 * x.array.nbytes   # gA, its double, A.grad, slack
-    assert peak_double - before >= A.array.nbytes    # NumPy does report to tracemalloc
-    assert peak_double - before < arrays + full / 8
-    assert after - before < arrays + full / 20
+    assert peak_double >= A.array.nbytes    # NumPy does report to tracemalloc
+    assert peak_double < arrays + full / 8
+    assert after < arrays + full / 20
 
 
 # ------------------------------------------------------------------------------------------
@@ -472,19 +425,15 @@ def test_a_killed_pair_form_training_resumes_to_the_same_model(tmp_path, mnist_d
 
 class TestFailures:
 
-    def test_wrong_number_of_pair_weights(self):
-        x = numpy.zeros((2, 4), dtype=numpy.float32)
-        A = numpy.zeros((3, 16), dtype=numpy.float32)   # full-form columns, not P (P - 1) / 2
-        with pytest.raises(type_check.InvalidType, match='A.shape'):
-            pairwise_difference_pairs(x, A)
+    @pytest.mark.parametrize('x_shape,x_dtype,a_shape,a_dtype,match', [
+        # Full-form columns, not P (P - 1) / 2.
+        pytest.param((2, 4), F32, (3, 16), F32, 'A.shape', id='wrong_number_of_pair_weights'),
+        pytest.param((2, 4), F32, (3, 6), F64, 'dtype', id='mixed_float_dtypes'),
+    ])
+    def test_bad_input(self, x_shape, x_dtype, a_shape, a_dtype, match):
+        check_refused_types(pairwise_difference_pairs, x_shape, x_dtype, a_shape, a_dtype, match)
 
-    def test_mixed_float_dtypes(self):
-        x = numpy.zeros((2, 4), dtype=numpy.float32)
-        A = numpy.zeros((3, 6), dtype=numpy.float64)
-        with pytest.raises(type_check.InvalidType, match='dtype'):
-            pairwise_difference_pairs(x, A)
-
-    @pytest.mark.parametrize('chunk', [0, -1, 2.5, True])
+    @pytest.mark.parametrize('chunk', BAD_CHUNK_SIZES)
     def test_bad_chunk_size(self, chunk):
         with pytest.raises(ValueError, match='chunk_size'):
             pairwise_difference_pairs(numpy.zeros((2, 4)), numpy.zeros((3, 6)), chunk)
