@@ -37,6 +37,10 @@ def _param(xp, a):
     return xp.asarray(backend.CpuDevice().send(a), dtype=numpy.float64)
 
 
+def _bias(xp, link):
+    return _param(xp, link.b.array) if getattr(link, 'b', None) is not None else None
+
+
 def batch_renorm_diagonal(xp, bn):
     """Batch Renormalization with running averages as ``scale z + shift`` (float64)."""
     gamma = _param(xp, bn.gamma.array)
@@ -47,6 +51,25 @@ def batch_renorm_diagonal(xp, bn):
     return L.Diagonal(scale, beta - mean * scale)
 
 
+def unfold_pairs(xp, link):
+    """The pair form of Pairwise Difference as a full-form weight matrix and a constant.
+
+    ``1/2 A_km tanh((v_i - v_j) / 2) = A_km s(v_i - v_j) - A_km / 2`` (since
+    ``tanh(d / 2) = 2 s(d) - 1``), so the pair layer is the full layer with ``W_k,ij = A_km`` at
+    each stored pair ``m = (i, j)`` and 0 elsewhere, plus ``b_k - 1/2 sum_m A_km``. Its interval
+    bound is at least as tight as that of the full-form weights the pair form was folded from:
+    each pair's two sigmoids are one term here, two independent ones there.
+    """
+    from Friendly.functions.pairwise_difference_pairs import pair_indices
+    A = _param(xp, link.A.array)
+    b = _param(xp, link.b.array)
+    P = int(round((1 + (1 + 8 * A.shape[1]) ** 0.5) / 2))
+    i, j = pair_indices(P)
+    W = xp.zeros((A.shape[0], P * P), dtype=numpy.float64)
+    W[:, xp.asarray(i * P + j)] = A
+    return W, b - 0.5 * A.sum(axis=1)
+
+
 def from_model(model, xp=numpy, pd_batch=50, pd_chunk_size=16):
     """The :class:`CertifiedNetwork` of a :class:`Friendly.models.FC100` (float64, on ``xp``)."""
     spec = model.spec
@@ -54,14 +77,17 @@ def from_model(model, xp=numpy, pd_batch=50, pd_chunk_size=16):
     for i in range(1, model.n_layers + 1):
         kind = spec['layers'][i - 1]
         link = getattr(model, 'l{}'.format(i))
-        W = _param(xp, link.W.array)
-        b = _param(xp, link.b.array) if getattr(link, 'b', None) is not None else None
-        if kind == 'linear':
-            ops.append(L.Affine(W, b))
-        elif kind == 'angular':
-            ops.append(L.Angular(W, b, link.c))
-        elif kind == 'pairwise_difference':
+        if kind == 'pairwise_difference' and getattr(link, 'form', 'full') == 'pairs':
+            W, shift = unfold_pairs(xp, link)
             ops.append(L.PairwiseDifference(W, chunk_size=pd_chunk_size, batch=pd_batch))
+            ops.append(L.Diagonal(xp.ones_like(shift), shift))
+        elif kind == 'pairwise_difference':
+            ops.append(L.PairwiseDifference(_param(xp, link.W.array), chunk_size=pd_chunk_size,
+                                            batch=pd_batch))
+        elif kind == 'linear':
+            ops.append(L.Affine(_param(xp, link.W.array), _bias(xp, link)))
+        elif kind == 'angular':
+            ops.append(L.Angular(_param(xp, link.W.array), _bias(xp, link), link.c))
         else:
             raise ValueError('no bound for layer kind {!r}'.format(kind))
         if spec['batch_renorm']:

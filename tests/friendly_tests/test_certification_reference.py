@@ -190,3 +190,45 @@ def test_the_comparison_sees_a_looser_bound():
     steps[0] = ('affine', W, b - 1e-3)
     ref = reference_margin_lower(steps, x, t, 4)
     assert not numpy.allclose(ours, ref, rtol=RTOL, atol=RTOL * numpy.abs(ref).max())
+
+
+def _pd_models(seed=7):
+    chainer.global_config.dtype = numpy.float32
+    built = {}
+    for form in ('full', 'pairs'):
+        numpy.random.seed(seed)                       # the same draw; the pair form folds it
+        built[form] = models.FC100('PD', sizes=SIZES, pd_form=form)
+    rng = numpy.random.RandomState(seed)
+    x = rng.randint(0, 256, size=(8, SIZES[0])).astype(numpy.float64)
+    for form in ('full', 'pairs'):
+        with chainer.using_config('train', True):     # the same running averages in both
+            built[form](x.astype(numpy.float32))
+    return built['full'], built['pairs'], x
+
+
+@pytest.mark.parametrize('eps', [0, 2, 26])
+def test_pair_form_pd_is_certified_as_tightly_as_its_full_form(eps):
+    full, pairs, x = _pd_models()
+    with chainer.using_config('train', False):
+        y_pairs = pairs(x.astype(numpy.float32)).array
+    net_full, net_pairs = N.from_model(full), N.from_model(pairs)
+    # The unfolded pair form is the pair network: same outputs (float32 Chainer against float64).
+    numpy.testing.assert_allclose(_sig(net_pairs.forward(x)), y_pairs, atol=2e-5)
+    t = net_full.forward(x).argmax(axis=1)
+    lo, hi = N.input_box(numpy, x, eps)
+    m_full = net_full.margin_lower(lo, hi, t, method='ibp')
+    m_pairs = net_pairs.margin_lower(lo, hi, t, method='ibp')
+    # The pair form's float32 parameters are the full form's folded and rounded once more.
+    slack = 1e-6 * numpy.abs(m_full).max()
+    if eps == 0:
+        numpy.testing.assert_allclose(m_pairs, m_full, rtol=0, atol=slack)
+    else:   # each pair's two sigmoids are one term in the pair form: never looser
+        assert numpy.all(m_pairs >= m_full - slack)
+        assert numpy.any(m_pairs > m_full + 1e-3)
+    rng = numpy.random.RandomState(1)
+    for _ in range(20):   # and sound: points of the ball keep their margins above the bound
+        v = numpy.round(lo + (hi - lo) * rng.rand(*x.shape))
+        z = net_pairs.forward(v)
+        exact = z[numpy.arange(len(t)), t][:, None] - numpy.stack(
+            [numpy.delete(z[b], t[b]) for b in range(len(t))])
+        assert numpy.all(exact >= m_pairs - 1e-9)
