@@ -17,9 +17,7 @@ from chainer import training
 
 from Counting import functions
 from Counting import links
-from Counting.architectures import ARCHITECTURES, EDGE_FIRST, NOBIAS_UNDER_RENORM  # noqa: F401
-from Counting.architectures import EDGE_INIT_SCALE, EDGE_SHIFT, NO_RENORM_FIRST  # noqa: F401
-from Counting.architectures import POOL_AFTER, RENORM_DECAY, SUM_POOLED, geometry  # noqa: F401
+from Counting.architectures import ARCHITECTURES, geometry
 from lenses_common import safe_npz
 from lenses_common.runfolder import load_json
 
@@ -62,9 +60,9 @@ def output_size(arch, image_size):
 
 class Counter(chainer.Chain):
 
-    """Convolutions (each optionally followed by Batch Renormalization, some by average pooling,
-    :data:`POOL_AFTER`), then a linear layer (on the map summed over space for
-    :data:`SUM_POOLED` architectures).
+    """Convolutions (each optionally followed by Batch Renormalization, some by average pooling),
+    then a linear layer (on the map summed over space for the ``sum_pooled`` architectures); the
+    layers and traits are the architecture's record, :data:`Counting.architectures.ARCHITECTURES`.
 
     Args:
         arch (str): ``convolutional`` or ``convolutionallarge`` (the thesis's), ``local`` or
@@ -95,23 +93,23 @@ class Counter(chainer.Chain):
         self.batch_renorm = bool(batch_renorm)
         self.softplus = softplus
         self.activation_fn = get_activation(activation, base, softplus)
-        self.sum_pooled = arch in SUM_POOLED
-        nobias = self.batch_renorm and arch in NOBIAS_UNDER_RENORM
-        decay = RENORM_DECAY[arch] if renorm_decay is None else renorm_decay
-        specs = ARCHITECTURES[arch]
-        self.n_conv = len(specs)
-        self.pool_after = POOL_AFTER.get(arch, ())
-        self.edge_shift = EDGE_SHIFT.get(arch, 0.0)
+        record = ARCHITECTURES[arch]
+        self.sum_pooled = record.sum_pooled
+        nobias = self.batch_renorm and record.nobias_under_renorm
+        decay = record.renorm_decay if renorm_decay is None else renorm_decay
+        self.n_conv = len(record.layers)
+        self.pool_after = record.pool_after
+        self.edge_shift = record.edge_shift
         #: index of the first convolution followed by Batch Renormalization (when it is on)
-        self.renorm_from = 1 if arch in NO_RENORM_FIRST else 0
+        self.renorm_from = 1 if record.no_renorm_first else 0
         with self.init_scope():
-            for i, (c_in, c_out, k, s, p) in enumerate(specs):
+            for i, (c_in, c_out, k, s, p) in enumerate(record.layers):
                 renorm = self.batch_renorm and i >= self.renorm_from
-                if i == 0 and arch in EDGE_FIRST:
+                if i == 0 and record.edge_first:
                     conv = links.EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p,
                                                    nobias=nobias and renorm,
                                                    initialW=chainer.initializers.LeCunNormal(
-                                                       EDGE_INIT_SCALE[arch]))
+                                                       record.edge_init_scale))
                 else:
                     conv = links.Convolution2D(c_in, c_out, k, stride=s, pad=p,
                                                nobias=nobias and renorm)
@@ -379,4 +377,4 @@ def _initialize_lazy(model, hw):
     h, w = output_size(model.arch, hw)
     if model.sum_pooled:
         h = w = 1
-    model.fc._initialize_params(ARCHITECTURES[model.arch][-1][1] * h * w)
+    model.fc._initialize_params(ARCHITECTURES[model.arch].layers[-1][1] * h * w)

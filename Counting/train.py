@@ -26,6 +26,7 @@ from chainer.training import extensions
 from chainer.training import triggers
 
 from Counting import models
+from Counting.architectures import ARCHITECTURES
 from Counting import train_checks
 from Counting.datasets.loader import DatasetError
 from lenses_common import distributed
@@ -49,7 +50,7 @@ def build_parser():
                    help='optional held-out folder, evaluated every --eval-interval epochs')
     p.add_argument('--types', default=None,
                    help='shape types to count, e.g. "tri,sq" (default: those of the training set)')
-    p.add_argument('--arch', default='convolutional', choices=sorted(models.ARCHITECTURES),
+    p.add_argument('--arch', default='convolutional', choices=sorted(ARCHITECTURES),
                    help='network (default: %(default)s)')
     p.add_argument('--activation', default='relu', choices=models.ACTIVATIONS,
                    help='hidden activation (default: %(default)s)')
@@ -156,7 +157,7 @@ def run_settings(args, train):
     settings['types'] = list(train.types)
     settings['image_size'] = [int(s) for s in train.image_size]
     settings['n_train'] = len(train)
-    settings['renorm_decay'] = models.RENORM_DECAY[args.arch]
+    settings['renorm_decay'] = ARCHITECTURES[args.arch].renorm_decay
     settings['train'] = os.path.abspath(args.train)
     if args.test:
         settings['test'] = os.path.abspath(args.test)

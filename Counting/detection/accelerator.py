@@ -60,10 +60,10 @@ class Support:
     @classmethod
     def of_model(cls, model, shape):
         """The support of a :class:`Counting.models.Counter`, or None for any other model."""
-        from Counting import models
-        if type(model) is not models.Counter or model.arch not in models.ARCHITECTURES:
+        from Counting import architectures, models
+        if type(model) is not models.Counter or model.arch not in architectures.ARCHITECTURES:
             return None
-        return cls.from_convolutions(models.geometry(model.arch), shape)
+        return cls.from_convolutions(architectures.geometry(model.arch), shape)
 
     def box(self, y, x):
         """``(y0, y1, x0, x1)`` inclusive, or None when the row of ``(y, x)`` is zero."""

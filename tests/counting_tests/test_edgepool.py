@@ -6,7 +6,7 @@ import pytest
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Counting import detection, links, models
+from Counting import architectures, detection, links, models
 from Counting.detection import second
 
 
@@ -30,7 +30,7 @@ def _saliency(model, x):
 def test_geometry_and_receptive_field():
     # 128 -> conv 126 -> pool 63 -> conv 61 -> pool 30 -> conv 28 -> pool 14 -> conv 12
     assert models.output_size('edgepool', (128, 128)) == (12, 12)
-    assert models.geometry('edgepool') == ((3, 1, 0), (2, 2, 0), (3, 1, 0), (2, 2, 0),
+    assert architectures.geometry('edgepool') == ((3, 1, 0), (2, 2, 0), (3, 1, 0), (2, 2, 0),
                                            (3, 1, 0), (2, 2, 0), (3, 1, 0))
     model = _model('softplus')
     assert isinstance(model.conv1, links.EdgeConvolution2D) and model.sum_pooled
