@@ -304,11 +304,17 @@ def counter_from_settings(settings):
                          softplus=settings.get('softplus', 'stable'))
 
 
-def load_counter(run_dir, model_file='model.npz'):
-    """Load the trained counter of a run folder written by ``Counting.train``.
+#: The trained counter of a run folder, written by ``Counting.train`` when the run ends.
+MODEL_FILE = 'model_final.npz'
+
+
+def load_counter(run_dir, device=None):
+    """Load the trained counter of a run folder written by ``Counting.train`` (the one loader of
+    a run: the command lines, the evaluation and ``Counting.run_all`` all call it).
 
     Returns:
-        (model, settings): the :class:`Counter` on the CPU with its weights, and the run's
+        (model, settings): the :class:`Counter` on ``device`` (default: the CPU) with its
+        weights, and the run's
         settings dict (keys include arch, activation, base, batch_renorm, types, image_size
         as [width, height]).
 
@@ -337,7 +343,7 @@ def load_counter(run_dir, model_file='model.npz'):
         output_size(settings['arch'], (height, width))
     except (ValueError, TypeError, KeyError) as e:
         raise RunError('{}: bad settings ({})'.format(settings_path, e)) from None
-    model_path = os.path.join(run_dir, model_file)
+    model_path = os.path.join(run_dir, MODEL_FILE)
     if os.path.lexists(model_path) and not os.path.isfile(model_path):
         raise RunError('model file {} is not a regular file (a FIFO or a device)'.format(
             model_path))
@@ -346,6 +352,8 @@ def load_counter(run_dir, model_file='model.npz'):
     # The linear layer's weight must have its shape before the file can be compared and loaded.
     _initialize_lazy(model, (height, width))
     load_model_file(model_path, model, settings, settings_path)
+    if device is not None:
+        model.to_device(device)
     return model, settings
 
 

@@ -34,7 +34,7 @@ import chainer
 import numpy
 
 from Counting import detection as detect_lib
-from Counting import saliency as saliency_lib
+from Counting import images
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
@@ -52,7 +52,7 @@ def bench_image(seed=0):
         generate_dataset(folder, 1, image_size=IMAGE_SIZE, shape_limit=10, scale=(60, 120),
                          seed=seed, workers=1, progress=False)
         name = sorted(n for n in os.listdir(folder) if n.endswith('.png'))[0]
-        return saliency_lib.load_image(os.path.join(folder, name))
+        return images.load_image(os.path.join(folder, name))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -115,7 +115,7 @@ def bench_arch(arch, image, groups, batches, threshold, seed=0, device=None, say
         batch = options.get('batch', 1)
         _sync(model)
         start = time.perf_counter()
-        found = detect_lib.detect(model, x, threshold=threshold, count=groups, **options)
+        found = detect_lib.detect_shapes(model, x, threshold=threshold, count=groups, **options)
         _sync(model)
         seconds = time.perf_counter() - start
         if reference is None:
@@ -154,7 +154,7 @@ def run(archs=ARCHS, groups=16, batches=(2, 4), threshold=detect_lib.DEFAULT_THR
         '## Counting: second-derivative detection',
         '',
         'One generated {}x{} image, untrained softplus counters (seed {}), {} groups asked for, '
-        'threshold {:g}, device `{}`. "s/shape" is wall time of `Counting.detection.detect` '
+        'threshold {:g}, device `{}`. "s/shape" is wall time of `Counting.detection.detect_shapes` '
         'divided by the groups found; "x step" divides it by one second-derivative step done from '
         'scratch (forward, first backward with its graph, second backward for one pixel), which '
         'is what the thesis\'s loop pays per shape. "same" compares seeds and masks with the '

@@ -8,8 +8,8 @@ Every file is checked while loading (in worker processes): an unreadable or trun
 that is not RGB or not of the expected size, a ``truths.json`` entry without its file and a missing
 or malformed ``truths.json`` each raise :class:`DatasetError` whose one-line message names the file.
 
-``python -m Counting.dataset DIR`` (:mod:`Counting.dataset`) checks a folder and prints a
-summary.
+``python -m Counting.check_dataset DIR`` (:mod:`Counting.check_dataset`) checks a folder and prints
+a summary.
 """
 import json
 import mmap

@@ -7,6 +7,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
 from Counting import architectures, detection, links, models
+from Counting.detection import detect_shapes
 from Counting.detection import second
 
 
@@ -106,7 +107,7 @@ def test_accelerator_finds_the_groups_of_the_faithful_loop(connected):
     row = first.row(*p)
     threshold = float(numpy.quantile(row[row > 0], 0.5))
     faithful = second.second_derivative_groups(first, 4, threshold, connected=connected)
-    fast = detection.detect(model, x, threshold=threshold, count=4, connected=connected)
+    fast = detect_shapes(model, x, threshold=threshold, count=4, connected=connected)
     assert len(faithful) == len(fast) == 4
     for a, b in zip(faithful, fast):
         assert a.seed == b.seed

@@ -148,7 +148,7 @@ def _write_run(path, settings, model=None):
     with open(os.path.join(path, 'settings.json'), 'w') as f:
         json.dump(settings, f)
     if model is not None:
-        save_npz(os.path.join(path, 'model.npz'), model)
+        save_npz(os.path.join(path, 'model_final.npz'), model)
 
 
 SETTINGS = {'arch': 'convolutional', 'activation': 'softplus', 'base': 1.1, 'batch_renorm': True,
@@ -243,7 +243,7 @@ def test_chainer_softplus_counter_round_trips(tmp_path):
     x = _images(1, 90, 90, seed=4)
     with chainer.using_config('train', False):
         y = model(x).array
-    save_npz(str(tmp_path / 'model.npz'), model)
+    save_npz(str(tmp_path / 'model_final.npz'), model)
     with open(tmp_path / 'settings.json', 'w') as f:
         json.dump({'arch': 'convolutional', 'activation': 'softplus', 'softplus': 'chainer',
                    'base': 1.1, 'batch_renorm': False, 'types': ['tri', 'sq'],
