@@ -248,7 +248,8 @@ class RunError(ValueError):
     """A run folder that cannot be loaded as a counter."""
 
 
-REQUIRED_SETTINGS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size')
+REQUIRED_SETTINGS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size',
+                     'softplus')
 #: The settings that define a counter's network: a model file records them (``_meta/counter``),
 #: and loading it, or resuming its run, refuses settings that differ.
 NETWORK_KEYS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size', 'softplus')
@@ -258,7 +259,7 @@ def network_identity(settings):
     """The settings that define the network, normalised for comparison (lists, floats)."""
     out = {}
     for key in NETWORK_KEYS:
-        value = settings.get(key, 'stable' if key == 'softplus' else None)
+        value = settings.get(key)
         if isinstance(value, tuple):
             value = list(value)
         if key == 'base' and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -286,6 +287,8 @@ def check_settings_types(settings, settings_path):
         bad('base', 'a finite number')
     if not isinstance(settings['batch_renorm'], bool):
         bad('batch_renorm', 'true or false')
+    if settings['softplus'] not in SOFTPLUS_IMPLEMENTATIONS:
+        bad('softplus', 'one of ' + ', '.join(SOFTPLUS_IMPLEMENTATIONS))
     types = settings['types']
     if (not isinstance(types, list) or not types or len(set(map(str, types))) != len(types)
             or not all(isinstance(t, str) for t in types)):
@@ -301,7 +304,7 @@ def counter_from_settings(settings):
     return build_counter(arch=settings['arch'], activation=settings['activation'],
                          n_types=len(settings['types']), batch_renorm=settings['batch_renorm'],
                          base=settings['base'], renorm_decay=settings.get('renorm_decay'),
-                         softplus=settings.get('softplus', 'stable'))
+                         softplus=settings['softplus'])
 
 
 #: The trained counter of a run folder, written by ``Counting.train`` when the run ends.
@@ -365,19 +368,21 @@ def load_model_file(model_path, model, settings, settings_path):
     except safe_npz.ModelFileError as e:
         raise RunError('{} (settings {})'.format(e, settings_path)) from None
     recorded = safe_npz.meta_text(meta, 'counter')
-    if recorded is not None:
-        try:
-            recorded = json.loads(recorded)
-        except ValueError:
-            raise RunError('model file {}: unreadable _meta/counter entry'.format(
-                model_path)) from None
-        wanted = network_identity(settings)
-        diff = [k for k in NETWORK_KEYS if k in recorded and recorded[k] != wanted[k]]
-        if diff:
-            raise RunError('model file {} was trained as {} but {} says {}'.format(
-                model_path, ', '.join('{}={}'.format(k, json.dumps(recorded[k])) for k in diff),
-                settings_path, ', '.join('{}={}'.format(k, json.dumps(wanted[k]))
-                                         for k in diff)))
+    if recorded is None:
+        raise RunError('model file {} records no network (no _meta/counter entry): it was not '
+                       'written by this version of Counting.train; train the counter '
+                       'again'.format(model_path))
+    try:
+        recorded = json.loads(recorded)
+    except ValueError:
+        raise RunError('model file {}: unreadable _meta/counter entry'.format(
+            model_path)) from None
+    wanted = network_identity(settings)
+    diff = [k for k in NETWORK_KEYS if recorded.get(k) != wanted[k]]
+    if diff:
+        raise RunError('model file {} was trained as {} but {} says {}'.format(
+            model_path, ', '.join('{}={}'.format(k, json.dumps(recorded.get(k))) for k in diff),
+            settings_path, ', '.join('{}={}'.format(k, json.dumps(wanted[k])) for k in diff)))
 
 
 def _initialize_lazy(model, hw):

@@ -26,6 +26,7 @@ from Counting import detection
 from Counting import models
 from Counting.datasets.generator import generate_dataset
 from Counting.functions import stable_softplus
+from lenses_common.runfolder import save_npz
 
 
 class _FixedRandom:
@@ -161,13 +162,21 @@ def make_run(path, activation='softplus', size=90, seed=0):
     with chainer.using_config('train', False):
         model(numpy.zeros((1, 3, size, size), numpy.float32))
     model.fc.b.array[:] = 1.0
-    os.makedirs(path, exist_ok=True)
-    chainer.serializers.save_npz(os.path.join(path, models.MODEL_FILE), model)
-    with open(os.path.join(path, 'settings.json'), 'w') as f:
-        json.dump({'arch': 'convolutional', 'activation': activation, 'base': 1.1,
-                   'batch_renorm': False, 'types': ['tri', 'sq'],
-                   'image_size': [size, size]}, f)
+    settings = {'arch': 'convolutional', 'activation': activation, 'base': 1.1,
+                'batch_renorm': False, 'types': ['tri', 'sq'], 'image_size': [size, size],
+                'softplus': 'stable'}
+    write_run(path, settings, model)
     return model
+
+
+def write_run(path, settings, model=None):
+    """A run folder: ``settings`` as settings.json and, given ``model``, model_final.npz with
+    the network it records (``_meta/counter``), as Counting.train writes them."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, 'settings.json'), 'w') as f:
+        json.dump(settings, f)
+    if model is not None:
+        save_npz(os.path.join(path, models.MODEL_FILE), model, meta=models.network_meta(settings))
 
 
 def make_images(path, size=90, count=1):

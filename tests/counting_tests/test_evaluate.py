@@ -10,7 +10,6 @@ import chainer
 
 from Counting import evaluate
 from Counting import models
-from lenses_common.runfolder import save_npz
 
 
 def _tiny_dataset(folder, count, seed):
@@ -19,7 +18,7 @@ def _tiny_dataset(folder, count, seed):
                               shape_limit=4, seed=seed, workers=1, progress=False)
 
 
-def test_evaluate_cli(tmp_path, capsys):
+def test_evaluate_cli(helpers, tmp_path, capsys):
     train_dir, test_dir = str(tmp_path / 'train'), str(tmp_path / 'test')
     _tiny_dataset(train_dir, 6, 0)
     _tiny_dataset(test_dir, 5, 1)
@@ -27,12 +26,10 @@ def test_evaluate_cli(tmp_path, capsys):
     model = models.build_counter('convolutional', 'relu')
     with chainer.using_config('train', False):
         model(numpy.zeros((1, 3, 100, 100), numpy.float32))
-    os.makedirs(run)
-    with open(os.path.join(run, 'settings.json'), 'w') as f:
-        json.dump({'arch': 'convolutional', 'activation': 'relu', 'base': 1.1,
-                   'batch_renorm': False, 'types': ['tri', 'sq'], 'image_size': [100, 100],
-                   'train': train_dir}, f)
-    save_npz(os.path.join(run, models.MODEL_FILE), model)
+    helpers.write_run(run, {'arch': 'convolutional', 'activation': 'relu', 'base': 1.1,
+                            'batch_renorm': False, 'types': ['tri', 'sq'],
+                            'image_size': [100, 100], 'softplus': 'stable', 'train': train_dir},
+                      model)
     assert evaluate.main(['--run', run, '--test', test_dir, '--device', '@numpy']) == 0
     out = os.path.join(run, 'eval')
     assert sorted(n for n in os.listdir(out) if not n.startswith('.')) == [
