@@ -14,7 +14,6 @@ import tempfile
 from Counting import image_args, models
 from Counting.detection import sheet
 from Counting.detection.folder import detect_folder
-from lenses_common.device import device_from_args
 from lenses_common import cli
 
 
@@ -45,10 +44,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.limit is None:
         args.limit = 4
-    options = image_args.detection_options(args, parser)
-    device = device_from_args(args, parser)
-    names = image_args.select_images(args, parser, out_is_file=True)
-    annotations = image_args.annotations_arg(args, parser, names)
+    options, device, names, annotations = image_args.detection_inputs(args, parser,
+                                                                      out_is_file=True)
     try:
         model, settings = models.load_counter(args.run, device)
     except (ValueError, OSError) as e:

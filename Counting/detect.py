@@ -27,7 +27,6 @@ import sys
 from Counting import image_args, models
 from Counting.detection import SecondDerivativeError
 from Counting.detection.folder import detect_folder
-from lenses_common.device import device_from_args
 from lenses_common import cli
 
 
@@ -48,10 +47,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     cli.check_bounds(parser, args)  # every count-like option has an upper bound
-    options = image_args.detection_options(args, parser)
-    device = device_from_args(args, parser)
-    names = image_args.select_images(args, parser)
-    annotations = image_args.annotations_arg(args, parser, names)
+    options, device, names, annotations = image_args.detection_inputs(args, parser)
     try:
         model, settings = models.load_counter(args.run, device)
     except (ValueError, OSError) as e:

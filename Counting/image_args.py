@@ -13,7 +13,7 @@ from Counting.detection.first_derivative import KMEANS_SPACES
 from Counting.detection.groups import AUTO_LEVELS, AUTO_RULES, DEFAULT_AUTO_RULE
 from Counting.detection.groups import DEFAULT_THRESHOLD, METHODS
 from lenses_common import cli
-from lenses_common.device import add_device_argument, positive_int
+from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.progress import add_progress_argument
 from lenses_common.runfolder import check_out_arg, load_json
 from lenses_common.seeding import add_seed_argument
@@ -221,3 +221,13 @@ def annotations_arg(args, parser, names):
 def annotations_path(args):
     """The annotations file ``--annotations`` names, else ``annotations.json`` in ``--images``."""
     return args.annotations or os.path.join(args.images, 'annotations.json')
+
+
+def detection_inputs(args, parser, out_is_file=False):
+    """The checked inputs of a detection command, before its run is loaded: ``(options, device,
+    names, annotations)`` (:func:`detection_options`, ``--device``, :func:`select_images`,
+    :func:`annotations_arg`); errors through ``parser.error``."""
+    options = detection_options(args, parser)
+    device = device_from_args(args, parser)
+    names = select_images(args, parser, out_is_file=out_is_file)
+    return options, device, names, annotations_arg(args, parser, names)

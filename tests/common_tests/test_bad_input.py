@@ -321,7 +321,7 @@ def test_generation_estimate(tmp_path, capsys, monkeypatch):
 # Row 14: --out that is a file, or under a file, in every script.
 
 def _script_argvs(counting, friendly, mnist_dir, out):
-    from Counting import bench as c_bench
+    from Counting.bench import __main__ as c_bench
     from Counting.bench import detection as bench_detection
     from Counting.bench import generator as bench_generator
     from Counting import run_all as c_run_all
