@@ -199,3 +199,12 @@ def make_images(path, size=90, count=1):
     with open(os.path.join(path, 'annotations.json'), 'w') as f:
         json.dump(annotations, f)
     return annotations
+
+
+def dataset_json(folder):
+    """``(truths, annotations)``: the two JSON files of a generated dataset folder."""
+    with open(os.path.join(folder, 'truths.json')) as f:
+        truths = json.load(f)
+    with open(os.path.join(folder, 'annotations.json')) as f:
+        annotations = json.load(f)
+    return truths, annotations

@@ -10,11 +10,11 @@ import chainer
 
 from Counting import evaluate
 from Counting import models
+from Counting.datasets import generate_dataset
 
 
 def _tiny_dataset(folder, count, seed):
-    generate = pytest.importorskip('Counting.generate')
-    generate.generate_dataset(folder, count, image_size=(100, 100), scale=(12, 16),
+    generate_dataset(folder, count, image_size=(100, 100), scale=(12, 16),
                               shape_limit=4, seed=seed, workers=1, progress=False)
 
 

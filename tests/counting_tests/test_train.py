@@ -9,6 +9,7 @@ from lenses_common import compat  # noqa: F401
 import chainer
 
 from Counting import models
+from Counting.datasets import generate_dataset
 from Counting import train
 from lenses_common import cli
 from lenses_common.training import EpochSeededOrder
@@ -16,12 +17,11 @@ from lenses_common.training import EpochSeededOrder
 
 @pytest.fixture(scope='module')
 def tiny_sets(tmp_path_factory):
-    generate = pytest.importorskip('Counting.generate')
     root = tmp_path_factory.mktemp('counting_data')
     train_dir, test_dir = str(root / 'train'), str(root / 'test')
-    generate.generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
+    generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
                               shape_limit=4, seed=0, workers=1, progress=False)
-    generate.generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
+    generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
                               shape_limit=4, seed=1, workers=1, progress=False)
     return train_dir, test_dir
 
