@@ -257,8 +257,8 @@ def _methods_for(activation, preset=None):
             and (wanted is None or m[0] in wanted)]
 
 
-def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pictures, device,
-                        log, n_scored=None, title='', preset=None):
+def pictures_and_scores(info, model, settings, run_dir, test_dir, counter_out, results_dir,
+                        n_pictures, log, n_scored=None, title='', preset=None):
     """Outline measure, every detection method's scores and the contact sheets of one counter,
     into ``info`` (the summary's record of the counter). The sheets are drawn from the
     detections of their method's scored run (no detection runs again)."""
@@ -271,7 +271,6 @@ def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pic
     annotations = load_annotations(annotations_path)  # checked against truths and images
     names = sorted(annotations)
     n_scored = min(len(names), n_scored or max(n_pictures, 50))
-    model, settings = load_counter(run_dir, device)
     try:
         per_image = outline_measure.measure_run(model, settings, test_dir, names[:n_scored],
                                                 annotations)
@@ -389,8 +388,9 @@ def evaluate_counter(info, folders, root, preset, device, log):
     title = 'preset {}, counter {} ({} {}{}), seed {}'.format(
         preset, name, t['arch'], info['activation'], ' + BRN' if info['batch_renorm'] else '',
         info.get('seed', 0))
-    pictures_and_scores(info, run_dir, folders['test'], counter_out, root, N_PICTURES[preset],
-                        device, log, n_scored=N_SCORED[preset], title=title, preset=preset)
+    pictures_and_scores(info, model, settings, run_dir, folders['test'], counter_out, root,
+                        N_PICTURES[preset], log, n_scored=N_SCORED[preset], title=title,
+                        preset=preset)
 
 
 def main(argv=None):

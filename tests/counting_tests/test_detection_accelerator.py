@@ -12,24 +12,25 @@ from Counting.detection import accelerator
 from Counting import gradients
 
 
+def _finite_difference_row(model, x, p, output=None, eps=1e-3):
+    """``max_c |d saliency[p] / d image|`` by central differences of the saliency map."""
+    h = numpy.zeros(x.shape)
+    for index in numpy.ndindex(*x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        h[index] = (float(gradients.saliency_array(model, plus, output)[p])
+                    - float(gradients.saliency_array(model, minus, output)[p])) / (2 * eps)
+    return numpy.abs(h).max(axis=0)
+
+
 def test_second_derivative_row_matches_finite_differences(helpers):
     model = helpers.Tiny(dtype=numpy.float64, map_size=2)
     x = helpers.tiny_image(size=9, dtype=numpy.float64)
     sal = gradients.saliency_map(model, x)
     p = numpy.unravel_index(sal.argmax(), sal.shape)
     row = detection.SecondDerivativeRows(model, x).rows([p])[0]
-
-    def sal_at_p(z):
-        return float(gradients.saliency_array(model, z)[p])
-
-    eps = 1e-3
-    h = numpy.zeros(x.shape)
-    for index in numpy.ndindex(*x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[index] += eps
-        minus[index] -= eps
-        h[index] = (sal_at_p(plus) - sal_at_p(minus)) / (2 * eps)
-    expected = numpy.abs(h).max(axis=0)
+    expected = _finite_difference_row(model, x, p)
     assert expected.max() > 0
     numpy.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6 * expected.max())
 
@@ -183,15 +184,7 @@ def test_typed_second_derivative_row_matches_finite_differences(helpers, output)
     p = numpy.unravel_index(sal.argmax(), sal.shape)
     row = detection.SecondDerivativeRows(model, x, output=output).rows([p])[0]
     faithful = second.FirstOrder(model, x, output=output).row(*p)
-    eps = 1e-3
-    h = numpy.zeros(x.shape)
-    for index in numpy.ndindex(*x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[index] += eps
-        minus[index] -= eps
-        h[index] = (float(gradients.saliency_array(model, plus, output)[p])
-                    - float(gradients.saliency_array(model, minus, output)[p])) / (2 * eps)
-    expected = numpy.abs(h).max(axis=0)
+    expected = _finite_difference_row(model, x, p, output)
     assert expected.max() > 0
     numpy.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6 * expected.max())
     numpy.testing.assert_allclose(faithful, expected, rtol=1e-4, atol=1e-6 * expected.max())

@@ -52,14 +52,18 @@ def test_saliency_of_weighted_sum_is_max_abs_weight():
     numpy.testing.assert_array_equal(gradients.saliency_map(model, x[None]), sal)
 
 
-def test_saliency_of_one_hidden_layer_matches_hand_gradient():
-    rng = numpy.random.RandomState(1)
-    c, h, w = 3, 4, 6
+def _one_hidden_case(c=3, h=4, w=6):
+    """A :class:`OneHidden` network, an image, and the network's ``W1``, ``W2`` and
+    pre-activations ``z`` on it."""
     model = OneHidden(c * h * w)
-    x = rng.uniform(0, 255, (c, h, w))
-    w1, b1 = model.l1.W.array, model.l1.b.array
-    w2 = model.l2.W.array
-    z = w1 @ x.ravel() + b1
+    x = numpy.random.RandomState(1).uniform(0, 255, (c, h, w))
+    w1, w2 = model.l1.W.array, model.l2.W.array
+    return model, x, w1, w2, w1 @ x.ravel() + model.l1.b.array
+
+
+def test_saliency_of_one_hidden_layer_matches_hand_gradient():
+    model, x, w1, w2, z = _one_hidden_case()
+    c, h, w = x.shape
     # d/dx sum_k (W2 softplus(z))_k = W1^T (sigmoid(z) * sum_k W2[k])
     g = w1.T @ (1 / (1 + numpy.exp(-z)) * w2.sum(axis=0))
     expected = numpy.abs(g.reshape(c, h, w)).max(axis=0)
@@ -67,13 +71,8 @@ def test_saliency_of_one_hidden_layer_matches_hand_gradient():
 
 
 def test_saliency_of_one_output_matches_hand_gradient():
-    rng = numpy.random.RandomState(1)
-    c, h, w = 3, 4, 6
-    model = OneHidden(c * h * w)
-    x = rng.uniform(0, 255, (c, h, w))
-    w1, b1 = model.l1.W.array, model.l1.b.array
-    w2 = model.l2.W.array
-    z = w1 @ x.ravel() + b1
+    model, x, w1, w2, z = _one_hidden_case()
+    c, h, w = x.shape
     gs = []
     for k in range(w2.shape[0]):
         # d/dx (W2 softplus(z))_k = W1^T (sigmoid(z) * W2[k])
