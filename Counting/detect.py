@@ -25,7 +25,7 @@ type and the share of the matched groups whose type is right (``recall_by_type``
 import sys
 
 from Counting import image_args, models
-from Counting.detection import SecondDerivativeError
+from Counting.detection import SMOOTH_ACTIVATIONS, SecondDerivativeError
 from Counting.detection.folder import detect_folder
 from lenses_common import cli
 
@@ -53,10 +53,10 @@ def main(argv=None):
     except (ValueError, OSError) as e:
         parser.error('--run: {}'.format(e))
     image_args.checked_output(args, parser, settings)
-    if args.method == 'second' and settings.get('activation') == 'relu':
+    if args.method == 'second' and settings['activation'] not in SMOOTH_ACTIVATIONS:
         print(parser.prog + ': error: {}'.format(SecondDerivativeError(
-            'the counter in {} uses ReLU, whose second derivative is zero'.format(args.run))),
-            file=sys.stderr)
+            'the counter in {} uses {}, whose second derivative is zero'.format(
+                args.run, settings['activation']))), file=sys.stderr)
         return 2
     print('detect: run {} ({} {}), method {}, threshold {}, batch {}, output {}, {} image(s) '
           'from {} -> {}, device {}'.format(

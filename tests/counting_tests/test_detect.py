@@ -52,7 +52,7 @@ def test_cli_relu_run_refuses_second_but_runs_kmeans(helpers, tmp_path, capsys):
             '--out', str(tmp_path / 'out'), '--count', '2', '--device', '@numpy']
     assert detect.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert ': error: ' in err[-1] and 'ReLU' in err[-1] and 'smooth activation' in err[-1]
+    assert ': error: ' in err[-1] and 'uses relu' in err[-1] and 'smooth activation' in err[-1]
     assert detect.main(args + ['--method', 'kmeans']) == 0
     with open(tmp_path / 'out' / 'detections.json') as f:
         assert json.load(f)['settings']['method'] == 'kmeans'
