@@ -221,3 +221,19 @@ def test_gpu_lease_smoke_preset(tmp_path):
     for name in ('relu', 'softplus', 'sigmoid_brn'):
         assert os.path.exists(os.path.join(counting, name, 'contact_sheet.png'))
         assert os.path.exists(os.path.join(counting, name, 'contact_sheet_typed.png'))
+
+
+def test_detection_methods_follow_the_registry_smooth_flag():
+    from Counting.functions import ACTIVATIONS
+    every = [tag for tag, _ in run_all.DETECTION_METHODS]
+    for name, activation in ACTIVATIONS.items():
+        tags = [tag for tag, _ in run_all._methods_for(name)]
+        if activation.smooth:
+            assert tags == every
+            assert run_all.SHEET_METHOD[run_all.smooth(name)] == 'second_auto_connected'
+        else:
+            assert tags == ['upper', 'kmeans', 'upper_typed']
+            assert run_all.SHEET_METHOD[run_all.smooth(name)] == 'upper'
+    assert not run_all.smooth('relu') and run_all.smooth('softplus')
+    lease = [tag for tag, _ in run_all._methods_for('softplus', 'gpu-lease')]
+    assert 'kmeans' not in lease and 'second_auto_connected_typed' in lease
