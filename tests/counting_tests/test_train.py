@@ -81,7 +81,8 @@ def test_resume_continues_and_restores_renorm_schedule(tiny_sets, tmp_path):
     # The threshold is huge, so the schedule started at once and its state is in the snapshot.
     with numpy.load(snapshot) as npz:
         assert int(npz['extensions/renorm_schedule/stage']) == 1
-    assert train.main(_args(train_dir, out, '--epoch', '2', '--resume', 'auto', *common)) == 0
+    # --resume alone is --resume auto: the newest snapshot_epoch_N in --out.
+    assert train.main(_args(train_dir, out, '--epoch', '2', *common, '--resume')) == 0
     log = _log(out)
     assert [e['iteration'] for e in log] == [3, 6]
     with open(os.path.join(out, 'command.txt')) as f:
