@@ -6,7 +6,6 @@ Writes ``0000.png, 0001.png, ...``, ``truths.json``, ``annotations.json`` and ``
 the generator and its placement rule are described in :mod:`Counting.datasets.generator`.
 """
 import glob
-import math
 import os
 import shutil
 import sys
@@ -18,6 +17,7 @@ from Counting.datasets.generator import DEFAULT_COLOR, DEFAULT_IMAGE_SIZE, DEFAU
 from Counting.datasets.generator import DEFAULT_SCALE, DEFAULT_SHAPE_LIMIT
 from Counting.datasets.generator import generate_dataset
 from Counting.datasets.png import DEFAULT_PNG_LEVEL
+from lenses_common.device import positive_int
 from lenses_common.runfolder import OutError, check_out_dir, current_umask, move_aside
 from lenses_common import cli, lock
 
@@ -41,18 +41,19 @@ def build_parser():
                     'settings.json (thesis chapter 2).')
     parser.add_argument('--out', '-o', required=True,
                         help='output folder (created; refused when not empty, unless --force)')
-    parser.add_argument('--count', '-n', type=int, required=True,
+    parser.add_argument('--count', '-n', type=positive_int, required=True,
                         help='number of images (at most {:,})'.format(limits.MAX_COUNT))
     parser.add_argument('--force', action='store_true',
                         help='--out is not empty: move it aside to OUT.old-N first (nothing is '
                              'deleted); without it a non-empty --out is refused')
-    parser.add_argument('--image-size', type=int, nargs=2, metavar=('WIDTH', 'HEIGHT'),
+    parser.add_argument('--image-size', type=positive_int, nargs=2, metavar=('WIDTH', 'HEIGHT'),
                         default=list(DEFAULT_IMAGE_SIZE),
                         help='canvas size in pixels, each at most {:,} (default: '
                              '%(default)s)'.format(limits.MAX_IMAGE_SIDE))
     parser.add_argument('--types', nargs='+', default=list(shapes.TYPES), choices=shapes.TYPES,
                         help='shape types to draw (default: %(default)s)')
-    parser.add_argument('--shape-limit', type=int, default=DEFAULT_SHAPE_LIMIT,
+    parser.add_argument('--shape-limit', type=cli.bounded_int(0, limits.MAX_SHAPES),
+                        default=DEFAULT_SHAPE_LIMIT,
                         help='largest total number of shapes in an image, at most {:,}; counts '
                              'are drawn uniformly over all combinations up to it (default: '
                              '%(default)s)'.format(limits.MAX_SHAPES))
@@ -70,17 +71,17 @@ def build_parser():
     parser.add_argument('--color', type=int, nargs=3, metavar=('R', 'G', 'B'),
                         default=list(DEFAULT_COLOR),
                         help='fill and outline colour (default: %(default)s)')
-    parser.add_argument('--min-gap', type=float, default=0.0, metavar='PIXELS',
+    parser.add_argument('--min-gap', type=cli.finite_float(0), default=0.0, metavar='PIXELS',
                         help='beyond the thesis: keep drawn shapes at least this many pixels '
                              'apart; 2 or more keeps every shape a separate blob (default: 0, the '
                              'thesis\'s rule, where non-intersecting shapes may still touch once '
                              'drawn)')
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=cli.bounded_int(0, 2 ** 63 - 1), default=0,
                         help='random seed; the same seed gives byte-identical files '
                              '(default: %(default)s)')
-    parser.add_argument('--workers', '-j', type=int, default=2,
+    parser.add_argument('--workers', '-j', type=positive_int, default=2,
                         help='worker processes (default: %(default)s)')
-    parser.add_argument('--max-attempts', type=int, default=DEFAULT_MAX_ATTEMPTS,
+    parser.add_argument('--max-attempts', type=positive_int, default=DEFAULT_MAX_ATTEMPTS,
                         help='offsets tried for one shape before giving up with an error, at '
                              'most {:,} (default: %(default)s)'.format(cli.MAX_ATTEMPTS))
     parser.add_argument('--png-compress-level', type=int, default=DEFAULT_PNG_LEVEL,
@@ -98,18 +99,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cli.check_bounds(parser, args)
     checks = [
-        (args.count < 1, '--count must be at least 1'),
-        (min(args.image_size) < 1, '--image-size must be two positive integers'),
         (len(set(args.types)) != len(args.types), '--types lists a type twice'),
-        (args.shape_limit < 0, '--shape-limit must be >= 0'),
         (not 1 <= args.scale[0] <= args.scale[1], '--scale needs 1 <= LO <= HI'),
         (not all(0 <= c <= 255 for c in args.color) or not any(args.color),
          '--color needs three integers in 0..255, not black'),
-        (not (args.min_gap >= 0 and math.isfinite(args.min_gap)),
-         '--min-gap must be a finite number >= 0'),
-        (not 0 <= args.seed < 2 ** 63, '--seed must be a non-negative integer'),
-        (args.workers < 1, '--workers must be at least 1'),
-        (args.max_attempts < 1, '--max-attempts must be at least 1'),
     ]
     for bad, message in checks:
         if bad:

@@ -17,9 +17,7 @@ from chainer import training
 
 from Counting import functions
 from Counting import links
-from Counting.architectures import ARCHITECTURES, EDGE_FIRST, NOBIAS_UNDER_RENORM  # noqa: F401
-from Counting.architectures import EDGE_INIT_SCALE, EDGE_SHIFT, NO_RENORM_FIRST  # noqa: F401
-from Counting.architectures import POOL_AFTER, RENORM_DECAY, SUM_POOLED, geometry  # noqa: F401
+from Counting.architectures import ARCHITECTURES, geometry
 from lenses_common import safe_npz
 from lenses_common.runfolder import load_json
 
@@ -62,9 +60,9 @@ def output_size(arch, image_size):
 
 class Counter(chainer.Chain):
 
-    """Convolutions (each optionally followed by Batch Renormalization, some by average pooling,
-    :data:`POOL_AFTER`), then a linear layer (on the map summed over space for
-    :data:`SUM_POOLED` architectures).
+    """Convolutions (each optionally followed by Batch Renormalization, some by average pooling),
+    then a linear layer (on the map summed over space for the ``sum_pooled`` architectures); the
+    layers and traits are the architecture's record, :data:`Counting.architectures.ARCHITECTURES`.
 
     Args:
         arch (str): ``convolutional`` or ``convolutionallarge`` (the thesis's), ``local`` or
@@ -95,23 +93,23 @@ class Counter(chainer.Chain):
         self.batch_renorm = bool(batch_renorm)
         self.softplus = softplus
         self.activation_fn = get_activation(activation, base, softplus)
-        self.sum_pooled = arch in SUM_POOLED
-        nobias = self.batch_renorm and arch in NOBIAS_UNDER_RENORM
-        decay = RENORM_DECAY[arch] if renorm_decay is None else renorm_decay
-        specs = ARCHITECTURES[arch]
-        self.n_conv = len(specs)
-        self.pool_after = POOL_AFTER.get(arch, ())
-        self.edge_shift = EDGE_SHIFT.get(arch, 0.0)
+        record = ARCHITECTURES[arch]
+        self.sum_pooled = record.sum_pooled
+        nobias = self.batch_renorm and record.nobias_under_renorm
+        decay = record.renorm_decay if renorm_decay is None else renorm_decay
+        self.n_conv = len(record.layers)
+        self.pool_after = record.pool_after
+        self.edge_shift = record.edge_shift
         #: index of the first convolution followed by Batch Renormalization (when it is on)
-        self.renorm_from = 1 if arch in NO_RENORM_FIRST else 0
+        self.renorm_from = 1 if record.no_renorm_first else 0
         with self.init_scope():
-            for i, (c_in, c_out, k, s, p) in enumerate(specs):
+            for i, (c_in, c_out, k, s, p) in enumerate(record.layers):
                 renorm = self.batch_renorm and i >= self.renorm_from
-                if i == 0 and arch in EDGE_FIRST:
+                if i == 0 and record.edge_first:
                     conv = links.EdgeConvolution2D(c_in, c_out, k, stride=s, pad=p,
                                                    nobias=nobias and renorm,
                                                    initialW=chainer.initializers.LeCunNormal(
-                                                       EDGE_INIT_SCALE[arch]))
+                                                       record.edge_init_scale))
                 else:
                     conv = links.Convolution2D(c_in, c_out, k, stride=s, pad=p,
                                                nobias=nobias and renorm)
@@ -250,7 +248,8 @@ class RunError(ValueError):
     """A run folder that cannot be loaded as a counter."""
 
 
-REQUIRED_SETTINGS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size')
+REQUIRED_SETTINGS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size',
+                     'softplus')
 #: The settings that define a counter's network: a model file records them (``_meta/counter``),
 #: and loading it, or resuming its run, refuses settings that differ.
 NETWORK_KEYS = ('arch', 'activation', 'base', 'batch_renorm', 'types', 'image_size', 'softplus')
@@ -260,7 +259,7 @@ def network_identity(settings):
     """The settings that define the network, normalised for comparison (lists, floats)."""
     out = {}
     for key in NETWORK_KEYS:
-        value = settings.get(key, 'stable' if key == 'softplus' else None)
+        value = settings.get(key)
         if isinstance(value, tuple):
             value = list(value)
         if key == 'base' and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -288,6 +287,8 @@ def check_settings_types(settings, settings_path):
         bad('base', 'a finite number')
     if not isinstance(settings['batch_renorm'], bool):
         bad('batch_renorm', 'true or false')
+    if settings['softplus'] not in SOFTPLUS_IMPLEMENTATIONS:
+        bad('softplus', 'one of ' + ', '.join(SOFTPLUS_IMPLEMENTATIONS))
     types = settings['types']
     if (not isinstance(types, list) or not types or len(set(map(str, types))) != len(types)
             or not all(isinstance(t, str) for t in types)):
@@ -303,14 +304,20 @@ def counter_from_settings(settings):
     return build_counter(arch=settings['arch'], activation=settings['activation'],
                          n_types=len(settings['types']), batch_renorm=settings['batch_renorm'],
                          base=settings['base'], renorm_decay=settings.get('renorm_decay'),
-                         softplus=settings.get('softplus', 'stable'))
+                         softplus=settings['softplus'])
 
 
-def load_counter(run_dir, model_file='model.npz'):
-    """Load the trained counter of a run folder written by ``Counting.train``.
+#: The trained counter of a run folder, written by ``Counting.train`` when the run ends.
+MODEL_FILE = 'model_final.npz'
+
+
+def load_counter(run_dir, device=None):
+    """Load the trained counter of a run folder written by ``Counting.train`` (the one loader of
+    a run: the command lines, the evaluation and ``Counting.run_all`` all call it).
 
     Returns:
-        (model, settings): the :class:`Counter` on the CPU with its weights, and the run's
+        (model, settings): the :class:`Counter` on ``device`` (default: the CPU) with its
+        weights, and the run's
         settings dict (keys include arch, activation, base, batch_renorm, types, image_size
         as [width, height]).
 
@@ -339,7 +346,7 @@ def load_counter(run_dir, model_file='model.npz'):
         output_size(settings['arch'], (height, width))
     except (ValueError, TypeError, KeyError) as e:
         raise RunError('{}: bad settings ({})'.format(settings_path, e)) from None
-    model_path = os.path.join(run_dir, model_file)
+    model_path = os.path.join(run_dir, MODEL_FILE)
     if os.path.lexists(model_path) and not os.path.isfile(model_path):
         raise RunError('model file {} is not a regular file (a FIFO or a device)'.format(
             model_path))
@@ -348,6 +355,8 @@ def load_counter(run_dir, model_file='model.npz'):
     # The linear layer's weight must have its shape before the file can be compared and loaded.
     _initialize_lazy(model, (height, width))
     load_model_file(model_path, model, settings, settings_path)
+    if device is not None:
+        model.to_device(device)
     return model, settings
 
 
@@ -359,19 +368,21 @@ def load_model_file(model_path, model, settings, settings_path):
     except safe_npz.ModelFileError as e:
         raise RunError('{} (settings {})'.format(e, settings_path)) from None
     recorded = safe_npz.meta_text(meta, 'counter')
-    if recorded is not None:
-        try:
-            recorded = json.loads(recorded)
-        except ValueError:
-            raise RunError('model file {}: unreadable _meta/counter entry'.format(
-                model_path)) from None
-        wanted = network_identity(settings)
-        diff = [k for k in NETWORK_KEYS if k in recorded and recorded[k] != wanted[k]]
-        if diff:
-            raise RunError('model file {} was trained as {} but {} says {}'.format(
-                model_path, ', '.join('{}={}'.format(k, json.dumps(recorded[k])) for k in diff),
-                settings_path, ', '.join('{}={}'.format(k, json.dumps(wanted[k]))
-                                         for k in diff)))
+    if recorded is None:
+        raise RunError('model file {} records no network (no _meta/counter entry): it was not '
+                       'written by this version of Counting.train; train the counter '
+                       'again'.format(model_path))
+    try:
+        recorded = json.loads(recorded)
+    except ValueError:
+        raise RunError('model file {}: unreadable _meta/counter entry'.format(
+            model_path)) from None
+    wanted = network_identity(settings)
+    diff = [k for k in NETWORK_KEYS if recorded.get(k) != wanted[k]]
+    if diff:
+        raise RunError('model file {} was trained as {} but {} says {}'.format(
+            model_path, ', '.join('{}={}'.format(k, json.dumps(recorded.get(k))) for k in diff),
+            settings_path, ', '.join('{}={}'.format(k, json.dumps(wanted[k])) for k in diff)))
 
 
 def _initialize_lazy(model, hw):
@@ -379,4 +390,4 @@ def _initialize_lazy(model, hw):
     h, w = output_size(model.arch, hw)
     if model.sum_pooled:
         h = w = 1
-    model.fc._initialize_params(ARCHITECTURES[model.arch][-1][1] * h * w)
+    model.fc._initialize_params(ARCHITECTURES[model.arch].layers[-1][1] * h * w)

@@ -6,13 +6,15 @@
    their ``settings.json`` matches the preset);
 2. trains the ReLU, SoftPlus and sigmoid (+ Batch Renormalization, as in the thesis) counters
    (on ``smoke`` and ``quick`` also the thesis's ``convolutional`` SoftPlus and sigmoid + BRN) into
-   ``<out>/counting/runs/<name>`` (skipped when ``model.npz`` exists with matching settings, resumed
-   from the newest snapshot when one exists, a folder of another configuration moved aside), each
+   ``<out>/counting/runs/<name>`` (skipped when ``model_final.npz`` exists with matching settings,
+   resumed from the newest snapshot when one exists, a folder of another configuration moved
+   aside), each
    a ``python -m Counting.train`` process with one BLAS thread, log ``<out>/counting/logs``,
    ``--jobs N`` at a time or on ``mpi4py.futures`` workers (``--executor mpi``,
    ``lenses_common.sweep``);
 3. evaluates each on the test set (``<out>/counting/<name>/metrics.*``, ``scatter.png``);
-4. writes saliency pictures and detection pictures for a few test images
+4. writes saliency pictures and detection pictures for a few test images (library calls in this
+   process: :mod:`Counting.gradients`, :mod:`Counting.detection.folder`)
    (``<out>/counting/<name>/saliency``, ``.../detection``), scores every detection method, typed
    ones included, and draws the contact sheets from the pictured detections;
 5. writes ``<out>/counting/summary.md`` and ``results.csv`` (one row per seed, counter and type).
@@ -41,6 +43,9 @@ from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json, move_aside
 from lenses_common import cli
 from Counting.datasets.annotations import load_annotations
+from Counting.functions import ACTIVATIONS
+from Counting.models import MODEL_FILE, load_counter
+from lenses_common.training import SNAPSHOT_PREFIX
 
 from Counting import run_summary
 from Counting.run_summary import fmt_opt
@@ -202,22 +207,24 @@ def train_argv(preset, name, activation, batch_renorm, train_dir, test_dir, run_
 def run_state(run_dir, wanted):
     """'done', 'resume', 'fresh' or 'other' (the folder holds another configuration)."""
     return sweep.run_state(run_dir, wanted, lambda old, new: _matches(old, new, RUN_KEYS),
-                           'model.npz', 'snapshot_iter_*')
+                           MODEL_FILE, SNAPSHOT_PREFIX['epoch'] + '*')
 
 
-#: Detection methods scored on the test images: (tag, Counting.detect options). The thesis's loop
-#: needs a non-zero second derivative, so ReLU counters get the first-derivative variants only.
+#: Detection methods scored on the test images: (tag, detection options, those of
+#: Counting.detect). The thesis's loop needs a non-zero second derivative, so the counters of an
+#: activation that is not ``smooth`` (Counting.functions.ACTIVATIONS: ReLU) get the
+#: first-derivative variants only.
 DETECTION_METHODS = (
-    ('second', ['--method', 'second']),
-    ('second_auto', ['--method', 'second', '--threshold', 'auto']),
-    ('second_auto_connected', ['--method', 'second', '--threshold', 'auto', '--connected']),
-    ('upper', ['--method', 'upper']),
-    ('kmeans', ['--method', 'kmeans']),
+    ('second', dict(method='second')),
+    ('second_auto', dict(method='second', threshold='auto')),
+    ('second_auto_connected', dict(method='second', threshold='auto', connected=True)),
+    ('upper', dict(method='upper')),
+    ('kmeans', dict(method='kmeans')),
     # Shapes told apart by type (thesis 2.2.2): once per output, round(output) groups each.
-    ('second_typed', ['--method', 'second', '--typed']),
-    ('second_auto_connected_typed', ['--method', 'second', '--threshold', 'auto', '--connected',
-                                     '--typed']),
-    ('upper_typed', ['--method', 'upper', '--typed']),
+    ('second_typed', dict(method='second', typed=True)),
+    ('second_auto_connected_typed', dict(method='second', threshold='auto', connected=True,
+                                         typed=True)),
+    ('upper_typed', dict(method='upper', typed=True)),
 )
 #: Test images the detection methods and the outline measure are scored on.
 N_SCORED = {'smoke': 10, 'quick': 50, 'thesis': 50, 'gpu-lease': 4, 'gpu-lease-smoke': 1}
@@ -232,79 +239,75 @@ PRESET_METHODS = {p: ('second', 'second_auto_connected', 'upper', 'second_typed'
 
 #: The method of the contact sheets: the automatic second-derivative loop with connected groups,
 #: the best of the automatic methods (docs/counting-detection.md); for ReLU, whose
-#: second derivative is zero, the first-derivative variant.
-SHEET_METHOD = {'smooth': 'second_auto_connected', 'relu': 'upper'}
+#: second derivative is zero (not ``smooth``), the first-derivative variant.
+SHEET_METHOD = {True: 'second_auto_connected', False: 'upper'}
 #: The typed sheet's method (contact_sheet_typed.png): the same, told apart by type.
-TYPED_SHEET_METHOD = {'smooth': 'second_auto_connected_typed', 'relu': 'upper_typed'}
+TYPED_SHEET_METHOD = {True: 'second_auto_connected_typed', False: 'upper_typed'}
+
+
+def smooth(activation):
+    """Whether the second-derivative detection works for ``activation`` (the registry's flag)."""
+    return ACTIVATIONS[activation].smooth
 
 
 def _methods_for(activation, preset=None):
     wanted = PRESET_METHODS.get(preset)
     return [m for m in DETECTION_METHODS
-            if (activation != 'relu' or not m[0].startswith('second'))
+            if (smooth(activation) or m[1]['method'] != 'second')
             and (wanted is None or m[0] in wanted)]
 
 
-def pictures_and_scores(info, run_dir, test_dir, counter_out, results_dir, n_pictures, dev,
-                        log, n_scored=None, title='', preset=None):
+def pictures_and_scores(info, model, settings, run_dir, test_dir, counter_out, results_dir,
+                        n_pictures, log, n_scored=None, title='', preset=None):
     """Outline measure, every detection method's scores and the contact sheets of one counter,
     into ``info`` (the summary's record of the counter). The sheets are drawn from the
     detections of their method's scored run (no detection runs again)."""
-    from Counting import contact_sheet, outline
-    from Counting import detect as detect_mod
-    from Counting.models import load_counter
+    from Counting import outline_measure
+    from Counting.detection import sheet
+    from Counting.detection.folder import detect_folder, detection_options
     annotations_path = os.path.join(test_dir, 'annotations.json')
     if not os.path.exists(annotations_path):
         return
     annotations = load_annotations(annotations_path)  # checked against truths and images
     names = sorted(annotations)
     n_scored = min(len(names), n_scored or max(n_pictures, 50))
-    model, settings = load_counter(run_dir)
     try:
-        per_image = outline.measure_run(model, settings, test_dir, names[:n_scored], annotations)
+        per_image = outline_measure.measure_run(model, settings, test_dir, names[:n_scored],
+                                                annotations)
         scored = list(per_image.values())
         pictured = [per_image[n] for n in names[:n_pictures]]
-        info['outline'] = outline.summarize(scored)
-        info['outline_pictured'] = outline.summarize(pictured)
-        info['outline_png'] = outline.summarize_pictures(scored)
-        info['outline_png_pictured'] = outline.summarize_pictures(pictured)
+        info['outline'] = outline_measure.summarize(scored)
+        info['outline_pictured'] = outline_measure.summarize(pictured)
+        info['outline_png'] = outline_measure.summarize_pictures(scored)
+        info['outline_png_pictured'] = outline_measure.summarize_pictures(pictured)
     except ValueError as e:
         info['outline_error'] = str(e)
-    kind = 'relu' if info['activation'] == 'relu' else 'smooth'
+    kind = smooth(info['activation'])
     sheets = {SHEET_METHOD[kind]: 'contact_sheet.png',
               TYPED_SHEET_METHOD[kind]: 'contact_sheet_typed.png'}
-    types = list(settings.get('types') or ('tri', 'sq'))
     info['detection_methods'] = {}
     info['contact_sheets'] = {}
     for tag, options in _methods_for(info['activation'], preset):
         det_dir = os.path.join(counter_out, 'detection', tag)
-        det_argv = ['--run', run_dir, '--images', test_dir, '--limit', str(n_scored),
-                    '--pictures', str(n_pictures), '--out', det_dir,
-                    '--annotations', annotations_path] + options + dev
-        kept = [] if tag in sheets else None
         try:
-            code = detect_mod.main(det_argv, keep=kept)
-        except SystemExit as e:
-            code = e.code
-        det_json = os.path.join(det_dir, 'detections.json')
-        if code or not os.path.exists(det_json):
-            info['detection_methods'][tag] = {'error': 'Counting.detect exited with {}'.format(
-                code)}
+            _, s = detect_folder(model, settings, run_dir, test_dir, names[:n_scored], det_dir,
+                                 detection_options(**options), annotations, annotations_path,
+                                 pictures=n_pictures)
+        except ValueError as e:  # SecondDerivativeError included
+            info['detection_methods'][tag] = {'error': 'detection {}: {}'.format(tag, e)}
+            log('counter {} detection {}: {}'.format(info['name'], tag, e))
             continue
-        det = load_json(det_json)
-        info['detection_methods'][tag] = dict(det['scores'], json=os.path.relpath(
-            det_json, results_dir))
-        s = det['scores']
+        det_json = os.path.join(det_dir, 'detections.json')
+        info['detection_methods'][tag] = dict(s, json=os.path.relpath(det_json, results_dir))
         log('counter {} detection {}: precision {}, recall {}, mean IoU {}{} ({} images)'.format(
             info['name'], tag, fmt_opt(s['precision']), fmt_opt(s['recall']),
             fmt_opt(s['mean_iou']), ', type accuracy {}'.format(fmt_opt(s['type_accuracy']))
             if 'type_accuracy' in s else '', s['images']))
-        if kept:
-            sheet = os.path.join(counter_out, sheets[tag])
-            contact_sheet.write_contact_sheet(
-                sheet, contact_sheet.entries_from_kept(kept, types),
-                '{}, method {}'.format(title or info['name'], tag))
-            info['contact_sheets'][tag] = os.path.relpath(sheet, results_dir)
+        if tag in sheets:
+            path = os.path.join(counter_out, sheets[tag])
+            sheet.write_contact_sheet(path, sheet.entries_from_folder(det_dir, test_dir),
+                                      '{}, method {}'.format(title or info['name'], tag))
+            info['contact_sheets'][tag] = os.path.relpath(path, results_dir)
     wanted = SHEET_METHOD[kind]
     if wanted in info['contact_sheets']:
         info['contact_sheet'] = info['contact_sheets'][wanted]
@@ -361,31 +364,33 @@ def selected_counters(parser, args):
     return tuple(c for c in counters if c[0] in wanted)
 
 
-def evaluate_counter(info, folders, root, preset, device, device_spec, log):
+def evaluate_counter(info, folders, root, preset, device, log):
     """Evaluation, saliency, outline measure and detection of one trained counter, into ``info``
     (the summary's record of the counter)."""
-    from Counting import evaluate
-    from Counting import saliency as saliency_mod
+    from Counting import evaluation, gradients, images
     name, run_dir = info['name'], info['run']
     counter_out = os.path.join(root, name)
-    result = evaluate.evaluate_run(run_dir, folders['test'], out=counter_out, device=device)
+    result = evaluation.evaluate_run(run_dir, folders['test'], out=counter_out, device=device)
     info['metrics'] = result['metrics']
     for typ, m in result['metrics'].items():
         log('counter {} {}: MAE {:.3f}, baseline {:.3f} ({:.2f}x)'.format(
             name, typ, m['ours']['mae'], m['baseline']['mae'], m['mae_ratio']))
-    dev = [] if device_spec is None else ['--device', device_spec]
     sal_dir = os.path.join(counter_out, 'saliency')
-    code = saliency_mod.main(['--run', run_dir, '--images', folders['test'], '--limit',
-                              str(N_PICTURES[preset]), '--out', sal_dir] + dev)
-    if code:
-        info['saliency_error'] = 'Counting.saliency exited with {}'.format(code)
+    model, settings = load_counter(run_dir, device)
+    try:
+        gradients.write_saliency_pictures(
+            model, settings, folders['test'],
+            images.image_names(folders['test'])[:N_PICTURES[preset]], sal_dir)
+    except ValueError as e:
+        info['saliency_error'] = 'saliency: {}'.format(e)
     info['saliency'] = _pictures(sal_dir, root, '_saliency.png')
     t = info['training']
     title = 'preset {}, counter {} ({} {}{}), seed {}'.format(
         preset, name, t['arch'], info['activation'], ' + BRN' if info['batch_renorm'] else '',
         info.get('seed', 0))
-    pictures_and_scores(info, run_dir, folders['test'], counter_out, root, N_PICTURES[preset],
-                        dev, log, n_scored=N_SCORED[preset], title=title, preset=preset)
+    pictures_and_scores(info, model, settings, run_dir, folders['test'], counter_out, root,
+                        N_PICTURES[preset], log, n_scored=N_SCORED[preset], title=title,
+                        preset=preset)
 
 
 def main(argv=None):
@@ -448,8 +453,7 @@ def main(argv=None):
                     os.path.join(roots[seed], 'logs', info['name'] + '.log'))
                 log('counter {}: {}'.format(prefix + info['name'], info['error']))
                 continue
-            evaluate_counter(info, folders[seed], roots[seed], args.preset, device, device_spec,
-                             log)
+            evaluate_counter(info, folders[seed], roots[seed], args.preset, device, log)
         summary = run_summary.summary_markdown(args.preset, DATASETS[args.preset], seed,
                                                command, counters[seed], time.time() - start)
         atomic_write_text(os.path.join(roots[seed], 'summary.md'), summary)

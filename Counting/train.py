@@ -6,13 +6,15 @@ Example::
         --arch convolutional --activation relu --epoch 100 --batchsize 20
 
 Writes into ``--out``: ``settings.json``, ``command.txt``, Chainer's ``log``, ``loss.png`` and
-``mae.png`` (PlotReport), ``snapshot_iter_*`` every ``--snapshot-interval`` epochs (resume with
-``--resume auto`` or ``--resume PATH``) and, at the end, ``model.npz`` (written atomically).
+``mae.png`` (PlotReport), ``snapshot_epoch_N`` every ``--snapshot-interval`` epochs (resume with
+``--resume`` alone, ``--resume auto`` or ``--resume PATH``) and, at the end, ``model_final.npz``
+(written atomically).
 
 A NaN or infinite loss, gradient or parameter stops the run at that iteration with a one-line error
-naming the epoch, the iteration and the last good snapshot, and exit status 3; no ``model.npz`` is
-written. The Trainer assembly shared with ``Friendly.train`` (run folder, resume, snapshots,
-reports, the non-finite stop, the final save) is :mod:`lenses_common.training`.
+naming the epoch, the iteration and the last good snapshot, and exit status 3
+(``lenses_common.cli.EXIT_NONFINITE``); no ``model_final.npz`` is written. The Trainer assembly
+shared with ``Friendly.train`` (run folder, resume, snapshots, reports, the non-finite stop, the
+final save) is :mod:`lenses_common.training`.
 """
 import math
 import os
@@ -26,18 +28,17 @@ from chainer.training import extensions
 from chainer.training import triggers
 
 from Counting import models
+from Counting.architectures import ARCHITECTURES
 from Counting import train_checks
 from Counting.datasets.loader import DatasetError
 from lenses_common import distributed
 from lenses_common.device import add_device_argument, device_from_args, positive_int
 from lenses_common.seeding import add_seed_argument, seed_everything
-from lenses_common.training import SNAPSHOT_PREFIX, EpochSeededOrder, TrainingScaffold
+from lenses_common.training import SNAPSHOT_PREFIX, TrainingScaffold
 from lenses_common.training import latest_snapshot as _latest_snapshot
 from lenses_common import cli
 
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop')
-#: Exit status of a run stopped by a NaN or infinite loss, gradient or parameter.
-EXIT_NONFINITE = 3
 
 
 def build_parser():
@@ -49,11 +50,11 @@ def build_parser():
                    help='optional held-out folder, evaluated every --eval-interval epochs')
     p.add_argument('--types', default=None,
                    help='shape types to count, e.g. "tri,sq" (default: those of the training set)')
-    p.add_argument('--arch', default='convolutional', choices=sorted(models.ARCHITECTURES),
+    p.add_argument('--arch', default='convolutional', choices=sorted(ARCHITECTURES),
                    help='network (default: %(default)s)')
     p.add_argument('--activation', default='relu', choices=models.ACTIVATIONS,
                    help='hidden activation (default: %(default)s)')
-    p.add_argument('--base', type=float, default=1.1,
+    p.add_argument('--base', type=cli.finite_float(0, low_open=True), default=1.1,
                    help='base b of the modsoftplus activation (default: %(default)s)')
     p.add_argument('--softplus', default='stable', choices=models.SOFTPLUS_IMPLEMENTATIONS,
                    help='implementation of --activation softplus: stable (this project\'s, finite '
@@ -63,16 +64,16 @@ def build_parser():
     p.add_argument('--batch-renorm', action='store_true',
                    help='Batch Renormalization after every convolution (the thesis used it for '
                         'the sigmoid counter)')
-    p.add_argument('--renorm-threshold', type=float, default=3.0,
+    p.add_argument('--renorm-threshold', type=train_checks.at_least_zero, default=3.0,
                    help='training loss below which the rmax/dmax schedule starts '
                         '(default: %(default)s)')
     p.add_argument('--optimizer', default='sgd', choices=OPTIMIZERS,
                    help='sgd (plain SGD, the author\'s default), momentum (MomentumSGD, which the '
                         'author added for the sigmoid counters) or rmsprop (default: %(default)s)')
-    p.add_argument('--lr', type=float, default=0.07,
+    p.add_argument('--lr', type=cli.finite_float(0, low_open=True), default=0.07,
                    help='initial learning rate, multiplied by 0.1 after each third of the run '
                         '(default: %(default)s, the thesis\'s)')
-    p.add_argument('--momentum', type=float, default=0.85,
+    p.add_argument('--momentum', type=train_checks.below_one(0), default=0.85,
                    help='momentum of --optimizer momentum (default: %(default)s)')
     p.add_argument('--batchsize', '-b', type=positive_int, default=20,
                    help='images per minibatch (default: %(default)s)')
@@ -84,8 +85,7 @@ def build_parser():
                    help='epochs between evaluations on --test (default: %(default)s)')
     p.add_argument('--out', '-o', default='result',
                    help='run folder to write (default: %(default)s)')
-    p.add_argument('--resume', '-r', default=None,
-                   help='snapshot to resume from, or "auto" for the newest one in --out')
+    cli.add_resume_argument(p)
     p.add_argument('--workers', type=positive_int, default=2,
                    help='processes that read the dataset folder (default: %(default)s)')
     p.add_argument('--stream', action='store_true',
@@ -101,8 +101,8 @@ def build_parser():
 
 
 def latest_snapshot(out):
-    """The snapshot with the largest iteration in ``out``, or None."""
-    return _latest_snapshot(out, SNAPSHOT_PREFIX['iteration'])
+    """The snapshot ``snapshot_epoch_N`` with the largest epoch N in ``out``, or None."""
+    return _latest_snapshot(out, SNAPSHOT_PREFIX['epoch'])
 
 
 def make_optimizer(name, lr, momentum):
@@ -113,11 +113,6 @@ def make_optimizer(name, lr, momentum):
     if name == 'rmsprop':
         return chainer.optimizers.RMSprop(lr=lr)
     raise ValueError('unknown optimizer {}'.format(name))
-
-
-#: Each epoch shuffled by ``RandomState([seed, epoch])`` alone, so that a resumed run sees the
-#: data in the same order as an uninterrupted one.
-EpochOrderSampler = EpochSeededOrder
 
 
 def load_sets(args, parser):
@@ -156,7 +151,7 @@ def run_settings(args, train):
     settings['types'] = list(train.types)
     settings['image_size'] = [int(s) for s in train.image_size]
     settings['n_train'] = len(train)
-    settings['renorm_decay'] = models.RENORM_DECAY[args.arch]
+    settings['renorm_decay'] = ARCHITECTURES[args.arch].renorm_decay
     settings['train'] = os.path.abspath(args.train)
     if args.test:
         settings['test'] = os.path.abspath(args.test)
@@ -169,8 +164,7 @@ def main(argv=None):
     cli.check_bounds(parser, args)
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
-    train_checks.check_numbers(args, parser)
-    scaffold = TrainingScaffold(parser, args.out, unit='iteration', final_model='model.npz',
+    scaffold = TrainingScaffold(parser, args.out, unit='epoch', final_model=models.MODEL_FILE,
                                 dist=distributed.from_args(args, parser))  # ChainerMN
     # --resume auto with no snapshot yet starts a new run (Counting.run_all relies on it).
     resume = scaffold.resolve_resume(args.resume, missing_ok=True)
@@ -244,7 +238,7 @@ def main(argv=None):
     if failure is not None:
         print('{}; try a smaller --lr ({} lr {})'.format(failure, args.optimizer, args.lr),
               file=sys.stderr)
-        return EXIT_NONFINITE
+        return cli.EXIT_NONFINITE
     model.to_device('@numpy')
     print('saved {}'.format(scaffold.save_final(model, meta=models.network_meta(settings))),
           flush=True)

@@ -12,7 +12,7 @@ On one process, same inputs, side by side:
   :func:`scipy.cluster.vq.kmeans2` run to convergence (:func:`Counting.detection.kmeans`) against
   the hand-written Lloyd loop; the largest relative gap between their centres and the share of
   values put in the same cluster;
-* the whole first-derivative detection, ``Counting.detection.detect(method='upper')`` and
+* the whole first-derivative detection, ``Counting.detection.detect_shapes(method='upper')`` and
   ``method='kmeans'``, on the 1000 x 1000 benchmark image of :mod:`Counting.bench.detection` with
   its untrained small counter: once as it is, once with the two hand-written versions put back
   into :mod:`Counting.detect` for the call ("before"); whether the boxes are the same.
@@ -33,7 +33,7 @@ import chainer
 
 from Counting import detection
 from Counting.detection import first_derivative
-from Counting import saliency as saliency_lib
+from Counting import gradients
 from Counting.datasets import shapes
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument
@@ -157,7 +157,7 @@ def best_of(function, repeats):
 
 def run(repeats=2, seed=0, progress=True):
     """Run the benchmark on the CPU and return a Markdown section (progress goes to stderr)."""
-    from Counting.bench import detection as bench_detection
+    from Counting.bench import detection_timing as bench_detection
 
     def say(text):
         if progress:
@@ -176,7 +176,7 @@ def run(repeats=2, seed=0, progress=True):
 
     image = bench_detection.bench_image(seed)
     model = bench_detection.bench_counter('convolutional', seed)
-    x = saliency_lib.as_batch(model, image)
+    x = gradients.as_batch(model, image)
     say('K-means benchmark: saliency of the benchmark image...')
     values = _saliency(model, x).ravel()
     before, (c_old, l_old) = best_of(lambda: reference_kmeans(values, 3, seed), repeats)
@@ -191,7 +191,7 @@ def run(repeats=2, seed=0, progress=True):
         say('detection benchmark: method {}...'.format(method))
 
         def call():
-            return detection.detect(model, x, method=method, count=10, seed=seed)
+            return detection.detect_shapes(model, x, method=method, count=10, seed=seed)
 
         with hand_written_detection():
             before, old = best_of(call, repeats)
@@ -218,9 +218,9 @@ def run(repeats=2, seed=0, progress=True):
 
 
 def _saliency(model, x):
-    _, _, g = saliency_lib.input_gradient(model, x)
+    _, _, g = gradients.input_gradient(model, x)
     return numpy.asarray(chainer.backend.CpuDevice().send(
-        saliency_lib.channel_max_abs(g.array[0])), dtype=numpy.float64)
+        gradients.channel_max_abs(g.array[0])), dtype=numpy.float64)
 
 
 def build_parser():

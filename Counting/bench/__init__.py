@@ -1,11 +1,15 @@
 """Counting's benchmarks (``make bench``), kept out of the product modules.
 
-* :mod:`~Counting.bench.report`: ``python -m Counting.bench``, every section into ``counting.md``;
-* :mod:`~Counting.bench.generator`: ``python -m Counting.bench.generator``, the dataset generator;
-* :mod:`~Counting.bench.detection`: ``python -m Counting.bench.detection``, the detection loop;
+* :mod:`~Counting.bench.report`: every section as one report (``python -m Counting.bench``,
+  ``__main__.py``, writes ``counting.md``);
+* :mod:`~Counting.bench.generator_timing`: the dataset generator
+  (``python -m Counting.bench.generator``);
+* :mod:`~Counting.bench.detection_timing`: the detection loop
+  (``python -m Counting.bench.detection``);
 * :mod:`~Counting.bench.training`: training throughput (a section of the report);
-* :mod:`~Counting.bench.memory`: ``python -m Counting.bench.memory``, training memory with the
-  dataset in memory and streamed (``Counting.train --stream``).
+* :mod:`~Counting.bench.memory_cases`: training memory with the dataset in memory and streamed
+  (``Counting.train --stream``; ``python -m Counting.bench.memory``).
+
+The command lines (``__main__``, ``generator``, ``detection``, ``memory``) are thin: they parse,
+check and call these.
 """
-from Counting.bench.report import build_parser  # NOQA
-from Counting.bench.report import main  # NOQA

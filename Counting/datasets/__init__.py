@@ -5,7 +5,7 @@
 * :mod:`~Counting.datasets.generator`: :func:`generate_dataset` (``python -m Counting.generate``);
 * :mod:`~Counting.datasets.png`: the generator's PNG writer;
 * :mod:`~Counting.datasets.loader`: :func:`load_dataset`, a folder as a Chainer dataset
-  (``python -m Counting.dataset``);
+  (``python -m Counting.check_dataset``);
 * :mod:`~Counting.datasets.stream`: :func:`stream_dataset` and :func:`stream_iterator`, the
   same dataset read from disk batch by batch by worker processes (``Counting.train --stream``);
 * :mod:`~Counting.datasets.limits`: bounds on sizes, memory and disk checked before generating.

@@ -5,8 +5,7 @@ at most 20 shapes) and stop a typo such as ``--count 1000000000000`` before it f
 memory. :func:`check_generation` estimates what a dataset will take, from the sizes of a few
 images rendered and encoded in memory first, and refuses a generation that does not fit.
 """
-import os
-import shutil
+from lenses_common.runfolder import free_disk
 
 MAX_COUNT = 1000000          # images per dataset
 MAX_IMAGE_SIDE = 10000       # pixels per side
@@ -61,17 +60,6 @@ def available_memory():
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def free_disk(path):
-    """Free bytes on the file system that holds ``path`` (or its nearest existing parent)."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return shutil.disk_usage(path).free
 
 
 def estimate(count, width, height, shape_limit, workers, sample_png_bytes):

@@ -8,8 +8,8 @@ Every file is checked while loading (in worker processes): an unreadable or trun
 that is not RGB or not of the expected size, a ``truths.json`` entry without its file and a missing
 or malformed ``truths.json`` each raise :class:`DatasetError` whose one-line message names the file.
 
-``python -m Counting.dataset DIR`` (:mod:`Counting.dataset`) checks a folder and prints a
-summary.
+``python -m Counting.check_dataset DIR`` (:mod:`Counting.check_dataset`) checks a folder and prints
+a summary.
 """
 import json
 import mmap
@@ -125,20 +125,36 @@ def _read_truths(folder):
     return path, truths
 
 
+def png_problem(image, size=None):
+    """A one-line reason the opened Pillow ``image`` is not a dataset PNG (not a PNG, not RGB, or,
+    with ``size`` (W, H), not of that size), or None."""
+    if image.format != 'PNG':
+        return 'not a PNG file (Pillow reads it as {})'.format(image.format)
+    if image.mode != 'RGB':
+        return 'image mode is {}, expected RGB'.format(image.mode)
+    if size is not None and tuple(image.size) != tuple(size):
+        return 'image is {}x{}, expected {}x{}'.format(*(tuple(image.size) + tuple(size)))
+    return None
+
+
+def unreadable(error):
+    """The one-line reason of a PNG that Pillow could not read."""
+    return 'unreadable image ({}: {})'.format(type(error).__name__, error)
+
+
 def _decode(path):
     """uint8 (H, W, 3) array of the PNG at ``path``, or a one-line reason it cannot be used."""
     if not os.path.exists(path):
         return 'listed in {} but the file does not exist'.format(TRUTHS)
     try:
         with Image.open(path) as image:
-            if image.format != 'PNG':
-                return 'not a PNG file (Pillow reads it as {})'.format(image.format)
-            if image.mode != 'RGB':
-                return 'image mode is {}, expected RGB'.format(image.mode)
+            problem = png_problem(image)
+            if problem is not None:
+                return problem
             image.load()
             return numpy.asarray(image, dtype=numpy.uint8)
     except Exception as e:  # Pillow raises many kinds for damaged files
-        return 'unreadable image ({}: {})'.format(type(e).__name__, e)
+        return unreadable(e)
 
 
 # Set in the parent before the pool forks, so the workers write the decoded pixels straight into

@@ -26,6 +26,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
 from Counting.datasets.loader import TRUTHS, CountsMixin, DatasetError, _decode, index_folder
+from Counting.datasets.loader import png_problem, unreadable
 from lenses_common.training import EpochSeededOrder
 
 
@@ -61,17 +62,11 @@ def _header_problem(path, size):
     """A one-line reason the PNG header at ``path`` is unusable (``size``: expected), or None."""
     try:
         with Image.open(path) as image:
-            if image.format != 'PNG':
-                return 'not a PNG file (Pillow reads it as {})'.format(image.format)
-            if image.mode != 'RGB':
-                return 'image mode is {}, expected RGB'.format(image.mode)
-            if size is not None and tuple(image.size) != tuple(size):
-                return 'image is {}x{}, expected {}x{}'.format(*(tuple(image.size) + size))
-            return None
+            return png_problem(image, size)
     except FileNotFoundError:
         return 'listed in {} but the file does not exist'.format(TRUTHS)
     except Exception as e:  # Pillow raises many kinds for damaged files
-        return 'unreadable image ({}: {})'.format(type(e).__name__, e)
+        return unreadable(e)
 
 
 def stream_dataset(folder, types=None, expect_size=None):

@@ -4,19 +4,19 @@
 * :mod:`~Counting.detection.accelerator`: the same groups with fewer, cheaper backward passes
   (row packing, kept graph, stacked copies, sparse tangents), the default;
 * :mod:`~Counting.detection.first_derivative`: the variants ``upper`` and ``kmeans``;
-* :mod:`~Counting.detection.detector`: :func:`detect`, which runs any of them, and
+* :mod:`~Counting.detection.detector`: :func:`detect_shapes`, which runs any of them, and
   :func:`detect_typed`, the same once per output (shapes told apart by type);
 * :mod:`~Counting.detection.groups`: :class:`Group`, :class:`Detections`, thresholds;
 * :mod:`~Counting.detection.scoring` and :mod:`~Counting.detection.pictures`: shared by every
   method.
 
 A new method: a module here that returns a list of :class:`Group`, a name in ``METHODS`` and a
-branch in :func:`detect`. The command line is ``python -m Counting.detect``.
+branch in :func:`detect_shapes`. The command line is ``python -m Counting.detect``.
 """
 from Counting.detection.accelerator import SecondDerivativeRows  # NOQA
 from Counting.detection.accelerator import Support  # NOQA
 from Counting.detection.accelerator import SupportError  # NOQA
-from Counting.detection.detector import detect  # NOQA
+from Counting.detection.detector import detect_shapes  # NOQA
 from Counting.detection.detector import detect_typed  # NOQA
 from Counting.detection.first_derivative import KMEANS_SPACES  # NOQA
 from Counting.detection.first_derivative import kmeans  # NOQA

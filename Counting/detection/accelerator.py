@@ -1,5 +1,5 @@
 """The accelerator of the thesis's loop: the same groups as :mod:`Counting.detection.second`,
-computed with fewer and cheaper backward passes (``detect(method='second')`` by default).
+computed with fewer and cheaper backward passes (``detect_shapes(method='second')`` by default).
 
 Only the row of the second derivative at ``p`` is needed, so the forward pass and the first
 backward pass are done once per image and their graph is kept; each row then costs one more
@@ -29,7 +29,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 import numpy
 
-from Counting import saliency as saliency_lib
+from Counting import gradients
 from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, group_mask
 from Counting.detection.groups import DEFAULT_AUTO_RULE, to_cpu
 
@@ -60,10 +60,10 @@ class Support:
     @classmethod
     def of_model(cls, model, shape):
         """The support of a :class:`Counting.models.Counter`, or None for any other model."""
-        from Counting import models
-        if type(model) is not models.Counter or model.arch not in models.ARCHITECTURES:
+        from Counting import architectures, models
+        if type(model) is not models.Counter or model.arch not in architectures.ARCHITECTURES:
             return None
-        return cls.from_convolutions(models.geometry(model.arch), shape)
+        return cls.from_convolutions(architectures.geometry(model.arch), shape)
 
     def box(self, y, x):
         """``(y0, y1, x0, x1)`` inclusive, or None when the row of ``(y, x)`` is zero."""
@@ -127,7 +127,7 @@ class SecondDerivativeRows:
                  output=None):
         self.model = model
         self.output = output  # None: the sum of the outputs; else the column differentiated
-        self.x = saliency_lib.as_batch(model, x)
+        self.x = gradients.as_batch(model, x)
         self.copies = int(copies)
         if self.copies < 1:
             raise ValueError('batch must be at least 1, got {}'.format(copies))
@@ -142,16 +142,16 @@ class SecondDerivativeRows:
         else:
             # The seeds must not depend on K: a batch of K may round differently from a batch
             # of one (other BLAS kernels), so the saliency comes from the one-image pass.
-            _, outputs, g = saliency_lib.input_gradient(self.model, self.x, output=self.output)
+            _, outputs, g = gradients.input_gradient(self.model, self.x, output=self.output)
         g0 = g.array[0]
-        self.saliency = to_cpu(saliency_lib.channel_max_abs(g0))
+        self.saliency = to_cpu(gradients.channel_max_abs(g0))
         self.channel = to_cpu(self.model.xp.abs(g0).argmax(axis=0))
         self.outputs = to_cpu(outputs.array[0])
 
     def _build(self):
         xp = self.model.xp
         xs = xp.ascontiguousarray(xp.broadcast_to(self.x, (self.copies,) + self.x.shape[1:]))
-        self._xs, self._outputs, self._g = saliency_lib.input_gradient(
+        self._xs, self._outputs, self._g = gradients.input_gradient(
             self.model, xs, enable_double_backprop=True, output=self.output)
         self._fresh = True
 
@@ -184,7 +184,7 @@ class SecondDerivativeRows:
         n = sum(len(pack) for pack in packs)
         if h is None:
             return [None] * n
-        importance = saliency_lib.channel_max_abs(h.array[:len(packs)])
+        importance = gradients.channel_max_abs(h.array[:len(packs)])
         importance = to_cpu(importance).astype(numpy.float32, copy=False)
         out = []
         for k, pack in enumerate(packs):

@@ -1,4 +1,5 @@
-"""``detect()``: shape detection from a counter's saliency by any method (thesis 2.2.2, 2.2.3).
+"""``detect_shapes()``: shape detection from a counter's saliency by any method (thesis 2.2.2,
+2.2.3).
 
 * ``second`` (default): the thesis's loop, :mod:`Counting.detection.second` as written with
   ``support=None, sparse=False, batch=1``, else the same groups by
@@ -8,14 +9,14 @@
 from lenses_common import compat  # noqa: F401  (before chainer)
 import numpy
 
-from Counting import saliency as saliency_lib
+from Counting import gradients
 from Counting.detection import accelerator, first_derivative, second
 from Counting.detection.groups import DEFAULT_AUTO_RULE, DEFAULT_THRESHOLD, METHODS, Detections
 from Counting.detection.groups import auto_threshold
 from Counting.detection.groups import to_cpu
 
 
-def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
+def detect_shapes(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', count=None,
            seed_upper=None, upper=0.5, lower=0.05, kmeans_space='linear', seed=0, min_size=1,
            spread=None, reuse_graph=True, support='auto', sparse=True, callback=None,
            auto_rule=DEFAULT_AUTO_RULE, auto_level=None, connected=False, output=None):
@@ -85,9 +86,9 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
         engine.support = support
         sal, outputs = engine.saliency, engine.outputs
     else:
-        x = saliency_lib.as_batch(model, image)
-        _, out_var, g = saliency_lib.input_gradient(model, x, output=output)
-        sal_device = saliency_lib.channel_max_abs(g.array[0])
+        x = gradients.as_batch(model, image)
+        _, out_var, g = gradients.input_gradient(model, x, output=output)
+        sal_device = gradients.channel_max_abs(g.array[0])
         sal = to_cpu(sal_device)
         outputs = to_cpu(out_var.array[0])
     if not numpy.all(numpy.isfinite(sal)):
@@ -130,14 +131,14 @@ def detect(model, image, threshold=DEFAULT_THRESHOLD, batch=1, method='second', 
 
 def detect_typed(model, image, types, counts=None, **options):
     """Shapes told apart by type (thesis 2.2.2: "saliency for a single shape type"): the
-    detection of :func:`detect` run once per output, differentiating that output alone and
+    detection of :func:`detect_shapes` run once per output, differentiating that output alone and
     looking for ``round(that output)`` groups (or ``counts[k]``), each group labelled with its
     type (:attr:`Group.type`).
 
     Args:
         types: the counter's output names in order (``settings['types']``, e.g. ``['tri', 'sq']``).
         counts: optional number of groups per type (default: the rounded outputs).
-        options: :func:`detect`'s keyword arguments (``count`` and ``output`` excepted).
+        options: :func:`detect_shapes`'s keyword arguments (``count`` and ``output`` excepted).
 
     Returns:
         :class:`Detections`: the groups of every type in the order of ``types`` (the loops are
@@ -153,7 +154,7 @@ def detect_typed(model, image, types, counts=None, **options):
             len(types), len(counts)))
     groups, asked, rows, passes, outputs = [], [], 0, 0, None
     for k, name in enumerate(types):
-        found = detect(model, image, output=k, count=None if counts is None else counts[k],
+        found = detect_shapes(model, image, output=k, count=None if counts is None else counts[k],
                        **options)
         for group in found:
             group.type = name
@@ -162,8 +163,8 @@ def detect_typed(model, image, types, counts=None, **options):
         rows += found.rows
         passes += found.passes
         outputs = found.outputs
-    x = saliency_lib.as_batch(model, image)
-    _, _, g = saliency_lib.input_gradient(model, x)
-    sal = to_cpu(saliency_lib.channel_max_abs(g.array[0])).astype(numpy.float32, copy=False)
+    x = gradients.as_batch(model, image)
+    _, _, g = gradients.input_gradient(model, x)
+    sal = to_cpu(gradients.channel_max_abs(g.array[0])).astype(numpy.float32, copy=False)
     return Detections(groups, outputs=outputs, count=sum(asked), counts=asked, saliency=sal,
                       method=options.get('method', 'second'), rows=rows, passes=passes)

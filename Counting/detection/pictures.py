@@ -5,7 +5,7 @@ import os
 import numpy
 from PIL import Image, ImageDraw
 
-from Counting import saliency as saliency_lib
+from Counting import gradients, images
 
 
 def mask_picture(mask):
@@ -14,7 +14,7 @@ def mask_picture(mask):
 
 def boxes_picture(image, boxes, truth_boxes=()):
     """The input image (uint8 HWC), predicted boxes in red (2 px), annotated ones in green."""
-    canvas = Image.fromarray(saliency_lib.image_to_rgb(image))
+    canvas = Image.fromarray(images.image_to_rgb(image))
     draw = ImageDraw.Draw(canvas)
     for box in truth_boxes:
         draw.rectangle([int(v) for v in box], outline=(0, 255, 0), width=1)
@@ -25,10 +25,10 @@ def boxes_picture(image, boxes, truth_boxes=()):
 
 def write_pictures(out, name, image, detections, truth_boxes=()):
     """Write one mask and one importance picture per group and the boxes picture of one image."""
-    base = os.path.join(out, saliency_lib.stem(name))
+    base = os.path.join(out, images.stem(name))
     for k, group in enumerate(detections):
-        saliency_lib.save_png('{}_group{}_mask.png'.format(base, k), mask_picture(group.mask))
-        saliency_lib.save_png('{}_group{}_importance.png'.format(base, k),
-                              saliency_lib.saliency_picture(group.importance))
-    saliency_lib.save_png(base + '_boxes.png',
+        images.save_png('{}_group{}_mask.png'.format(base, k), mask_picture(group.mask))
+        images.save_png('{}_group{}_importance.png'.format(base, k),
+                              gradients.saliency_picture(group.importance))
+    images.save_png(base + '_boxes.png',
                           boxes_picture(image, detections.boxes, truth_boxes))

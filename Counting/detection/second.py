@@ -12,7 +12,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 import numpy
 
-from Counting import saliency as saliency_lib
+from Counting import gradients
 from Counting.detection.groups import Group, SecondDerivativeError, auto_threshold, group_mask
 from Counting.detection.groups import DEFAULT_AUTO_RULE, to_cpu
 
@@ -25,16 +25,16 @@ class FirstOrder:
 
     def __init__(self, model, image, keep_graph=True, output=None):
         self.model, self.keep_graph, self.passes, self.output = model, keep_graph, 0, output
-        self.x = saliency_lib.as_batch(model, image)
-        self.xs, outputs, self.g = saliency_lib.input_gradient(model, self.x, True, output)
+        self.x = gradients.as_batch(model, image)
+        self.xs, outputs, self.g = gradients.input_gradient(model, self.x, True, output)
         self.outputs = to_cpu(outputs.array[0])
-        self.saliency = to_cpu(saliency_lib.channel_max_abs(self.g.array[0]))
+        self.saliency = to_cpu(gradients.channel_max_abs(self.g.array[0]))
         self.channel = to_cpu(model.xp.abs(self.g.array[0]).argmax(axis=0))
 
     def row(self, y, x):
         """``max_c |d saliency[y, x] / d image|`` (float32 ``(H, W)``), or None (ReLU)."""
         if not self.keep_graph and self.passes:  # the thesis's code: everything again
-            self.xs, _, self.g = saliency_lib.input_gradient(self.model, self.x, True,
+            self.xs, _, self.g = gradients.input_gradient(self.model, self.x, True,
                                                              self.output)
         seed = self.model.xp.zeros_like(self.xs.array)
         seed[0, int(self.channel[y, x]), y, x] = 1  # d|g|/dg = sign(g): max_c |h| ignores it
@@ -43,7 +43,7 @@ class FirstOrder:
         self.passes += 1
         if h is None:
             return None
-        return to_cpu(saliency_lib.channel_max_abs(h.array[0])).astype(numpy.float32)
+        return to_cpu(gradients.channel_max_abs(h.array[0])).astype(numpy.float32)
 
 
 def second_derivative_groups(first, count, threshold, seed_upper=None, callback=None,

@@ -84,7 +84,7 @@ def copy_run(src, dst):
 
 
 # ---------------------------------------------------------------------------------------------
-# Rows 1-2: a pickle named model.npz, or an .npz holding an object array, through every path.
+# Rows 1-2: a pickle named model_final.npz, or an .npz holding an object array, through every path.
 
 LOADERS = ['counting-evaluate', 'counting-saliency', 'counting-detect', 'counting-resume',
            'friendly-evaluate', 'friendly-resume']
@@ -104,7 +104,7 @@ def test_model_file_payload_never_runs(request, tmp_path, capsys, path, kind, pa
             main, argv = c_train.main, counting_args(data['train'], run, '--test', data['test'],
                                                      '--resume', target)
         else:
-            target = os.path.join(run, 'model.npz')
+            target = os.path.join(run, 'model_final.npz')
             write(target, marker)
             if path == 'counting-evaluate':
                 main, argv = c_evaluate.main, ['--run', run, '--device', '@numpy']
@@ -152,7 +152,7 @@ def test_truncated_or_foreign_counting_snapshot(counting, friendly, tmp_path, ca
 def test_counting_train_keeps_a_finished_run(counting, tmp_path, capsys):
     run = copy_run(counting['run'], tmp_path / 'run')
     before = {n: open(os.path.join(run, n), 'rb').read()
-              for n in ('model.npz', 'settings.json', 'command.txt', 'log')}
+              for n in ('model_final.npz', 'settings.json', 'command.txt', 'log')}
     argv = counting_args(counting['train'], run, '--test', counting['test'])
     assert_one_line_error(capsys, run_main(c_train.main, argv), run, 'finished run',
                           '--resume', '--force')
@@ -162,7 +162,7 @@ def test_counting_train_keeps_a_finished_run(counting, tmp_path, capsys):
     assert run_main(c_train.main, argv + ['--force']) == 0
     for name, data in before.items():
         assert open(os.path.join(run + '.old-1', name), 'rb').read() == data, name
-    assert os.path.exists(os.path.join(run, 'model.npz'))
+    assert os.path.exists(os.path.join(run, 'model_final.npz'))
 
 
 def test_friendly_train_keeps_a_finished_run(friendly, mnist_dir, tmp_path, capsys):
@@ -221,7 +221,7 @@ def test_one_output_model_in_a_two_type_run(counting, tmp_path):
     one = str(tmp_path / 'one')
     assert c_train.main(counting_args(counting['train'], one, '--types', 'sq')) == 0
     run = copy_run(counting['run'], tmp_path / 'two')
-    shutil.copy(os.path.join(one, 'model.npz'), os.path.join(run, 'model.npz'))
+    shutil.copy(os.path.join(one, 'model_final.npz'), os.path.join(run, 'model_final.npz'))
     with pytest.raises(c_models.RunError, match=r'fc/W is float32 \(1, 10\) here but float32 '
                                                 r'\(2, 10\)'):
         c_models.load_counter(run)
@@ -321,7 +321,7 @@ def test_generation_estimate(tmp_path, capsys, monkeypatch):
 # Row 14: --out that is a file, or under a file, in every script.
 
 def _script_argvs(counting, friendly, mnist_dir, out):
-    from Counting import bench as c_bench
+    from Counting.bench import __main__ as c_bench
     from Counting.bench import detection as bench_detection
     from Counting.bench import generator as bench_generator
     from Counting import run_all as c_run_all
@@ -407,7 +407,7 @@ def test_friendly_settings_of_the_wrong_type(friendly, mnist_dir, tmp_path, caps
 def test_written_models_follow_the_umask(counting, friendly):
     mask = runfolder.current_umask()
     want = 0o666 & ~mask
-    for path in (os.path.join(counting['run'], 'model.npz'),
+    for path in (os.path.join(counting['run'], 'model_final.npz'),
                  os.path.join(counting['run'], 'settings.json'),
                  os.path.join(counting['train'], 'truths.json'),
                  os.path.join(counting['train'], '0000.png'),

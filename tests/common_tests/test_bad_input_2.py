@@ -20,6 +20,7 @@ import pytest
 from lenses_common import compat  # noqa: F401
 from Counting import detect as c_detect
 from Counting import evaluate as c_evaluate
+from Counting import evaluation as c_evaluation
 from Counting import generate as c_generate
 from Counting import outline as c_outline
 from Counting import run_all as c_run_all
@@ -211,7 +212,8 @@ def test_friendly_evaluate_refuses_a_non_finite_model(friendly, mnist_dir, tmp_p
 def test_counting_refuses_non_finite_parameters_or_running_averages(counting, tmp_path, capsys,
                                                                     loader):
     run = copy(counting['run'], tmp_path / 'run')
-    path = os.path.join(run, 'model.npz') if loader == 'evaluate' else c_train.latest_snapshot(run)
+    path = (os.path.join(run, 'model_final.npz') if loader == 'evaluate'
+            else c_train.latest_snapshot(run))
     with numpy.load(path) as f:
         key = next(k for k in sorted(f.files) if k.endswith('/W'))
 
@@ -238,7 +240,7 @@ def test_input_independent_network_is_flagged(friendly, mnist_dir):
 
 def test_reports_are_standard_json(tmp_path):
     # A perfect counter's MAE ratio and a 1-epoch run's best loss were Infinity, a NaN MAE nan.
-    result = c_evaluate.evaluate_predictions(numpy.array([[1.0], [2.0]]),
+    result = c_evaluation.evaluate_predictions(numpy.array([[1.0], [2.0]]),
                                              numpy.array([[1.0], [2.0]]), ['sq'],
                                              numpy.array([1.5]))
     path = str(tmp_path / 'metrics.json')
@@ -269,7 +271,7 @@ def test_reports_are_standard_json(tmp_path):
 def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, needle):
     run = copy(counting['run'], tmp_path / 'run')
     snapshot = c_train.latest_snapshot(run)
-    model = open(os.path.join(run, 'model.npz'), 'rb').read()
+    model = open(os.path.join(run, 'model_final.npz'), 'rb').read()
 
     def change(arrays):
         if value == 'past':
@@ -287,7 +289,7 @@ def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, n
     argv = counting_args(counting['train'], run, '--test', counting['test'], '--resume',
                          snapshot, '--epoch', '2')
     one_line(capsys, run_main(c_train.main, argv), snapshot, needle)
-    assert open(os.path.join(run, 'model.npz'), 'rb').read() == model
+    assert open(os.path.join(run, 'model_final.npz'), 'rb').read() == model
     # A refused command is not appended to command.txt.
     assert open(os.path.join(run, 'command.txt')).read() == command
 
@@ -330,7 +332,7 @@ def test_out_name_too_long(counting, tmp_path, capsys):
     run = copy(counting['run'], tmp_path / ('r' * 252))
     code = run_main(c_train.main, counting_args(counting['train'], run, '--force'))
     one_line(capsys, code, '--force', 'above the limit of')
-    assert os.path.exists(os.path.join(run, 'model.npz'))
+    assert os.path.exists(os.path.join(run, 'model_final.npz'))
 
 
 def test_run_all_data_dir_that_is_a_file(tmp_path, capsys):
@@ -391,13 +393,13 @@ def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, mo
 def test_counting_train_full_disk(counting, tmp_path, capsys, monkeypatch):
     _full_disk(monkeypatch, training, 'save_npz')
     code = run_main(c_train.main, counting_args(counting['train'], str(tmp_path / 'run')))
-    one_line(capsys, code, 'cannot write', 'model.npz', status=1)
+    one_line(capsys, code, 'cannot write', 'model_final.npz', status=1)
 
 
 # ---------------------------------------------------------------------------------------------
 # 5. No hangs: FIFOs as inputs, unbounded counts.
 
-@pytest.mark.parametrize('what', ['settings.json', 'truths.json', 'model.npz'])
+@pytest.mark.parametrize('what', ['settings.json', 'truths.json', 'model_final.npz'])
 def test_fifo_inputs_are_refused(counting, tmp_path, capsys, what):
     run = copy(counting['run'], tmp_path / 'run')
     test = copy(counting['test'], tmp_path / 'test')
@@ -445,12 +447,12 @@ def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, ca
         return check(self, trainer)
     monkeypatch.setattr(training.NonFiniteCheck, '__call__', interrupt)
     code = run_main(c_train.main, counting_args(counting['train'], run, '--epoch', '2'))
-    one_line(capsys, code, 'interrupted', '--resume auto', 'snapshot_iter_3', status=130)
-    assert not os.path.exists(os.path.join(run, 'model.npz'))
+    one_line(capsys, code, 'interrupted', '--resume auto', 'snapshot_epoch_1', status=130)
+    assert not os.path.exists(os.path.join(run, 'model_final.npz'))
     monkeypatch.undo()
     assert run_main(c_train.main, counting_args(counting['train'], run, '--epoch', '2',
                                                 '--resume', 'auto')) == 0
-    assert os.path.exists(os.path.join(run, 'model.npz'))
+    assert os.path.exists(os.path.join(run, 'model_final.npz'))
 
 
 def test_ctrl_c_leaves_no_half_written_dataset(tmp_path, capsys, monkeypatch):
@@ -545,11 +547,11 @@ def test_annotations_are_checked(counting, tmp_path, capsys, script, kind, needl
 
 def test_leftovers_of_a_kill_are_removed(counting, tmp_path):
     run = copy(counting['run'], tmp_path / 'run')
-    hidden = os.path.join(run, '.model.npz.k3j2h1g0.tmp.npz')
-    chainer_tmp = os.path.join(run, 'tmpsnapshot_iter_6x8y2z')
+    hidden = os.path.join(run, '.model_final.npz.k3j2h1g0.tmp.npz')
+    chainer_tmp = os.path.join(run, 'tmpsnapshot_epoch_2x8y2z')
     open(hidden, 'wb').write(b'partial')
     os.mkdir(chainer_tmp)
-    open(os.path.join(chainer_tmp, 'snapshot_iter_6'), 'wb').write(b'partial')
+    open(os.path.join(chainer_tmp, 'snapshot_epoch_2'), 'wb').write(b'partial')
     keep = os.path.join(run, 'notes.txt')
     open(keep, 'w').write('mine')
     argv = counting_args(counting['train'], run, '--test', counting['test'], '--resume', 'auto',
@@ -684,7 +686,7 @@ def test_full_disk_while_writing_a_snapshot(counting, tmp_path, capsys, monkeypa
     monkeypatch.setattr(numpy, 'savez_compressed', full)
     run = str(tmp_path / 'run')
     code = run_main(c_train.main, counting_args(counting['train'], run))
-    one_line(capsys, code, 'cannot write', os.path.join(run, 'snapshot_iter_3'), status=1)
+    one_line(capsys, code, 'cannot write', os.path.join(run, 'snapshot_epoch_1'), status=1)
     assert not [n for n in os.listdir(run) if n.startswith('tmp')]
 
 

@@ -7,9 +7,9 @@ import pytest
 
 from lenses_common import cli
 
-SCRIPTS = ('Counting.generate', 'Counting.dataset', 'Counting.train', 'Counting.evaluate',
+SCRIPTS = ('Counting.generate', 'Counting.check_dataset', 'Counting.train', 'Counting.evaluate',
            'Counting.saliency', 'Counting.detect', 'Counting.outline', 'Counting.run_all',
-           'Counting.bench.report', 'Friendly.train', 'Friendly.evaluate', 'Friendly.robustness',
+           'Counting.bench.__main__', 'Friendly.train', 'Friendly.evaluate', 'Friendly.robustness',
            'Friendly.run_all', 'Friendly.run_robustness', 'Friendly.stop_rules', 'Friendly.mnist',
            'Friendly.bench.networks', 'Friendly.fidelity', 'Friendly.thesis_table')
 

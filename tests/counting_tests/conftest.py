@@ -1,6 +1,12 @@
-"""Helpers shared by the detection tests (tests/counting_tests/test_detect*.py), given to a
-test by the ``helpers`` fixture: a tiny smooth network, its image, the thesis's loop written
-out, and a trained-looking run folder."""
+"""What the Counting tests share.
+
+* Every test runs with fixed random seeds (:func:`fixed_random`, Chainer's ``fix_random``), so a
+  test that draws random inputs or initial weights draws the same ones every time.
+* The ``helpers`` fixture gives a test this module: a tiny smooth network, its image, the thesis's
+  loop written out, a trained-looking run folder (:func:`make_run`) and test images with their
+  annotations (:func:`make_images`).
+* ``source`` and ``copy``: a small generated dataset and a private copy of it.
+"""
 import json
 import os
 import shutil
@@ -14,10 +20,36 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 import chainer.functions as F
 import chainer.links as L
+from chainer import testing
 
 from Counting import detection
+from Counting import models
 from Counting.datasets.generator import generate_dataset
 from Counting.functions import stable_softplus
+from lenses_common.runfolder import save_npz
+
+
+class _FixedRandom:
+    """Chainer's ``testing.fix_random`` applies to test classes; its setUp and tearDown, given to
+    this class, seed NumPy, Python's random and CuPy before a test and restore them after."""
+
+    def setUp(self):
+        pass
+
+    def tearDown(self):
+        pass
+
+
+testing.fix_random()(_FixedRandom)
+
+
+@pytest.fixture(autouse=True)
+def fixed_random():
+    """Run every Counting test under ``chainer.testing.fix_random``."""
+    seeds = _FixedRandom()
+    seeds.setUp()
+    yield
+    seeds.tearDown()
 
 
 #: Image size of the small generated dataset of the dataset tests.
@@ -122,32 +154,57 @@ def same_groups(a, b):
     return True
 
 
-def make_run(path, activation='softplus', size=90):
-    from Counting.models import build_counter
-    numpy.random.seed(0)
-    model = build_counter('convolutional', activation)
+def make_run(path, activation='softplus', size=90, seed=0):
+    """A run folder as Counting.train writes it: settings.json and model_final.npz, the small
+    counter untrained but with positive counts."""
+    numpy.random.seed(seed)
+    model = models.build_counter('convolutional', activation)
     with chainer.using_config('train', False):
         model(numpy.zeros((1, 3, size, size), numpy.float32))
     model.fc.b.array[:] = 1.0
-    os.makedirs(path, exist_ok=True)
-    chainer.serializers.save_npz(os.path.join(path, 'model.npz'), model)
-    with open(os.path.join(path, 'settings.json'), 'w') as f:
-        json.dump({'arch': 'convolutional', 'activation': activation, 'base': 1.1,
-                   'batch_renorm': False, 'types': ['tri', 'sq'],
-                   'image_size': [size, size]}, f)
+    settings = {'arch': 'convolutional', 'activation': activation, 'base': 1.1,
+                'batch_renorm': False, 'types': ['tri', 'sq'], 'image_size': [size, size],
+                'softplus': 'stable'}
+    write_run(path, settings, model)
     return model
 
 
-def make_images(path, size=90):
+def write_run(path, settings, model=None):
+    """A run folder: ``settings`` as settings.json and, given ``model``, model_final.npz with
+    the network it records (``_meta/counter``), as Counting.train writes them."""
     os.makedirs(path, exist_ok=True)
-    im = Image.new('RGB', (size, size))
-    draw = ImageDraw.Draw(im)
-    square = [(10, 10), (40, 10), (40, 40), (10, 40)]
-    triangle = [(50, 50), (80, 50), (50, 80)]
-    for poly in (square, triangle):
-        draw.polygon(poly, fill=(0, 0, 255), outline=(0, 0, 255))
-    im.save(os.path.join(path, '0000.png'))
+    with open(os.path.join(path, 'settings.json'), 'w') as f:
+        json.dump(settings, f)
+    if model is not None:
+        save_npz(os.path.join(path, models.MODEL_FILE), model, meta=models.network_meta(settings))
+
+
+def make_images(path, size=90, count=1):
+    """Images with a blue square (moved one pixel right per image) and a blue triangle, and their
+    annotations.json."""
+    os.makedirs(path, exist_ok=True)
+    annotations = {}
+    for i in range(count):
+        im = Image.new('RGB', (size, size))
+        draw = ImageDraw.Draw(im)
+        square = [(10 + i, 10), (40 + i, 10), (40 + i, 40), (10 + i, 40)]
+        triangle = [(50, 50), (80, 50), (50, 80)]
+        for poly in (square, triangle):
+            draw.polygon(poly, fill=(0, 0, 255), outline=(0, 0, 255))
+        name = '{:04d}.png'.format(i)
+        im.save(os.path.join(path, name))
+        annotations[name] = [
+            {'type': 'sq', 'polygon': square, 'box': [10 + i, 10, 40 + i, 40]},
+            {'type': 'tri', 'polygon': triangle, 'box': [50, 50, 80, 80]}]
     with open(os.path.join(path, 'annotations.json'), 'w') as f:
-        json.dump({'0000.png': [{'type': 'sq', 'polygon': square, 'box': [10, 10, 40, 40]},
-                                {'type': 'tri', 'polygon': triangle, 'box': [50, 50, 80, 80]}]},
-                  f)
+        json.dump(annotations, f)
+    return annotations
+
+
+def dataset_json(folder):
+    """``(truths, annotations)``: the two JSON files of a generated dataset folder."""
+    with open(os.path.join(folder, 'truths.json')) as f:
+        truths = json.load(f)
+    with open(os.path.join(folder, 'annotations.json')) as f:
+        annotations = json.load(f)
+    return truths, annotations

@@ -1,9 +1,9 @@
-"""Tests of the memory benchmark's measures (Counting.bench.memory)."""
+"""Tests of the memory benchmark's measures (Counting.bench.memory_cases)."""
 import os
 import subprocess
 import sys
 
-from Counting.bench import memory
+from Counting.bench import memory_cases
 
 # A child that touches 64 MiB when told to, then waits: its PSS must grow by about that much.
 CHILD = ('import sys, numpy\n'
@@ -18,15 +18,15 @@ def test_descendants_and_pss_follow_a_child_process():
     child = subprocess.Popen([sys.executable, '-c', CHILD], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
-        tree = memory._descendants(os.getpid())
+        tree = memory_cases._descendants(os.getpid())
         assert tree[0] == os.getpid() and child.pid in tree
-        before = memory._pss_kb(child.pid)
+        before = memory_cases._pss_kb(child.pid)
         child.stdin.write('go\n')
         child.stdin.flush()
         assert child.stdout.readline().strip() == '1.0'
-        after = memory._pss_kb(child.pid)
+        after = memory_cases._pss_kb(child.pid)
         assert 0 < before and after - before > 48 * 1024
     finally:
         child.communicate('')
-    assert memory._pss_kb(child.pid) == 0   # gone: counted as nothing
-    assert child.pid not in memory._descendants(os.getpid())
+    assert memory_cases._pss_kb(child.pid) == 0   # gone: counted as nothing
+    assert child.pid not in memory_cases._descendants(os.getpid())

@@ -15,14 +15,6 @@ from Counting.datasets.generator import ShapeFitError, generate_dataset
 COLOR = (0, 0, 255)
 
 
-def _load(folder):
-    with open(os.path.join(folder, 'truths.json')) as f:
-        truths = json.load(f)
-    with open(os.path.join(folder, 'annotations.json')) as f:
-        annotations = json.load(f)
-    return truths, annotations
-
-
 def _mask(folder, name):
     with Image.open(os.path.join(folder, name)) as image:
         assert image.mode == 'RGB'
@@ -53,8 +45,8 @@ def gapped(tmp_path_factory):
     return folder
 
 
-def test_files_and_names(small):
-    truths, annotations = _load(small)
+def test_files_and_names(helpers, small):
+    truths, annotations = helpers.dataset_json(small)
     names = ['{:04d}.png'.format(i) for i in range(30)]
     assert sorted(truths) == names == sorted(annotations)
     assert all(os.path.exists(os.path.join(small, n)) for n in names)
@@ -67,8 +59,8 @@ def test_files_and_names(small):
     assert generator.image_name(5, 10001) == '00005.png'
 
 
-def test_truths_match_annotations_and_polygons_are_placed_by_the_rule(small):
-    truths, annotations = _load(small)
+def test_truths_match_annotations_and_polygons_are_placed_by_the_rule(helpers, small):
+    truths, annotations = helpers.dataset_json(small)
     canvas = shapely.box(0, 0, 160, 120)
     for name, shapes_ in annotations.items():
         assert sum(truths[name].values()) <= 8
@@ -87,8 +79,8 @@ def test_truths_match_annotations_and_polygons_are_placed_by_the_rule(small):
                 assert not polys[i].intersects(polys[j])
 
 
-def test_blobs_never_exceed_count_and_lie_in_boxes(small):
-    truths, annotations = _load(small)
+def test_blobs_never_exceed_count_and_lie_in_boxes(helpers, small):
+    truths, annotations = helpers.dataset_json(small)
     for name in truths:
         mask = _mask(small, name)
         boxes = [a['box'] for a in annotations[name]]
@@ -101,8 +93,8 @@ def test_blobs_never_exceed_count_and_lie_in_boxes(small):
         assert not (mask & ~covered).any()
 
 
-def test_min_gap_gives_one_blob_per_shape(gapped):
-    truths, annotations = _load(gapped)
+def test_min_gap_gives_one_blob_per_shape(helpers, gapped):
+    truths, annotations = helpers.dataset_json(gapped)
     total = 0
     for name in truths:
         mask = _mask(gapped, name)
@@ -126,14 +118,14 @@ def test_min_gap_gives_one_blob_per_shape(gapped):
     assert total > 60  # the check saw many shapes
 
 
-def test_merges_happen_without_gap_but_not_with_it(tmp_path):
+def test_merges_happen_without_gap_but_not_with_it(helpers, tmp_path):
     # Crowded small canvas: with the thesis's rule shapes touch once drawn.
     merged = {}
     for gap in (0, 2):
         folder = str(tmp_path / str(gap))
         generate_dataset(folder, 25, image_size=(100, 100), types=('sq',), shape_limit=10,
                          scale=(6, 12), min_gap=gap, seed=1, workers=1, progress=False)
-        truths, _ = _load(folder)
+        truths, _ = helpers.dataset_json(folder)
         merged[gap] = sum(len(shapes.blob_boxes(_mask(folder, n))) < t['sq']
                           for n, t in truths.items())
     assert merged[2] == 0
@@ -196,14 +188,14 @@ def test_place_one_respects_clearance():
         assert shapely.Polygon(template + (dx, dy)).distance(placed[0]) >= 4.0
 
 
-def test_limit_scale_resampling_one_scale_per_image(tmp_path):
+def test_limit_scale_resampling_one_scale_per_image(helpers, tmp_path):
     generate_dataset(tmp_path / 'one', 12, image_size=(200, 200), shape_limit=6,
                      scale=(5, 15), limit_scale_resampling=True, seed=2, workers=1,
                      progress=False)
     generate_dataset(tmp_path / 'each', 12, image_size=(200, 200), shape_limit=6,
                      scale=(5, 15), seed=2, workers=1, progress=False)
-    _, one = _load(tmp_path / 'one')
-    _, each = _load(tmp_path / 'each')
+    _, one = helpers.dataset_json(tmp_path / 'one')
+    _, each = helpers.dataset_json(tmp_path / 'each')
     per_image_one = [{round(_scales_and_edges(a['polygon'])[0], 3) for a in s}
                      for s in one.values() if len(s) > 1]
     per_image_each = [{round(_scales_and_edges(a['polygon'])[0], 3) for a in s}
@@ -215,15 +207,15 @@ def test_limit_scale_resampling_one_scale_per_image(tmp_path):
     assert all(5 - 1e-6 <= v <= 15 + 1e-6 for s in per_image_each for v in s)
 
 
-def test_no_shape_scaling_uses_lower_bound(tmp_path):
+def test_no_shape_scaling_uses_lower_bound(helpers, tmp_path):
     generate_dataset(tmp_path, 8, image_size=(150, 150), shape_limit=6, scale=(7, 30),
                      shape_scaling=False, seed=0, workers=1, progress=False)
-    _, ann = _load(tmp_path)
+    _, ann = helpers.dataset_json(tmp_path)
     sizes = [_scales_and_edges(a['polygon'])[0] for s in ann.values() for a in s]
     assert sizes and numpy.allclose(sizes, 7.0)
 
 
-def test_rotations(tmp_path):
+def test_rotations(helpers, tmp_path):
     generate_dataset(tmp_path / 'fixed', 8, image_size=(150, 150), shape_limit=6,
                      scale=(8, 16), shape_rotations=False, seed=0, workers=1, progress=False)
     generate_dataset(tmp_path / 'turned', 8, image_size=(150, 150), shape_limit=6,
@@ -234,8 +226,8 @@ def test_rotations(tmp_path):
         aligned = numpy.isclose(edges, 0, atol=1e-9).any(axis=1)
         return aligned.sum() >= 2  # the square's four sides, the triangle's two legs
 
-    _, fixed = _load(tmp_path / 'fixed')
-    _, turned = _load(tmp_path / 'turned')
+    _, fixed = helpers.dataset_json(tmp_path / 'fixed')
+    _, turned = helpers.dataset_json(tmp_path / 'turned')
     assert all(axis_aligned(a['polygon']) for s in fixed.values() for a in s)
     assert not all(axis_aligned(a['polygon']) for s in turned.values() for a in s)
 
@@ -290,13 +282,13 @@ def test_bad_options(tmp_path, kwargs, match):
 
 
 @pytest.mark.slow
-def test_thesis_sized_images(tmp_path):
+def test_thesis_sized_images(helpers, tmp_path):
     # The benchmark's setting: 1000 x 1000, up to 20 shapes of scale 60..120.
     for gap in (0, 2):
         folder = tmp_path / str(gap)
         generate_dataset(folder, 12, scale=(60, 120), min_gap=gap, seed=0, workers=2,
                          progress=False)
-        truths, annotations = _load(folder)
+        truths, annotations = helpers.dataset_json(folder)
         for name, t in truths.items():
             blobs = shapes.blob_boxes(_mask(folder, name))
             if gap:

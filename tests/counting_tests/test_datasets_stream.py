@@ -144,7 +144,7 @@ def test_train_stream_gives_the_same_weights(tmp_path, train_folder):
         assert train.main(['--train', folder, '--out', out, '--batchsize', '5', '--epoch', '2',
                            '--lr', '1e-4', '--no-progress', '--device', '@numpy',
                            '--workers', '2', '--seed', '1'] + extra) == 0
-        with numpy.load(os.path.join(out, 'model.npz')) as npz:
+        with numpy.load(os.path.join(out, 'model_final.npz')) as npz:
             weights.append({k: npz[k] for k in npz.files})
     assert sorted(weights[0]) == sorted(weights[1])
     for key in weights[0]:
@@ -177,14 +177,14 @@ def test_stream_run_resumes_to_the_in_memory_weights(tmp_path, train_folder):
     assert train.main(common + ['--out', whole]) == 0
     assert train.main(common + ['--out', part, '--stream']) == 0
     snapshots = sorted((int(n.rsplit('_', 1)[1]), n) for n in os.listdir(part)
-                       if n.startswith('snapshot_iter_'))
+                       if n.startswith('snapshot_epoch_'))
     assert len(snapshots) == 2
     for _, name in snapshots[1:]:
         os.remove(os.path.join(part, name))
-    os.remove(os.path.join(part, 'model.npz'))
+    os.remove(os.path.join(part, 'model_final.npz'))
     assert train.main(common + ['--out', part, '--stream', '--resume', 'auto']) == 0
-    with numpy.load(os.path.join(whole, 'model.npz')) as a, \
-            numpy.load(os.path.join(part, 'model.npz')) as b:
+    with numpy.load(os.path.join(whole, 'model_final.npz')) as a, \
+            numpy.load(os.path.join(part, 'model_final.npz')) as b:
         assert sorted(a.files) == sorted(b.files)
         for key in a.files:
             numpy.testing.assert_array_equal(b[key], a[key], err_msg=key)

@@ -9,7 +9,7 @@ from PIL import Image
 from lenses_common import compat  # noqa: F401  (before chainer)
 
 from Counting import detect
-from Counting import saliency
+from Counting import detection, gradients, images
 
 
 def test_cli_second_derivative(helpers, tmp_path):
@@ -22,12 +22,12 @@ def test_cli_second_derivative(helpers, tmp_path):
     assert rc == 0
     assert sorted(n for n in os.listdir(out) if not n.startswith('.')) == [
         '0000_boxes.png', '0000_group0_importance.png', '0000_group0_mask.png',
-        '0000_group1_importance.png', '0000_group1_mask.png', 'detections.json']
+        '0000_group1_importance.png', '0000_group1_mask.png', 'detections.json', 'pictured.npz']
     with open(out / 'detections.json') as f:
         result = json.load(f)
     entry = result['images']['0000.png']
-    x = saliency.load_image(str(tmp_path / 'images' / '0000.png'))
-    expected = detect.detect(model, x, threshold=1e-9, count=2)
+    x = images.load_image(str(tmp_path / 'images' / '0000.png'))
+    expected = detection.detect_shapes(model, x, threshold=1e-9, count=2)
     assert [g['box'] for g in entry['groups']] == [g.box for g in expected]
     assert [g['seed'] for g in entry['groups']] == [[g.seed[1], g.seed[0]] for g in expected]
     for k, group in enumerate(expected):
@@ -35,11 +35,11 @@ def test_cli_second_derivative(helpers, tmp_path):
         numpy.testing.assert_array_equal(mask == 255, group.mask)
         numpy.testing.assert_array_equal(
             numpy.asarray(Image.open(out / '0000_group{}_importance.png'.format(k))),
-            saliency.saliency_picture(group.importance))
+            gradients.saliency_picture(group.importance))
     assert entry['truth_boxes'] == [[10, 10, 40, 40], [50, 50, 80, 80]]
     assert entry['truth_types'] == ['sq', 'tri']
-    assert entry['score'] == detect.score_boxes(expected.boxes, entry['truth_boxes'],
-                                                truth_types=['sq', 'tri'])
+    assert entry['score'] == detection.score_boxes(expected.boxes, entry['truth_boxes'],
+                                                   truth_types=['sq', 'tri'])
     assert 'type_accuracy' not in entry['score']  # untyped groups have no type
     assert result['scores']['truth'] == 2 and result['scores']['images'] == 1
     assert result['settings']['method'] == 'second'
@@ -52,7 +52,7 @@ def test_cli_relu_run_refuses_second_but_runs_kmeans(helpers, tmp_path, capsys):
             '--out', str(tmp_path / 'out'), '--count', '2', '--device', '@numpy']
     assert detect.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert ': error: ' in err[-1] and 'ReLU' in err[-1] and 'smooth activation' in err[-1]
+    assert ': error: ' in err[-1] and 'uses relu' in err[-1] and 'smooth activation' in err[-1]
     assert detect.main(args + ['--method', 'kmeans']) == 0
     with open(tmp_path / 'out' / 'detections.json') as f:
         assert json.load(f)['settings']['method'] == 'kmeans'
@@ -85,12 +85,13 @@ def test_cli_auto_threshold_and_picture_limit(helpers, tmp_path):
                       '--out', str(out), '--count', '2', '--threshold', 'auto',
                       '--auto-rule', 'quantile', '--pictures', '0', '--device', '@numpy'])
     assert rc == 0
-    assert [n for n in os.listdir(out) if not n.startswith('.')] == ['detections.json']
+    assert sorted(n for n in os.listdir(out) if not n.startswith('.')) == [
+        'detections.json', 'pictured.npz']
     with open(out / 'detections.json') as f:
         result = json.load(f)
     assert result['settings']['threshold'] == 'auto'
     assert result['settings']['auto_rule'] == 'quantile'
-    assert result['settings']['auto_level'] == detect.AUTO_LEVELS['quantile']
+    assert result['settings']['auto_level'] == detection.AUTO_LEVELS['quantile']
     assert result['scores']['truth'] == 2
 
 
@@ -117,10 +118,10 @@ def test_cli_output_and_typed(helpers, tmp_path, capsys):
     base = ['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'),
             '--threshold', '1e-9', '--device', '@numpy', '--limit', '1']
     assert detect.main(base + ['--out', str(tmp_path / 'sq'), '--output', 'sq']) == 0
-    x = saliency.load_image(str(tmp_path / 'images' / '0000.png'))
+    x = images.load_image(str(tmp_path / 'images' / '0000.png'))
     with open(tmp_path / 'sq' / 'detections.json') as f:
         entry = json.load(f)['images']['0000.png']
-    alone = detect.detect(model, x, threshold=1e-9, output=1)
+    alone = detection.detect_shapes(model, x, threshold=1e-9, output=1)
     assert entry['count'] == alone.count == int(round(entry['outputs'][1]))
     assert [g['box'] for g in entry['groups']] == [g.box for g in alone]
     assert detect.main(base + ['--out', str(tmp_path / 'typed'), '--typed']) == 0
@@ -130,9 +131,9 @@ def test_cli_output_and_typed(helpers, tmp_path, capsys):
     both = detect_typed(model, x, ['tri', 'sq'], threshold=1e-9)
     assert entry['counts'] == {'tri': both.counts[0], 'sq': both.counts[1]}
     assert [(g['type'], g['box']) for g in entry['groups']] == [(g.type, g.box) for g in both]
-    assert entry['score'] == detect.score_boxes(both.boxes, entry['truth_boxes'],
-                                                predicted_types=both.box_types,
-                                                truth_types=['sq', 'tri'])
+    assert entry['score'] == detection.score_boxes(both.boxes, entry['truth_boxes'],
+                                                   predicted_types=both.box_types,
+                                                   truth_types=['sq', 'tri'])
     assert set(result['scores']['recall_by_type']) == {'sq', 'tri'}
     assert 'type_accuracy' in result['scores']
     capsys.readouterr()

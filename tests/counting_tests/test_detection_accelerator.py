@@ -7,28 +7,30 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
 from Counting import detection
+from Counting.detection import detect_shapes
 from Counting.detection import accelerator
-from Counting import saliency
+from Counting import gradients
 
 
-def test_second_derivative_row_matches_finite_differences(helpers):
-    model = helpers.Tiny(dtype=numpy.float64, map_size=2)
-    x = helpers.tiny_image(size=9, dtype=numpy.float64)
-    sal = saliency.saliency_map(model, x)
-    p = numpy.unravel_index(sal.argmax(), sal.shape)
-    row = detection.SecondDerivativeRows(model, x).rows([p])[0]
-
-    def sal_at_p(z):
-        return float(saliency.saliency_array(model, z)[p])
-
-    eps = 1e-3
+def _finite_difference_row(model, x, p, output=None, eps=1e-3):
+    """``max_c |d saliency[p] / d image|`` by central differences of the saliency map."""
     h = numpy.zeros(x.shape)
     for index in numpy.ndindex(*x.shape):
         plus, minus = x.copy(), x.copy()
         plus[index] += eps
         minus[index] -= eps
-        h[index] = (sal_at_p(plus) - sal_at_p(minus)) / (2 * eps)
-    expected = numpy.abs(h).max(axis=0)
+        h[index] = (float(gradients.saliency_array(model, plus, output)[p])
+                    - float(gradients.saliency_array(model, minus, output)[p])) / (2 * eps)
+    return numpy.abs(h).max(axis=0)
+
+
+def test_second_derivative_row_matches_finite_differences(helpers):
+    model = helpers.Tiny(dtype=numpy.float64, map_size=2)
+    x = helpers.tiny_image(size=9, dtype=numpy.float64)
+    sal = gradients.saliency_map(model, x)
+    p = numpy.unravel_index(sal.argmax(), sal.shape)
+    row = detection.SecondDerivativeRows(model, x).rows([p])[0]
+    expected = _finite_difference_row(model, x, p)
     assert expected.max() > 0
     numpy.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6 * expected.max())
 
@@ -37,12 +39,12 @@ def test_second_derivative_row_matches_finite_differences(helpers):
 def test_batched_rows_give_the_same_groups(helpers, batch):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
-    one = detection.detect(model, x, threshold=threshold, count=10, batch=1)
-    many = detection.detect(model, x, threshold=threshold, count=10, batch=batch)
+    one = detect_shapes(model, x, threshold=threshold, count=10, batch=1)
+    many = detect_shapes(model, x, threshold=threshold, count=10, batch=batch)
     assert helpers.same_groups(one, many)
     assert many.passes < many.rows
     assert one.passes == one.rows == len(one)
-    fresh = detection.detect(model, x, threshold=threshold, count=10, batch=batch,
+    fresh = detect_shapes(model, x, threshold=threshold, count=10, batch=batch,
                           reuse_graph=False)
     assert helpers.same_groups(one, fresh)
 
@@ -51,13 +53,13 @@ def test_batched_rows_with_a_fixed_spread_and_seed_upper(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
     for spread in (0, 2, 20):
-        assert helpers.same_groups(detection.detect(model, x, threshold=threshold, count=7),
-                           detection.detect(model, x, threshold=threshold, count=7, batch=4,
+        assert helpers.same_groups(detect_shapes(model, x, threshold=threshold, count=7),
+                           detect_shapes(model, x, threshold=threshold, count=7, batch=4,
                                          spread=spread))
-    capped = detection.detect(model, x, threshold=threshold, count=7, seed_upper=0.5)
+    capped = detect_shapes(model, x, threshold=threshold, count=7, seed_upper=0.5)
     top = capped.saliency.max()
     assert capped and all(capped.saliency[g.seed] <= 0.5 * top for g in capped)
-    assert helpers.same_groups(capped, detection.detect(model, x, threshold=threshold, count=7,
+    assert helpers.same_groups(capped, detect_shapes(model, x, threshold=threshold, count=7,
                                              seed_upper=0.5, batch=3))
 
 
@@ -110,14 +112,14 @@ def test_packing_gives_the_same_groups(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
     support = detection.Support.from_convolutions(TINY_SPECS, (12, 12))
-    plain = detection.detect(model, x, threshold=threshold, count=10, support=None, sparse=False)
-    packed = detection.detect(model, x, threshold=threshold, count=10, support=support,
+    plain = detect_shapes(model, x, threshold=threshold, count=10, support=None, sparse=False)
+    packed = detect_shapes(model, x, threshold=threshold, count=10, support=support,
                            sparse=False)
     assert helpers.same_groups(plain, packed)
     for a, b in zip(plain, packed):
         numpy.testing.assert_array_equal(a.importance, b.importance)
     assert packed.passes < plain.passes == 10
-    assert helpers.same_groups(plain, detection.detect(model, x, threshold=threshold, count=10,
+    assert helpers.same_groups(plain, detect_shapes(model, x, threshold=threshold, count=10,
                                                        batch=3, support=support))
 
 
@@ -125,8 +127,8 @@ def test_unseen_pixels_cost_no_pass(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     support = detection.Support.from_convolutions(TINY_SPECS, (12, 12))
     # An unreachable threshold: every group is empty and every pixel becomes a seed in turn.
-    plain = detection.detect(model, x, threshold=1e9, count=144, support=None)
-    packed = detection.detect(model, x, threshold=1e9, count=144, support=support)
+    plain = detect_shapes(model, x, threshold=1e9, count=144, support=None)
+    packed = detect_shapes(model, x, threshold=1e9, count=144, support=support)
     assert len(plain) == 144 and helpers.same_groups(plain, packed)
     assert plain.passes == 144
     # Row 11 and column 11 feed no unit (23 pixels): zero saliency, zero rows, no pass.
@@ -139,9 +141,9 @@ def test_packing_falls_back_when_the_boxes_are_wrong(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
     wrong = detection.Support.from_convolutions([(1, 1, 0)], (12, 12))  # 1-pixel boxes
-    plain = detection.detect(model, x, threshold=threshold, count=6, support=None)
+    plain = detect_shapes(model, x, threshold=threshold, count=6, support=None)
     with pytest.warns(UserWarning, match='leak'):
-        packed = detection.detect(model, x, threshold=threshold, count=6, support=wrong)
+        packed = detect_shapes(model, x, threshold=threshold, count=6, support=wrong)
     assert helpers.same_groups(plain, packed)
 
 
@@ -162,11 +164,11 @@ def test_counter_support_is_derived_and_exact(helpers, recwarn):
     assert support.box(50, 130) == (0, 86, 125, 211) and support.box(100, 50) is None
     assert support.box(299, 299) is None  # (11 - 3) // 5 + 1 = 2 units: a 2 x 2 last map
     assert detection.Support.of_model(helpers.Tiny(), (12, 12)) is None
-    plain = detection.detect(model, x, count=6, support=None, sparse=False)
-    packed = detection.detect(model, x, count=6)
+    plain = detect_shapes(model, x, count=6, support=None, sparse=False)
+    packed = detect_shapes(model, x, count=6)
     assert helpers.same_groups(plain, packed) and len(packed) == 6
     assert packed.passes < plain.passes
-    assert helpers.same_groups(plain, detection.detect(model, x, count=6, support=None,
+    assert helpers.same_groups(plain, detect_shapes(model, x, count=6, support=None,
                                                        sparse=True))
     assert not [w for w in recwarn if 'leak' in str(w.message)]
 
@@ -178,19 +180,11 @@ def test_typed_second_derivative_row_matches_finite_differences(helpers, output)
     from Counting.detection import second
     model = helpers.Tiny(dtype=numpy.float64, map_size=2)
     x = helpers.tiny_image(size=9, dtype=numpy.float64)
-    sal = saliency.saliency_map(model, x, output)
+    sal = gradients.saliency_map(model, x, output)
     p = numpy.unravel_index(sal.argmax(), sal.shape)
     row = detection.SecondDerivativeRows(model, x, output=output).rows([p])[0]
     faithful = second.FirstOrder(model, x, output=output).row(*p)
-    eps = 1e-3
-    h = numpy.zeros(x.shape)
-    for index in numpy.ndindex(*x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[index] += eps
-        minus[index] -= eps
-        h[index] = (float(saliency.saliency_array(model, plus, output)[p])
-                    - float(saliency.saliency_array(model, minus, output)[p])) / (2 * eps)
-    expected = numpy.abs(h).max(axis=0)
+    expected = _finite_difference_row(model, x, p, output)
     assert expected.max() > 0
     numpy.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-6 * expected.max())
     numpy.testing.assert_allclose(faithful, expected, rtol=1e-4, atol=1e-6 * expected.max())
@@ -228,10 +222,10 @@ def test_accelerator_finds_the_groups_of_the_faithful_loop(arch, size, output, m
     calls = []
     real = stc.sparse_forward
     monkeypatch.setattr(stc, 'sparse_forward', lambda *a: calls.append(1) or real(*a))
-    fast = detection.detect(model, x, threshold=threshold, count=6, output=output)
+    fast = detect_shapes(model, x, threshold=threshold, count=6, output=output)
     if output is not None:  # the typed loop differentiates that output alone
-        numpy.testing.assert_array_equal(fast.saliency, saliency.saliency_map(model, x, output))
-        assert not numpy.array_equal(fast.saliency, saliency.saliency_map(model, x))
+        numpy.testing.assert_array_equal(fast.saliency, gradients.saliency_map(model, x, output))
+        assert not numpy.array_equal(fast.saliency, gradients.saliency_map(model, x))
     assert len(faithful) == len(fast) == 6 and calls
     # Sparse convolutions sum in another order: only a pixel whose importance, in this group or
     # an earlier one (which then took it or not), is within rounding of the threshold may change
@@ -246,7 +240,7 @@ def test_accelerator_finds_the_groups_of_the_faithful_loop(arch, size, output, m
         assert differ.sum() <= 2 and not (differ & ~borderline).any()
     if arch == 'convolutional':
         assert fast.passes < first.passes
-    plain = detection.detect(model, x, threshold=threshold, count=6, support=None, sparse=False,
+    plain = detect_shapes(model, x, threshold=threshold, count=6, support=None, sparse=False,
                              output=output)
     assert [g.seed for g in plain] == [g.seed for g in faithful]
     for a, b in zip(plain, faithful):
@@ -261,15 +255,15 @@ def test_typed_detection_runs_once_per_output_with_its_own_count(helpers):
     assert found.counts == [2, 3] and found.count == 5
     assert [g.type for g in found] == ['tri'] * 2 + ['sq'] * 3
     for k, kind in enumerate(('tri', 'sq')):
-        alone = detection.detect(model, x, threshold=threshold, count=found.counts[k], output=k)
+        alone = detect_shapes(model, x, threshold=threshold, count=found.counts[k], output=k)
         mine = [g for g in found if g.type == kind]
         assert helpers.same_groups(alone, mine)
         # the faithful loop (no packing, no sparse tangents) gives the same groups per type
-        plain = detection.detect(model, x, threshold=threshold, count=found.counts[k], output=k,
+        plain = detect_shapes(model, x, threshold=threshold, count=found.counts[k], output=k,
                                  support=None, sparse=False, batch=1)
         assert helpers.same_groups(plain, mine)
     # its pictures show the saliency of the sum of the outputs
-    numpy.testing.assert_array_equal(found.saliency, saliency.saliency_map(model, x))
+    numpy.testing.assert_array_equal(found.saliency, gradients.saliency_map(model, x))
     # by default each output's own rounded value is the number of groups
     outputs = found.outputs
     default = detection.detect_typed(model, x, ['tri', 'sq'], threshold=threshold)

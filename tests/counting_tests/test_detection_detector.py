@@ -1,31 +1,31 @@
-"""Tests of detect(), which runs every method (Counting.detection.detector)."""
+"""Tests of detect_shapes(), which runs every method (Counting.detection.detector)."""
 
 import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 
-from Counting import detection
+from Counting.detection import detect_shapes
 
 
 def test_bad_arguments(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     with pytest.raises(ValueError, match='unknown method'):
-        detection.detect(model, x, method='third')
+        detect_shapes(model, x, method='third')
     with pytest.raises(ValueError, match='threshold'):
-        detection.detect(model, x, threshold=-1)
+        detect_shapes(model, x, threshold=-1)
     with pytest.raises(ValueError, match='batch'):
-        detection.detect(model, x, batch=0, count=1)
+        detect_shapes(model, x, batch=0, count=1)
     with pytest.raises(ValueError, match='lower'):
-        detection.detect(model, x, method='upper', lower=0.6, upper=0.5, count=1)
+        detect_shapes(model, x, method='upper', lower=0.6, upper=0.5, count=1)
 
 
 @pytest.mark.gpu
 def test_detect_on_gpu_runs_and_matches_cpu_saliency(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
-    cpu = detection.detect(model, x, threshold=threshold, count=4)
+    cpu = detect_shapes(model, x, threshold=threshold, count=4)
     model.to_device('@cupy:0')
-    gpu = detection.detect(model, x, threshold=threshold, count=4, batch=3)
+    gpu = detect_shapes(model, x, threshold=threshold, count=4, batch=3)
     numpy.testing.assert_allclose(gpu.saliency, cpu.saliency, rtol=1e-5)
     assert len(gpu) == 4 and gpu[0].seed == cpu[0].seed

@@ -9,6 +9,7 @@ import chainer
 import chainer.functions as F
 
 from Counting import detection
+from Counting.detection import detect_shapes
 
 
 def test_kmeans_keeps_the_middle_cluster():
@@ -81,14 +82,14 @@ def test_upper_keeps_blobs_between_the_bounds():
     w[0, 2, 7, 0] = 0.01         # below the lower bound
     model = Fixed(w, bias=0.0)
     x = numpy.zeros((3, 8, 10), numpy.float32)
-    found = detection.detect(model, x, method='upper', upper=0.5, lower=0.05, count=5)
+    found = detect_shapes(model, x, method='upper', upper=0.5, lower=0.05, count=5)
     assert [g.box for g in found] == [[5, 5, 8, 6], [1, 1, 3, 2]]  # largest blob first
     assert found[0].seed == (5, 5) and found[1].seed == (1, 1)
     numpy.testing.assert_allclose(found[1].importance[1:3, 1:4], 0.3)
     assert found[1].importance.sum() == pytest.approx(6 * 0.3)
-    only_one = detection.detect(model, x, method='upper', upper=0.5, lower=0.05, count=1)
+    only_one = detect_shapes(model, x, method='upper', upper=0.5, lower=0.05, count=1)
     assert [g.box for g in only_one] == [[5, 5, 8, 6]]
-    assert detection.detect(model, x, method='upper', count=5, min_size=7).boxes == [[5, 5, 8, 6]]
+    assert detect_shapes(model, x, method='upper', count=5, min_size=7).boxes == [[5, 5, 8, 6]]
 
 
 @pytest.mark.gpu
@@ -99,9 +100,9 @@ def test_upper_on_gpu_labels_on_the_device_and_matches_cpu():
     w[0, 1, 0, 9] = 1.0
     model = Fixed(w, bias=0.0)
     x = numpy.zeros((3, 8, 10), numpy.float32)
-    cpu = detection.detect(model, x, method='upper', count=5)
+    cpu = detect_shapes(model, x, method='upper', count=5)
     model.to_device('@cupy:0')
-    gpu = detection.detect(model, model.device.send(x), method='upper', count=5)
+    gpu = detect_shapes(model, model.device.send(x), method='upper', count=5)
     assert gpu.boxes == cpu.boxes == [[5, 5, 8, 6], [1, 1, 3, 2]]
 
 
@@ -112,5 +113,5 @@ def test_kmeans_on_a_flat_saliency_finds_nothing():
         def forward(self, x):
             return F.relu(F.sum(x * 0, axis=(2, 3))[:, :2] + 1)
 
-    found = detection.detect(Flat(), numpy.zeros((3, 8, 8), numpy.float32), method='kmeans')
+    found = detect_shapes(Flat(), numpy.zeros((3, 8, 8), numpy.float32), method='kmeans')
     assert found.count == 2 and len(found) == 0

@@ -7,12 +7,13 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer.functions as F
 
 from Counting import detection
+from Counting.detection import detect_shapes
 
 
 def test_detect_equals_the_thesis_loop_written_out(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
-    found = detection.detect(model, x, threshold=threshold, count=6)
+    found = detect_shapes(model, x, threshold=threshold, count=6)
     reference = helpers.reference_groups(model, x, 6, threshold)
     assert len(found) == len(reference) == 6
     for group, (seed, mask) in zip(found, reference):
@@ -22,7 +23,7 @@ def test_detect_equals_the_thesis_loop_written_out(helpers):
 
 def test_groups_are_disjoint_and_boxed(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
-    found = detection.detect(model, x, threshold=helpers.middle_threshold(model, x), count=8)
+    found = detect_shapes(model, x, threshold=helpers.middle_threshold(model, x), count=8)
     assert len(found) == 8 and found.count == 8 and found.method == 'second'
     seen = numpy.zeros(x.shape[1:], bool)
     seeds = set()
@@ -45,14 +46,14 @@ def test_groups_are_disjoint_and_boxed(helpers):
 def test_count_defaults_to_rounded_sum_of_outputs(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     model.l.b.array[:] = [1.2, 1.4 - model(x[None]).array[0].sum()]  # outputs sum to 2.6
-    found = detection.detect(model, x, threshold=helpers.middle_threshold(model, x))
+    found = detect_shapes(model, x, threshold=helpers.middle_threshold(model, x))
     assert found.count == 3 and len(found) == 3
     numpy.testing.assert_allclose(found.outputs.sum(), 2.6, rtol=1e-5)
 
 
 def test_loop_stops_when_every_pixel_is_assigned(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
-    found = detection.detect(model, x, threshold=0.0, count=5)
+    found = detect_shapes(model, x, threshold=0.0, count=5)
     # threshold 0 puts every unassigned pixel in the first group.
     assert len(found) == 1 and found[0].mask.all()
 
@@ -60,14 +61,14 @@ def test_loop_stops_when_every_pixel_is_assigned(helpers):
 def test_relu_has_no_second_derivative(helpers):
     model, x = helpers.Tiny(activation=F.relu), helpers.tiny_image()
     with pytest.raises(detection.SecondDerivativeError) as e:
-        detection.detect(model, x, count=2)
+        detect_shapes(model, x, count=2)
     message = str(e.value)
     assert '\n' not in message
     for word in ('smooth activation', 'softplus', 'sigmoid', '--method upper', 'kmeans'):
         assert word in message
     # The first-derivative variants work on it.
-    assert len(detection.detect(model, x, method='kmeans', count=2)) >= 1
-    assert len(detection.detect(model, x, method='upper', count=2)) >= 1
+    assert len(detect_shapes(model, x, method='kmeans', count=2)) >= 1
+    assert len(detect_shapes(model, x, method='upper', count=2)) >= 1
 
 
 @pytest.mark.parametrize('rule,level', [('fraction', 0.3), ('quantile', 0.8)])
@@ -75,7 +76,7 @@ def test_auto_threshold_is_the_loop_with_each_groups_own_cut(helpers, rule, leve
     # The thesis's loop written out, with the threshold of each group computed by hand from its
     # own importance row.
     model, x = helpers.Tiny(), helpers.tiny_image()
-    found = detection.detect(model, x, threshold='auto', count=3, auto_rule=rule, auto_level=level)
+    found = detect_shapes(model, x, threshold='auto', count=3, auto_rule=rule, auto_level=level)
     engine = detection.SecondDerivativeRows(model, x)
     assigned = numpy.zeros(x.shape[1:], bool)
     sal = engine.saliency

@@ -6,7 +6,8 @@ import pytest
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Counting import detection, links, models
+from Counting import architectures, detection, links, models
+from Counting.detection import detect_shapes
 from Counting.detection import second
 
 
@@ -30,7 +31,7 @@ def _saliency(model, x):
 def test_geometry_and_receptive_field():
     # 128 -> conv 126 -> pool 63 -> conv 61 -> pool 30 -> conv 28 -> pool 14 -> conv 12
     assert models.output_size('edgepool', (128, 128)) == (12, 12)
-    assert models.geometry('edgepool') == ((3, 1, 0), (2, 2, 0), (3, 1, 0), (2, 2, 0),
+    assert architectures.geometry('edgepool') == ((3, 1, 0), (2, 2, 0), (3, 1, 0), (2, 2, 0),
                                            (3, 1, 0), (2, 2, 0), (3, 1, 0))
     model = _model('softplus')
     assert isinstance(model.conv1, links.EdgeConvolution2D) and model.sum_pooled
@@ -106,7 +107,7 @@ def test_accelerator_finds_the_groups_of_the_faithful_loop(connected):
     row = first.row(*p)
     threshold = float(numpy.quantile(row[row > 0], 0.5))
     faithful = second.second_derivative_groups(first, 4, threshold, connected=connected)
-    fast = detection.detect(model, x, threshold=threshold, count=4, connected=connected)
+    fast = detect_shapes(model, x, threshold=threshold, count=4, connected=connected)
     assert len(faithful) == len(fast) == 4
     for a, b in zip(faithful, fast):
         assert a.seed == b.seed

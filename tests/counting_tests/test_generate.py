@@ -1,6 +1,4 @@
 """Tests of the generator command line (Counting.generate)."""
-import json
-import os
 
 import pytest
 from PIL import Image
@@ -8,20 +6,12 @@ from PIL import Image
 from Counting import generate
 
 
-def _load(folder):
-    with open(os.path.join(folder, 'truths.json')) as f:
-        truths = json.load(f)
-    with open(os.path.join(folder, 'annotations.json')) as f:
-        annotations = json.load(f)
-    return truths, annotations
-
-
-def test_cli(tmp_path, capsys):
+def test_cli(helpers, tmp_path, capsys):
     out = tmp_path / 'cli'
     assert generate.main(['--out', str(out), '--count', '3', '--image-size', '64', '48',
                           '--types', 'sq', '--shape-limit', '4', '--scale', '5', '9',
                           '--seed', '3', '--no-progress', '--workers', '1']) == 0
-    truths, _ = _load(out)
+    truths, _ = helpers.dataset_json(out)
     assert len(truths) == 3 and all(list(t) == ['sq'] for t in truths.values())
     with Image.open(out / '0000.png') as image:
         assert image.size == (64, 48)

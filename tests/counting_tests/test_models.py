@@ -1,4 +1,3 @@
-import json
 import os
 
 import numpy
@@ -143,54 +142,63 @@ def test_renorm_schedule_steps_and_resumes(tmp_path):
     assert isinstance(ext_b, training.Extension)
 
 
-def _write_run(path, settings, model=None):
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, 'settings.json'), 'w') as f:
-        json.dump(settings, f)
-    if model is not None:
-        save_npz(os.path.join(path, 'model.npz'), model)
-
-
 SETTINGS = {'arch': 'convolutional', 'activation': 'softplus', 'base': 1.1, 'batch_renorm': True,
-            'types': ['tri', 'sq'], 'image_size': [90, 100]}
+            'types': ['tri', 'sq'], 'image_size': [90, 100], 'softplus': 'stable'}
 
 
-def test_load_counter_roundtrip(tmp_path):
+def test_load_counter_roundtrip(helpers, tmp_path):
     model = models.build_counter('convolutional', 'softplus', batch_renorm=True)
     x = _images(2, 90, 100)
     with chainer.using_config('train', True):
         model(x)  # updates the BRN running averages, which must be saved and loaded too
     with chainer.using_config('train', False):
         expected = model(x).array
-    _write_run(str(tmp_path / 'run'), SETTINGS, model)
+    helpers.write_run(str(tmp_path / 'run'), SETTINGS, model)
     loaded, settings = models.load_counter(str(tmp_path / 'run'))
     assert settings['activation'] == 'softplus'
     with chainer.using_config('train', False):
         numpy.testing.assert_array_equal(loaded(x).array, expected)
 
 
-def test_load_counter_errors(tmp_path):
+def test_load_counter_errors(helpers, tmp_path):
     with pytest.raises(models.RunError, match='does not exist'):
         models.load_counter(str(tmp_path / 'nothing'))
     os.makedirs(str(tmp_path / 'empty'))
     with pytest.raises(models.RunError, match='settings file .* does not exist'):
         models.load_counter(str(tmp_path / 'empty'))
-    _write_run(str(tmp_path / 'friendly'), {'network': 'S', 'lr': 0.002})
+    helpers.write_run(str(tmp_path / 'friendly'), {'network': 'S', 'lr': 0.002})
     with pytest.raises(models.RunError, match='not a counting run: missing arch'):
         models.load_counter(str(tmp_path / 'friendly'))
-    _write_run(str(tmp_path / 'nomodel'), SETTINGS)
+    helpers.write_run(str(tmp_path / 'nomodel'), SETTINGS)
     with pytest.raises(models.RunError, match='model file .* does not exist'):
         models.load_counter(str(tmp_path / 'nomodel'))
     # A model of another architecture does not fit.
     other = models.build_counter('convolutionallarge', 'relu')
     other.fc._initialize_params(80)
-    _write_run(str(tmp_path / 'mismatch'), SETTINGS, other)
+    helpers.write_run(str(tmp_path / 'mismatch'), SETTINGS, other)
     with pytest.raises(models.RunError, match='does not fit'):
         models.load_counter(str(tmp_path / 'mismatch'))
     with open(str(tmp_path / 'mismatch' / 'settings.json'), 'w') as f:
         f.write('{broken')
     with pytest.raises(models.RunError, match='not valid JSON'):
         models.load_counter(str(tmp_path / 'mismatch'))
+    # A run folder of an earlier version: no softplus setting, a model file that records no
+    # network, or one under the former name model.npz.
+    old = {k: v for k, v in SETTINGS.items() if k != 'softplus'}
+    helpers.write_run(str(tmp_path / 'old'), old)
+    with pytest.raises(models.RunError, match='not a counting run: missing softplus'):
+        models.load_counter(str(tmp_path / 'old'))
+    model = models.build_counter('convolutional', 'softplus', batch_renorm=True)
+    model(_images(1, 90, 100))
+    helpers.write_run(str(tmp_path / 'unrecorded'), SETTINGS)
+    save_npz(str(tmp_path / 'unrecorded' / models.MODEL_FILE), model)
+    with pytest.raises(models.RunError, match='records no network'):
+        models.load_counter(str(tmp_path / 'unrecorded'))
+    helpers.write_run(str(tmp_path / 'renamed'), SETTINGS, model)
+    renamed = tmp_path / 'renamed'
+    os.rename(str(renamed / models.MODEL_FILE), str(renamed / 'model.npz'))
+    with pytest.raises(models.RunError, match='model_final.npz does not exist'):
+        models.load_counter(str(tmp_path / 'renamed'))
 
 
 @testing.attr.gpu
@@ -237,17 +245,15 @@ def test_chainer_softplus_has_the_thesis_nan_second_derivative():
         models.get_activation('softplus', softplus='torch')
 
 
-def test_chainer_softplus_counter_round_trips(tmp_path):
+def test_chainer_softplus_counter_round_trips(helpers, tmp_path):
     model = models.build_counter('convolutional', 'softplus', softplus='chainer')
     assert model.activation_fn is F.softplus
     x = _images(1, 90, 90, seed=4)
     with chainer.using_config('train', False):
         y = model(x).array
-    save_npz(str(tmp_path / 'model.npz'), model)
-    with open(tmp_path / 'settings.json', 'w') as f:
-        json.dump({'arch': 'convolutional', 'activation': 'softplus', 'softplus': 'chainer',
-                   'base': 1.1, 'batch_renorm': False, 'types': ['tri', 'sq'],
-                   'image_size': [90, 90]}, f)
+    helpers.write_run(str(tmp_path), {'arch': 'convolutional', 'activation': 'softplus',
+                                      'softplus': 'chainer', 'base': 1.1, 'batch_renorm': False,
+                                      'types': ['tri', 'sq'], 'image_size': [90, 90]}, model)
     loaded, _ = models.load_counter(str(tmp_path))
     assert loaded.activation_fn is F.softplus
     with chainer.using_config('train', False):

@@ -1,61 +1,16 @@
+"""Tests of the outline command line (Counting.outline)."""
 import json
-import numpy
+
 import pytest
 
-from Counting import outline
-
-SQUARE = numpy.array([[10, 10], [29, 10], [29, 29], [10, 29]], numpy.float64)  # pixels 10..29
+from Counting import gradients, images, outline, outline_measure
 
 
-def test_regions_of_a_square_by_hand():
-    line, interior, background = outline.outline_regions((50, 40), [SQUARE], width=2)
-    assert line.shape == (40, 50)
-    # The boundary lies between pixels 9 and 10 (and 29 and 30): the two pixels on each side of
-    # it are outline, so the interior is rows and columns 12..27.
-    expected = numpy.zeros((40, 50), bool)
-    expected[12:28, 12:28] = True
-    numpy.testing.assert_array_equal(interior, expected)
-    # Outline: the inner ring (20^2 - 16^2 = 144), two rows/columns along each side outside
-    # (4 x 2 x 20 = 160) and one diagonal pixel at each corner (distance sqrt 2; sqrt 5 > 2).
-    assert line.sum() == 144 + 160 + 4
-    assert line[9, 9] and not line[8, 9] and line[8, 15] and not line[7, 15]
-    assert not (line & interior).any() and not (line & background).any()
-    assert (line | interior | background).all()
-
-
-def test_measure_and_ratios():
-    line, interior, background = outline.outline_regions((50, 40), [SQUARE])
-    sal = numpy.where(line, 6.0, numpy.where(interior, 2.0, 3.0))
-    m = outline.outline_measure(sal, [SQUARE])
-    assert m['outline'] == 6.0 and m['interior'] == 2.0 and m['background'] == 3.0
-    assert m['outline_interior'] == 3.0 and m['outline_background'] == 2.0
-    # A shape too thin for an interior, and a zero background, give None ratios.
-    thin = numpy.array([[5, 5], [7, 5], [7, 7], [5, 7]], numpy.float64)
-    m = outline.outline_measure(numpy.where(outline.outline_regions((20, 20), [thin])[0], 1.0,
-                                            0.0), [thin])
-    assert m['interior'] is None and m['outline_interior'] is None
-    assert m['outline_background'] is None
-    total = outline.summarize([{'outline_interior': 2.0, 'outline_background': 1.0},
-                               {'outline_interior': 4.0, 'outline_background': None},
-                               {'outline_interior': 9.0, 'outline_background': 3.0}])
-    assert total['outline_interior_median'] == 4.0 and total['outline_interior_mean'] == 5.0
-    assert total['outline_background_mean'] == 2.0 and total['images'] == 3
-
-
-def test_polygons_of():
-    ann = {'0000.png': [{'polygon': SQUARE.tolist(), 'box': [10, 10, 29, 29], 'type': 'sq'}]}
-    numpy.testing.assert_array_equal(outline.polygons_of(ann, '0000.png')[0], SQUARE)
-    with pytest.raises(ValueError, match='0001.png'):
-        outline.polygons_of(ann, '0001.png')
-
-
-def test_cli_measures_a_run_without_an_out_option(tmp_path, capsys):
+def test_cli_measures_a_run_without_an_out_option(helpers, tmp_path, capsys):
     # Counting.outline has no --out; it used to crash on the image selection shared with
     # Counting.saliency, which checks --out.
-    from tests.counting_tests.test_saliency import make_images, make_run
-    from Counting import saliency
-    model = make_run(str(tmp_path / 'run'))
-    annotations = make_images(str(tmp_path / 'images'), count=2)
+    model = helpers.make_run(str(tmp_path / 'run'))
+    annotations = helpers.make_images(str(tmp_path / 'images'), count=2)
     report = tmp_path / 'outline.json'
     assert outline.main(['--run', str(tmp_path / 'run'), '--images', str(tmp_path / 'images'),
                          '--limit', '1', '--device', '@numpy', '--json', str(report)]) == 0
@@ -63,22 +18,21 @@ def test_cli_measures_a_run_without_an_out_option(tmp_path, capsys):
     with open(report) as f:
         got = json.load(f)
     assert list(got['images']) == ['0000.png']
-    x = saliency.load_image(str(tmp_path / 'images' / '0000.png'))
-    want = outline.outline_measure(saliency.saliency_map(model, x),
-                                   outline.polygons_of(annotations, '0000.png'))
+    x = images.load_image(str(tmp_path / 'images' / '0000.png'))
+    want = outline_measure.outline_measure(gradients.saliency_map(model, x),
+                                   outline_measure.polygons_of(annotations, '0000.png'))
     assert got['images']['0000.png']['outline'] == pytest.approx(want['outline'])
     # The second figure is the same measure on the picture the PNG holds (tenth root, 0..255).
-    picture = saliency.saliency_picture(saliency.saliency_map(model, x))
-    want = outline.outline_measure(picture, outline.polygons_of(annotations, '0000.png'))
+    picture = gradients.saliency_picture(gradients.saliency_map(model, x))
+    want = outline_measure.outline_measure(
+        picture, outline_measure.polygons_of(annotations, '0000.png'))
     assert got['images']['0000.png']['picture'] == pytest.approx(want)
     assert got['picture_summary']['outline_interior_median'] == pytest.approx(
         want['outline_interior'])
 
 
 def test_help_states_the_limit_default(capsys):
-    import pytest
-    from Counting import outline as outline_mod
     with pytest.raises(SystemExit):
-        outline_mod.main(['--help'])
+        outline.main(['--help'])
     text = ' '.join(capsys.readouterr().out.split())
     assert '(default: all images of --images)' in text

@@ -77,9 +77,9 @@ def test_run_state(tmp_path):
     with open(os.path.join(run, 'settings.json'), 'w') as f:
         json.dump(dict(wanted, image_size=[87, 87]), f)
     assert run_all.run_state(run, wanted) == 'fresh'
-    open(os.path.join(run, 'snapshot_iter_10'), 'w').close()
+    open(os.path.join(run, 'snapshot_epoch_10'), 'w').close()
     assert run_all.run_state(run, wanted) == 'resume'
-    open(os.path.join(run, 'model.npz'), 'w').close()
+    open(os.path.join(run, 'model_final.npz'), 'w').close()
     assert run_all.run_state(run, wanted) == 'done'
     assert run_all.run_state(run, dict(wanted, lr=0.07)) == 'other'
     logged = []
@@ -88,7 +88,7 @@ def test_run_state(tmp_path):
     moved = run + '.old-1'
     assert logged == ['relu: {} holds another configuration; moved to {}'.format(run, moved)]
     assert not os.path.exists(run)
-    assert sorted(os.listdir(moved)) == ['model.npz', 'settings.json', 'snapshot_iter_10']
+    assert sorted(os.listdir(moved)) == ['model_final.npz', 'settings.json', 'snapshot_epoch_10']
     assert run_all.run_state(run, wanted) == 'fresh'
     assert not sweep.prepare_run('relu', moved, 'done', logged.append)
 
@@ -132,7 +132,7 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
     assert '## Does the saliency outline the shapes?' in summary
     assert summary.count('| sigmoid_brn | 3 |') == 1  # the outline measure over 3 images
     for name in ('relu', 'softplus', 'sigmoid_brn'):
-        assert os.path.exists(os.path.join(counting, 'runs', name, 'model.npz'))
+        assert os.path.exists(os.path.join(counting, 'runs', name, 'model_final.npz'))
         assert os.path.exists(os.path.join(counting, name, 'scatter.png'))
         assert os.path.exists(os.path.join(counting, name, 'saliency', '0000_saliency.png'))
         tag = 'upper' if name == 'relu' else 'second_auto'
@@ -160,12 +160,12 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
     capsys.readouterr()
 
     # A second run reuses the datasets and the trained models.
-    stamp = os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model.npz'))
+    stamp = os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model_final.npz'))
     run_all.main(argv)
     printed = capsys.readouterr().out
     assert printed.count('reusing') == 2
     assert printed.count('final model with these settings exists, skipped') == 5
-    assert os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model.npz')) == stamp
+    assert os.path.getmtime(os.path.join(counting, 'runs', 'relu', 'model_final.npz')) == stamp
 
 
 @pytest.mark.slow
@@ -184,7 +184,7 @@ def test_seed_sweep_repeats_the_one_seed_runs(tiny_presets, tmp_path):
     assert [r for r in rows if r['seed'] == '1'] == one
     assert [r for r in rows if r['seed'] == '0'] != [dict(r, seed='0') for r in one]
     for seed in (0, 1):
-        assert (sweep_dir / 'seed-{}'.format(seed) / 'runs' / 'relu' / 'model.npz').exists()
+        assert (sweep_dir / 'seed-{}'.format(seed) / 'runs' / 'relu' / 'model_final.npz').exists()
         assert (tmp_path / 'data' / 'smoke' / 'seed-{}'.format(seed) / 'test').is_dir()
     table = (sweep_dir / 'table.md').read_text()
     relu = [r for r in rows if r['counter'] == 'relu' and r['type'] == rows[0]['type']]
@@ -221,3 +221,19 @@ def test_gpu_lease_smoke_preset(tmp_path):
     for name in ('relu', 'softplus', 'sigmoid_brn'):
         assert os.path.exists(os.path.join(counting, name, 'contact_sheet.png'))
         assert os.path.exists(os.path.join(counting, name, 'contact_sheet_typed.png'))
+
+
+def test_detection_methods_follow_the_registry_smooth_flag():
+    from Counting.functions import ACTIVATIONS
+    every = [tag for tag, _ in run_all.DETECTION_METHODS]
+    for name, activation in ACTIVATIONS.items():
+        tags = [tag for tag, _ in run_all._methods_for(name)]
+        if activation.smooth:
+            assert tags == every
+            assert run_all.SHEET_METHOD[run_all.smooth(name)] == 'second_auto_connected'
+        else:
+            assert tags == ['upper', 'kmeans', 'upper_typed']
+            assert run_all.SHEET_METHOD[run_all.smooth(name)] == 'upper'
+    assert not run_all.smooth('relu') and run_all.smooth('softplus')
+    lease = [tag for tag, _ in run_all._methods_for('softplus', 'gpu-lease')]
+    assert 'kmeans' not in lease and 'second_auto_connected_typed' in lease

@@ -9,17 +9,19 @@ from lenses_common import compat  # noqa: F401
 import chainer
 
 from Counting import models
+from Counting.datasets import generate_dataset
 from Counting import train
+from lenses_common import cli
+from lenses_common.training import EpochSeededOrder
 
 
 @pytest.fixture(scope='module')
 def tiny_sets(tmp_path_factory):
-    generate = pytest.importorskip('Counting.generate')
     root = tmp_path_factory.mktemp('counting_data')
     train_dir, test_dir = str(root / 'train'), str(root / 'test')
-    generate.generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
+    generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
                               shape_limit=4, seed=0, workers=1, progress=False)
-    generate.generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
+    generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
                               shape_limit=4, seed=1, workers=1, progress=False)
     return train_dir, test_dir
 
@@ -40,9 +42,9 @@ def test_train_writes_run_folder_and_steps_lr(tiny_sets, tmp_path):
     assert train.main(_args(train_dir, out, '--test', test_dir, '--epoch', '3', '--lr', '1e-4',
                             '--snapshot-interval', '1')) == 0
     files = set(os.listdir(out))
-    assert {'settings.json', 'command.txt', 'log', 'model.npz', 'loss.png',
+    assert {'settings.json', 'command.txt', 'log', 'model_final.npz', 'loss.png',
             'mae.png'} <= files
-    assert any(f.startswith('snapshot_iter_') for f in files)
+    assert {'snapshot_epoch_2', 'snapshot_epoch_3'} <= files  # one per epoch, two kept
     log = _log(out)
     assert [e['epoch'] for e in log] == [1, 2, 3]
     assert all('validation/main/loss' in e for e in log)
@@ -75,11 +77,12 @@ def test_resume_continues_and_restores_renorm_schedule(tiny_sets, tmp_path):
               '--snapshot-interval', '1', '--renorm-threshold', '1e9']
     assert train.main(_args(train_dir, out, '--epoch', '1', *common)) == 0
     snapshot = train.latest_snapshot(out)
-    assert snapshot.endswith('snapshot_iter_3')
+    assert snapshot.endswith('snapshot_epoch_1')
     # The threshold is huge, so the schedule started at once and its state is in the snapshot.
     with numpy.load(snapshot) as npz:
         assert int(npz['extensions/renorm_schedule/stage']) == 1
-    assert train.main(_args(train_dir, out, '--epoch', '2', '--resume', 'auto', *common)) == 0
+    # --resume alone is --resume auto: the newest snapshot_epoch_N in --out.
+    assert train.main(_args(train_dir, out, '--epoch', '2', *common, '--resume')) == 0
     log = _log(out)
     assert [e['iteration'] for e in log] == [3, 6]
     with open(os.path.join(out, 'command.txt')) as f:
@@ -97,9 +100,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_sets, tmp_path):
     part = str(tmp_path / 'part')
     assert train.main(_args(train_dir, part, *common)) == 0
     for name in os.listdir(part):
-        if name.startswith('snapshot_iter_') and name != 'snapshot_iter_6' or name == 'model.npz':
+        if name.startswith('snapshot_epoch_') and name != 'snapshot_epoch_2' or \
+                name == 'model_final.npz':
             os.remove(os.path.join(part, name))
-    assert train.latest_snapshot(part).endswith('snapshot_iter_6')
+    assert train.latest_snapshot(part).endswith('snapshot_epoch_2')
     assert train.main(_args(train_dir, part, *common, '--resume', 'auto')) == 0
     a, _ = models.load_counter(whole)
     b, _ = models.load_counter(part)
@@ -108,11 +112,11 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_sets, tmp_path):
 
 
 def test_epoch_order_sampler():
-    sampler = train.EpochOrderSampler(5)
+    sampler = EpochSeededOrder(5)
     first = sampler(numpy.arange(10), 0)
     assert sorted(first) == list(range(10))
-    numpy.testing.assert_array_equal(first, train.EpochOrderSampler(5)(numpy.arange(10), 0))
-    assert not numpy.array_equal(first, train.EpochOrderSampler(6)(numpy.arange(10), 0))
+    numpy.testing.assert_array_equal(first, EpochSeededOrder(5)(numpy.arange(10), 0))
+    assert not numpy.array_equal(first, EpochSeededOrder(6)(numpy.arange(10), 0))
 
 
 def test_diverging_lr_is_reported(tiny_sets, tmp_path, capsys):
@@ -124,17 +128,17 @@ def test_diverging_lr_is_reported(tiny_sets, tmp_path, capsys):
     code = train.main(_args(train_dir, out, '--epoch', '1', '--lr', '1e30', '--optimizer', 'sgd',
                             '--activation', 'sigmoid', '--seed', '0'))
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == train.EXIT_NONFINITE == 3
+    assert code == cli.EXIT_NONFINITE == 3
     assert len(err) == 1 and 'Traceback' not in err[0]
     assert err[0].partition('error: ')[2].startswith(
         'non-finite main/loss (inf) in epoch 1, iteration 2: '
-        'training stopped; no snapshot yet; no model.npz written')
-    assert not os.path.exists(os.path.join(out, 'model.npz'))
+        'training stopped; no snapshot yet; no model_final.npz written')
+    assert not os.path.exists(os.path.join(out, 'model_final.npz'))
 
 
 def test_non_finite_stop_keeps_the_last_good_snapshot(tiny_sets, tmp_path, capsys, monkeypatch):
     # A NaN loss forced at the 5th training batch (3 batches an epoch: epoch 2): the run stops
-    # there with status 3; epoch 1's snapshot stays, with finite weights; no model.npz.
+    # there with status 3; epoch 1's snapshot stays, with finite weights; no model_final.npz.
     train_dir, _ = tiny_sets
     plain = models.CountingLoss.forward
     calls = {'n': 0}
@@ -149,14 +153,14 @@ def test_non_finite_stop_keeps_the_last_good_snapshot(tiny_sets, tmp_path, capsy
     code = train.main(_args(train_dir, out, '--epoch', '3', '--lr', '1e-4',
                             '--snapshot-interval', '1'))
     err = capsys.readouterr().err.strip().splitlines()
-    snapshot = os.path.join(out, 'snapshot_iter_3')
+    snapshot = os.path.join(out, 'snapshot_epoch_1')
     assert code == 3 and len(err) == 1
     # the loss was reported before it was poisoned: the NaN shows in the gradients
     assert re.search(r': error: non-finite gradient of predictor/\S+ in epoch 2, iteration 5: '
-                    r'training stopped; last good snapshot {}; no model.npz written'.format(
+                    r'training stopped; last good snapshot {}; no model_final.npz written'.format(
                         re.escape(snapshot)), err[0]), err[0]
-    assert sorted(f for f in os.listdir(out) if f.startswith('snapshot')) == ['snapshot_iter_3']
-    assert not os.path.exists(os.path.join(out, 'model.npz'))
+    assert sorted(f for f in os.listdir(out) if f.startswith('snapshot')) == ['snapshot_epoch_1']
+    assert not os.path.exists(os.path.join(out, 'model_final.npz'))
     with numpy.load(snapshot) as npz:
         weights = [npz[k] for k in npz.files if k.startswith('updater/model:main/')]
     assert weights and all(numpy.isfinite(w).all() for w in weights)

@@ -1,8 +1,8 @@
-"""Tests of the dataset check command line (Counting.dataset)."""
+"""Tests of the dataset check command line (Counting.check_dataset)."""
 import os
 
 
-from Counting import dataset
+from Counting import check_dataset as dataset
 
 
 SIZE = (64, 48)
