@@ -29,18 +29,17 @@ import os
 import sys
 import time
 
-import numpy
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 
 from Friendly import attacks
 from Friendly import models
-from Friendly import run_all
-from Friendly import train as train_module
-from Friendly.evaluate import network_name, ordered
-from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
-from Friendly.robustness_attacks import evaluate_set, float64_copy, source_sets
-from Friendly.thesis_table import image_text, load_thesis
+from Friendly.evaluation import evaluate_set, float64_copy, source_sets
+from Friendly.mnist import add_mnist_argument, test_arrays
+from Friendly.pipeline import PRESETS, SOURCE, SOURCE_SEED_OFFSET, parse_networks, run_state
+from Friendly.pipeline import train_argv, train_options, wanted_settings
+from Friendly.runs import load_run, network_name, ordered
+from Friendly.thesis_figures import check_readme, image_text, thesis_arg, write_readme
 from lenses_common import cli
 from lenses_common import provenance
 from lenses_common.device import add_device_argument, device_from_args
@@ -48,6 +47,7 @@ from lenses_common.progress import add_progress_argument
 from lenses_common import lock
 from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg
 from lenses_common.runfolder import load_json
+from lenses_common.snapshots import FINAL_MODEL
 
 WIDEN = 1.0
 MARKER = 'fidelity-table'
@@ -60,8 +60,6 @@ CSV_COLUMNS = ('network', 'seed', 'source_seed', 'images', 'device', 'clean',
                'thesis_whitebox', 'fgsm', 'fgsm_float64', 'whitebox_inside',
                'thesis_blackbox', 'blackbox', 'blackbox_float64', 'blackbox_inside',
                'zero_grad', 'zero_grad_float64', 'source_zero_grad', 'source_zero_grad_float64')
-# Settings a run of another code version may lack or add: compared only where both have them.
-NOT_COMPARED = run_all.NOT_COMPARED
 
 
 def inside(thesis, a, b, widen=WIDEN):
@@ -85,13 +83,6 @@ def runs_folders(root):
     return found
 
 
-def _matches(previous, wanted):
-    """Same training configuration, comparing only the settings both records have."""
-    common = (set(previous) & set(wanted)) - set(NOT_COMPARED)
-    return all(previous[k] == wanted[k] for k in common) and previous.get(
-        'variant') == wanted.get('variant')
-
-
 def finished_run(run_dir, network, seed, preset):
     """'' when ``run_dir`` holds the finished ``network`` run of ``preset`` and ``seed``, else why
     not (one line)."""
@@ -99,16 +90,15 @@ def finished_run(run_dir, network, seed, preset):
     if not os.path.exists(settings_path):
         return 'no settings.json'
     try:
-        previous = load_json(settings_path)
+        load_json(settings_path)
     except ValueError as e:
         return str(e)
-    argv = run_all.train_argv(network, run_all.train_options(preset, network), seed, run_dir,
-                              None, None)
-    wanted = train_module.settings_from_args(train_module.build_parser().parse_args(argv))
-    if not isinstance(previous, dict) or not _matches(previous, wanted):
+    argv = train_argv(network, train_options(preset, network), seed, run_dir, None, None)
+    state = run_state(run_dir, wanted_settings(argv))
+    if state == 'other':
         return 'not a {} run of the {} preset with seed {}'.format(network, preset, seed)
-    if not os.path.exists(os.path.join(run_dir, train_module.FINAL_MODEL)):
-        return 'not finished (no {})'.format(train_module.FINAL_MODEL)
+    if state != 'done':
+        return 'not finished (no {})'.format(FINAL_MODEL)
     return ''
 
 
@@ -141,8 +131,8 @@ def discover(roots, preset, networks):
                                                    sorted(seeds))))
                 continue
             seed = seeds.pop()
-            source_dir = os.path.join(runs, run_all.SOURCE)
-            why = finished_run(source_dir, run_all.SOURCE, seed + run_all.SOURCE_SEED_OFFSET,
+            source_dir = os.path.join(runs, SOURCE)
+            why = finished_run(source_dir, SOURCE, seed + SOURCE_SEED_OFFSET,
                                preset)
             if why:
                 skipped.append('{}: black-box source {}'.format(source_dir, why))
@@ -168,7 +158,7 @@ def discover(roots, preset, networks):
 
 def evaluate_folder(seed, chosen, source_dir, x, t, eps, device, progress):
     """The rows of one runs folder: {network: figures in percent}, and seconds taken."""
-    source, source_settings = train_module.load_run(source_dir, 'final', device)
+    source, source_settings = load_run(source_dir, 'final', device)
     start = time.time()
     sets = source_sets(source, float64_copy(source), x, t, eps, BATCHSIZE, device,
                        progress=progress)
@@ -176,7 +166,7 @@ def evaluate_folder(seed, chosen, source_dir, x, t, eps, device, progress):
     seconds = {'source': time.time() - start}
     rows = {}
     for network in ordered(chosen):
-        model, settings = train_module.load_run(chosen[network], 'final', device)
+        model, settings = load_run(chosen[network], 'final', device)
         start = time.time()
         got = evaluate_set(model, float64_copy(model), x, t, eps, BATCHSIZE, BN_MODE, device,
                            ATTACKS, sets['blackbox'], pgd_steps=0, zero_grad=True,
@@ -274,7 +264,7 @@ def build_parser():
                              '"blackbox_fgsm", ...}}}')
     parser.add_argument('--out', '-o', required=True,
                         help='folder for fidelity.md, fidelity.csv and fidelity.json')
-    parser.add_argument('--preset', choices=sorted(run_all.PRESETS), default='thesis',
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='thesis',
                         help='the preset the runs were trained with (default: %(default)s)')
     parser.add_argument('--networks', default=','.join(models.VARIANTS),
                         help='comma-separated networks (default: all six; those without a '
@@ -298,7 +288,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     check_out_arg(parser, args.out)
-    networks = run_all.parse_networks(parser, args.networks)
+    networks = parse_networks(parser, args.networks)
     if args.test_subset is not None and args.test_subset <= 0:
         parser.error('--test-subset must be positive, got {}'.format(args.test_subset))
     try:
@@ -306,14 +296,8 @@ def main(argv=None):
     except ValueError as e:
         parser.error('--eps: {}'.format(e))
     if args.readme:
-        try:
-            provenance.check_block(args.readme, MARKER)
-        except ValueError as e:
-            parser.error('--readme: {}'.format(e))
-    try:
-        thesis, source_line = load_thesis(args.thesis)
-    except ValueError as e:
-        parser.error('--thesis: {}'.format(e))
+        check_readme(parser, args.readme, MARKER)
+    thesis, source_line = thesis_arg(parser, args.thesis)
     try:
         found, skipped = discover(args.runs, args.preset, networks)
     except ValueError as e:
@@ -324,16 +308,8 @@ def main(argv=None):
         parser.exit(2, '{}: error: --runs: no finished run of the {} preset in {}\n'.format(
             parser.prog, args.preset, ', '.join(args.runs)))
     device = device_from_args(args, parser)
-    try:
-        _, test = get_mnist(args.mnist_dir)
-    except MNISTError as e:
-        parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
+    x, t = test_arrays(parser, args.mnist_dir, args.test_subset)
     lock.claim_arg(parser, args.out)  # created and locked before the evaluation
-    x, t = test._datasets
-    if args.test_subset:
-        x, t = x[:args.test_subset], t[:args.test_subset]
-    x = numpy.ascontiguousarray(x, dtype=numpy.float32)
-    t = numpy.asarray(t, dtype=numpy.int32)
 
     rec = provenance.record('python -m Friendly.fidelity', argv, device)
     rows, seconds = [], {}
@@ -367,10 +343,7 @@ def main(argv=None):
         'preset': args.preset, 'widen_points': WIDEN, 'skipped': skipped, 'seconds': seconds,
         'thesis': args.thesis, 'provenance': rec})
     if args.readme:
-        try:
-            provenance.replace_block(args.readme, MARKER, block)
-        except ValueError as e:
-            parser.error('--readme: {}'.format(e))
+        write_readme(parser, args.readme, MARKER, block)
     print(text)
     return rows
 

@@ -6,8 +6,8 @@ import io
 import os
 
 from Friendly import attacks
-from Friendly.evaluate import ordered
-from Friendly.robustness_attacks import ATTACKS
+from Friendly.runs import ordered
+from Friendly.evaluation import ATTACKS
 from lenses_common import provenance
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text, load_json
 

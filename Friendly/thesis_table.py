@@ -19,7 +19,8 @@ import json
 import os
 import sys
 
-from Friendly.evaluate import ordered
+from Friendly.runs import ordered
+from Friendly.thesis_figures import check_readme, image_text, thesis_arg, write_readme
 from lenses_common import cli
 from lenses_common import provenance
 from lenses_common.runfolder import atomic_write_text, check_out_arg
@@ -33,34 +34,7 @@ COLUMNS = (
     ('fgsm_white_pct', 'whitebox_fgsm', 'white-box FGSM'),
     ('fgsm_black_pct', 'blackbox_fgsm', 'black-box FGSM'),
 )
-THESIS_KEYS = tuple(k for _, k, _ in COLUMNS)
 MARKER = 'thesis-table'
-
-
-def load_thesis(path):
-    """``{network: {'clean', 'whitebox_fgsm', 'blackbox_fgsm'}}`` and the source line of the thesis
-    JSON; raises ``ValueError`` with a one-line message naming ``path``."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except OSError as e:
-        raise ValueError('cannot read {}: {}'.format(path, e.strerror or e)) from None
-    except ValueError as e:
-        raise ValueError('{} is not JSON: {}'.format(path, e)) from None
-    networks = data.get('networks') if isinstance(data, dict) else None
-    if not isinstance(networks, dict):
-        raise ValueError('{} holds no "networks" object'.format(path))
-    table = {}
-    for name, figures in networks.items():
-        if not isinstance(figures, dict):
-            raise ValueError('{}: network {} is not an object'.format(path, name))
-        table[name] = {}
-        for key in THESIS_KEYS:
-            value = figures.get(key)
-            if value is not None and not isinstance(value, (int, float)):
-                raise ValueError('{}: {}.{} is not a number: {!r}'.format(path, name, key, value))
-            table[name][key] = None if value is None else float(value)
-    return table, str(data.get('source', ''))
 
 
 def inside(thesis, values, widen=WIDEN):
@@ -136,14 +110,6 @@ def summarise(rows, thesis):
                              'inside': inside(figure, values)}
         out[network] = entry
     return out
-
-
-def image_text(counts, full=10000):
-    """'all 10,000' or 'the first 2,000' (several counts joined by '/')."""
-    counts = sorted(counts)
-    if counts == [full]:
-        return 'all {:,}'.format(full)
-    return 'the first ' + '/'.join('{:,}'.format(n) for n in counts)
 
 
 def format_cell(c):
@@ -250,14 +216,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_out_arg(parser, args.out, is_file=True)
     if args.readme:
-        try:
-            provenance.check_block(args.readme, MARKER)
-        except ValueError as e:
-            parser.error('--readme: {}'.format(e))
-    try:
-        thesis, source = load_thesis(args.thesis)
-    except ValueError as e:
-        parser.error('--thesis: {}'.format(e))
+        check_readme(parser, args.readme, MARKER)
+    thesis, source = thesis_arg(parser, args.thesis)
     try:
         rows = read_results(args.results)
     except ValueError as e:
@@ -271,10 +231,7 @@ def main(argv=None):
                          test_images(args.results))
     atomic_write_text(args.out, '# Friendly: the thesis\'s figures beside ours\n\n' + block)
     if args.readme:
-        try:
-            provenance.replace_block(args.readme, MARKER, block)
-        except ValueError as e:
-            parser.error('--readme: {}'.format(e))
+        write_readme(parser, args.readme, MARKER, block)
     print(block)
     return summary
 

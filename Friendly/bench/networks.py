@@ -24,9 +24,9 @@ import numpy
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Friendly import evaluate
 from Friendly import models
-from Friendly import train
+from Friendly import trainer
+from Friendly.evaluation import evaluate_set
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import seed_everything
@@ -50,8 +50,8 @@ def training_iteration(variant, device, repeats, warmup=2, seed=0):
     seed_everything(seed)
     model = models.FriendlyClassifier(models.FC100(variant))
     model.to_device(device)
-    optimizer = train.make_optimizer('fast', models.VARIANT_SETTINGS[variant]['lr'],
-                                     models.MOMENTUM)
+    optimizer = trainer.make_optimizer('fast', models.VARIANT_SETTINGS[variant]['lr'],
+                                       models.MOMENTUM)
     optimizer.setup(model)
     x, t = _images(models.BATCHSIZE, seed)
     x, t = device.send(x), device.send(t)
@@ -91,8 +91,8 @@ def fgsm_epoch(variant, device, n_images, batchsize=200, seed=0):
     black = numpy.clip(x + 77 * numpy.sign(numpy.random.RandomState(seed).randn(*x.shape)),
                        0, 255).astype(numpy.float32)
     start = time.perf_counter()
-    evaluate.evaluate_network(model, x, t, 77, batchsize, 'batch', device, black=black,
-                              name=variant)
+    evaluate_set(model, None, x, t, 77, batchsize, 'batch', device, ['fgsm', 'blackbox'], black,
+                 progress=True, desc='{} clean/white/black'.format(variant))
     _sync(device)
     elapsed = time.perf_counter() - start
     del model

@@ -22,6 +22,7 @@ from Counting import train as c_train
 from Friendly import evaluate as f_evaluate
 from Friendly import train as f_train
 from lenses_common import runfolder
+from lenses_common import snapshots
 
 
 def run_main(main, argv):
@@ -116,11 +117,11 @@ def test_model_file_payload_never_runs(request, tmp_path, capsys, path, kind, pa
         mnist_dir = request.getfixturevalue('mnist_dir')
         run = copy_run(request.getfixturevalue('friendly'), tmp_path / 'S')
         if path == 'friendly-resume':
-            target = f_train.latest_snapshot(run)
+            target = snapshots.latest_snapshot(run)
             write(target, marker)
             main, argv = f_train.main, friendly_args(run, mnist_dir, '--resume')
         else:
-            target = os.path.join(run, f_train.FINAL_MODEL)
+            target = os.path.join(run, snapshots.FINAL_MODEL)
             write(target, marker)
             main, argv = f_evaluate.main, ['--run', run, '--out', str(tmp_path / 'eval'),
                                            '--mnist-dir', mnist_dir, '--test-subset', '20']
@@ -142,7 +143,7 @@ def test_truncated_or_foreign_counting_snapshot(counting, friendly, tmp_path, ca
     argv = counting_args(counting['train'], run, '--test', counting['test'], '--resume', snapshot)
     assert_one_line_error(capsys, run_main(c_train.main, argv), snapshot, 'not a readable .npz')
     # A Friendly snapshot in its place: refused by its entries, before anything is copied.
-    shutil.copy(f_train.latest_snapshot(str(friendly)), snapshot)
+    shutil.copy(snapshots.latest_snapshot(str(friendly)), snapshot)
     assert_one_line_error(capsys, run_main(c_train.main, argv), snapshot, 'does not fit')
 
 
@@ -167,10 +168,10 @@ def test_counting_train_keeps_a_finished_run(counting, tmp_path, capsys):
 
 def test_friendly_train_keeps_a_finished_run(friendly, mnist_dir, tmp_path, capsys):
     run = copy_run(friendly, tmp_path / 'S')
-    model = open(os.path.join(run, f_train.FINAL_MODEL), 'rb').read()
+    model = open(os.path.join(run, snapshots.FINAL_MODEL), 'rb').read()
     code = run_main(f_train.main, friendly_args(run, mnist_dir))
     assert_one_line_error(capsys, code, run, 'finished run')
-    assert open(os.path.join(run, f_train.FINAL_MODEL), 'rb').read() == model
+    assert open(os.path.join(run, snapshots.FINAL_MODEL), 'rb').read() == model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,5 +412,5 @@ def test_written_models_follow_the_umask(counting, friendly):
                  os.path.join(counting['run'], 'settings.json'),
                  os.path.join(counting['train'], 'truths.json'),
                  os.path.join(counting['train'], '0000.png'),
-                 os.path.join(str(friendly), f_train.FINAL_MODEL)):
+                 os.path.join(str(friendly), snapshots.FINAL_MODEL)):
         assert stat.S_IMODE(os.stat(path).st_mode) == want, path

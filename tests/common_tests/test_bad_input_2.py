@@ -31,6 +31,8 @@ from Friendly import run_all as f_run_all
 from Friendly import stop_rules
 from Friendly import train as f_train
 from lenses_common import cli, lock, runfolder, safe_npz, training
+from Friendly import runs
+from lenses_common import snapshots
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -195,7 +197,7 @@ def test_force_does_not_move_aside_a_folder_being_written(counting, tmp_path, ca
 def test_friendly_evaluate_refuses_a_non_finite_model(friendly, mnist_dir, tmp_path, capsys,
                                                       value):
     run = copy(friendly, tmp_path / 'S')
-    model = os.path.join(run, f_train.FINAL_MODEL)
+    model = os.path.join(run, snapshots.FINAL_MODEL)
 
     def poison(arrays):
         arrays['l1/W'] = arrays['l1/W'].copy()
@@ -228,7 +230,7 @@ def test_counting_refuses_non_finite_parameters_or_running_averages(counting, tm
 
 
 def test_input_independent_network_is_flagged(friendly, mnist_dir):
-    model, _ = f_train.load_run(str(friendly))
+    model, _ = runs.load_run(str(friendly))
     _, test = f_mnist.get_mnist(mnist_dir)
     x = numpy.asarray(test._datasets[0][:50], dtype=numpy.float32)
     assert not attacks.input_independent(model, x)
@@ -385,7 +387,7 @@ def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, mo
     monkeypatch.undo()
     _full_disk(monkeypatch, training, 'save_npz')
     code = run_main(f_train.main, friendly_args(tmp_path / 'S2', mnist_dir))
-    one_line(capsys, code, 'cannot write', f_train.FINAL_MODEL, status=1)
+    one_line(capsys, code, 'cannot write', snapshots.FINAL_MODEL, status=1)
 
 
 def test_counting_train_full_disk(counting, tmp_path, capsys, monkeypatch):

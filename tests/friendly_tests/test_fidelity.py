@@ -9,28 +9,31 @@ import pytest
 from lenses_common import compat  # noqa: F401
 import chainer
 
-from Friendly import evaluate
+from Friendly import attacks
+from Friendly import evaluation
 from Friendly import fidelity
 from Friendly import models
-from Friendly import run_all
-from Friendly import train
+from Friendly import pipeline
+from Friendly import runs
+from Friendly import train_args
 from Friendly.mnist import get_mnist
 from lenses_common import provenance
+from lenses_common import snapshots
 from lenses_common.runfolder import save_npz
 
 N = 40
 
 
 def _make_run(run_dir, network, seed, finished=True):
-    argv = run_all.train_argv(network, run_all.train_options('smoke', network), seed,
+    argv = pipeline.train_argv(network, pipeline.train_options('smoke', network), seed,
                               str(run_dir), None, None)
-    settings = train.settings_from_args(train.build_parser().parse_args(argv))
+    settings = train_args.settings_from_args(train_args.build_parser().parse_args(argv))
     os.makedirs(str(run_dir))
     (run_dir / 'settings.json').write_text(json.dumps(settings))
     if finished:
         numpy.random.seed(seed + len(network))
-        save_npz(str(run_dir / train.FINAL_MODEL),
-                 models.FC100('S' if network == run_all.SOURCE else network))
+        save_npz(str(run_dir / snapshots.FINAL_MODEL),
+                 models.FC100('S' if network == pipeline.SOURCE else network))
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def test_inside_by_hand():
     assert fidelity.inside(None, 1.0, 2.0) == 'not given'
 
 
-def test_table_of_two_layouts_matches_friendly_evaluate(roots, mnist_dir, capsys):
+def test_table_of_two_layouts_matches_friendly_evaluate(roots, mnist_dir, capsys, fgsm_by_hand):
     tmp_path, one, sweep, thesis = roots
     out = tmp_path / 'out'
     readme = tmp_path / 'README.md'
@@ -78,14 +81,14 @@ def test_table_of_two_layouts_matches_friendly_evaluate(roots, mnist_dir, capsys
     t = numpy.asarray(t[:N], numpy.int32)
     cpu = chainer.get_device('@numpy')
     for r in rows:
-        model, _ = train.load_run(r['run'])
-        source, _ = train.load_run(r['source'])
-        black = evaluate.black_box_set(source, x, t, 77, 200, cpu, progress=False)
-        counts = evaluate.evaluate_network(model, x, t, 77, 200, 'batch', cpu, black=black,
-                                           progress=False)
+        model, _ = runs.load_run(r['run'])
+        source, _ = runs.load_run(r['source'])
+        black = evaluation.black_box_set(source, x, t, 77, 200, cpu, progress=False)
+        numpy.testing.assert_array_equal(black, attacks.fgsm(source, x, t, 77))
+        counts = {k: int(v.sum()) for k, v in fgsm_by_hand(model, x, t, 77, 200, black).items()}
         assert r['clean'] == pytest.approx(100.0 * counts['clean'] / N)
-        assert r['fgsm'] == pytest.approx(100.0 * counts['fgsm_white'] / N)
-        assert r['blackbox'] == pytest.approx(100.0 * counts['fgsm_black'] / N)
+        assert r['fgsm'] == pytest.approx(100.0 * counts['fgsm'] / N)
+        assert r['blackbox'] == pytest.approx(100.0 * counts['blackbox'] / N)
         for key in ('fgsm_float64', 'blackbox_float64', 'zero_grad', 'source_zero_grad'):
             assert 0.0 <= r[key] <= 100.0
         assert r['images'] == N and r['source_seed'] == r['seed'] + 1000

@@ -1,0 +1,63 @@
+"""Set-up shared by the Friendly tests: small networks with fixed random weights, random images,
+and the thesis's FGSM evaluation written out batch by batch, independently of the evaluator."""
+import numpy
+import pytest
+
+from lenses_common import compat  # noqa: F401  (before chainer)
+import chainer
+
+from Friendly import attacks
+from Friendly import models
+
+CPU = chainer.get_device('@numpy')
+
+
+def small_network(variant, seed=0, sizes=(16, 8, 8, 10)):
+    """``variant`` with 16 inputs (4 x 4 images), hidden layers of 8, weights drawn from
+    ``seed``."""
+    numpy.random.seed(seed)
+    return models.FC100(variant, sizes=sizes)
+
+
+def random_images(n, seed=1, shape=(1, 4, 4)):
+    """``n`` random images in 0..255 (float32) and labels (int32), drawn from ``seed``."""
+    rng = numpy.random.RandomState(seed)
+    x = rng.randint(0, 256, (n,) + shape).astype(numpy.float32)
+    t = rng.randint(0, 10, n).astype(numpy.int32)
+    return x, t
+
+
+def thesis_fgsm_by_hand(model, x, t, eps, batchsize, black=None, bn_mode='batch'):
+    """Per-image correctness clean, under white-box FGSM and on the black-box examples ``black``,
+    in consecutive batches of ``batchsize``: the thesis's protocol spelt out with
+    :func:`Friendly.attacks.fgsm` and a forward pass, for comparison with the evaluator."""
+    out = {'clean': [], 'fgsm': [], 'blackbox': []}
+    for start in range(0, len(x), batchsize):
+        xb, tb = x[start:start + batchsize], t[start:start + batchsize]
+        with models.evaluation_mode(model, bn_mode):
+            x_adv = attacks.fgsm(model, xb, tb, eps)
+            with chainer.no_backprop_mode():
+                out['clean'].append(model(xb).array.argmax(axis=1) == tb)
+                out['fgsm'].append(model(x_adv).array.argmax(axis=1) == tb)
+                if black is not None:
+                    out['blackbox'].append(
+                        model(black[start:start + batchsize]).array.argmax(axis=1) == tb)
+    return {k: numpy.concatenate(v) for k, v in out.items() if v}
+
+
+@pytest.fixture
+def small():
+    """:func:`small_network`."""
+    return small_network
+
+
+@pytest.fixture
+def images():
+    """:func:`random_images`."""
+    return random_images
+
+
+@pytest.fixture
+def fgsm_by_hand():
+    """:func:`thesis_fgsm_by_hand`."""
+    return thesis_fgsm_by_hand
