@@ -326,7 +326,7 @@ def _script_argvs(counting, friendly, mnist_dir, out):
     from Counting.bench import detection as bench_detection
     from Counting.bench import generator as bench_generator
     from Counting import run_all as c_run_all
-    from Friendly.bench import networks as f_bench
+    from Friendly.bench import __main__ as f_bench
     from Friendly import run_all as f_run_all
     images = ['--run', counting['run'], '--images', counting['test'], '--out', out]
     return {
@@ -367,7 +367,7 @@ def test_out_that_cannot_be_a_folder(counting, friendly, mnist_dir, tmp_path, ca
 
 
 def test_bench_layers_out_is_a_folder(tmp_path, capsys):
-    from Friendly.bench import layers as bench_layers
+    from Friendly.bench.layers import __main__ as bench_layers
     code = run_main(bench_layers.main, ['--out', str(tmp_path)])
     assert_one_line_error(capsys, code, '--out', 'is a folder')
 

@@ -10,8 +10,9 @@ from lenses_common import cli
 SCRIPTS = ('Counting.generate', 'Counting.dataset', 'Counting.train', 'Counting.evaluate',
            'Counting.saliency', 'Counting.detect', 'Counting.outline', 'Counting.run_all',
            'Counting.bench.report', 'Friendly.train', 'Friendly.evaluate', 'Friendly.robustness',
-           'Friendly.run_all', 'Friendly.run_robustness', 'Friendly.stop_rules', 'Friendly.mnist.__main__',
-           'Friendly.bench.networks', 'Friendly.fidelity', 'Friendly.thesis_table')
+           'Friendly.run_all', 'Friendly.run_robustness', 'Friendly.stop_rules',
+           'Friendly.mnist.__main__', 'Friendly.bench.__main__', 'Friendly.fidelity',
+           'Friendly.thesis_table', 'Friendly.certify', 'Friendly.run_certify')
 
 
 def test_error_is_one_line_with_status_2(capsys):

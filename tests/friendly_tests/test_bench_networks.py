@@ -18,7 +18,7 @@ def test_bench_training_iteration_and_fgsm_rate():
 
 @pytest.mark.slow   # two Python processes that import Chainer
 def test_python_m_friendly_bench_runs_the_networks_benchmark(tmp_path):
-    # ``python -m Friendly.bench`` (make bench) reaches Friendly.bench.networks.main: -h lists its
+    # ``python -m Friendly.bench`` (make bench) reaches Friendly.bench.__main__.main: -h lists its
     # options, a bad one is its one-line error.
     help_text = subprocess.run([sys.executable, '-m', 'Friendly.bench', '-h'], check=True,
                                capture_output=True, text=True).stdout
