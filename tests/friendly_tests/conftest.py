@@ -1,5 +1,8 @@
 """Set-up shared by the Friendly tests: small networks with fixed random weights, random images,
 and the thesis's FGSM evaluation written out batch by batch, independently of the evaluator."""
+import json
+import os
+
 import numpy
 import pytest
 
@@ -8,6 +11,10 @@ import chainer
 
 from Friendly import attacks
 from Friendly import models
+from Friendly import pipeline
+from Friendly import train_args
+from lenses_common.runfolder import save_npz
+from lenses_common.snapshots import FINAL_MODEL
 
 CPU = chainer.get_device('@numpy')
 
@@ -43,6 +50,28 @@ def thesis_fgsm_by_hand(model, x, t, eps, batchsize, black=None, bn_mode='batch'
                     out['blackbox'].append(
                         model(black[start:start + batchsize]).array.argmax(axis=1) == tb)
     return {k: numpy.concatenate(v) for k, v in out.items() if v}
+
+
+def make_run_folder(run_dir, network, seed, finished=True, preset='smoke'):
+    """A ``Friendly.train`` run folder of ``network`` (of :data:`Friendly.pipeline.NETWORKS`) as
+    ``Friendly.run_all --preset PRESET`` would train it with ``seed``: its ``settings.json`` and,
+    when ``finished``, a model with fixed random (untrained) weights. ``run_dir`` is a ``Path``."""
+    argv = pipeline.train_argv(network, pipeline.train_options(preset, network), seed,
+                               str(run_dir), None, None)
+    settings = train_args.settings_from_args(train_args.build_parser().parse_args(argv))
+    os.makedirs(str(run_dir))
+    (run_dir / 'settings.json').write_text(json.dumps(settings))
+    if finished:
+        numpy.random.seed(seed + len(network))
+        save_npz(str(run_dir / FINAL_MODEL),
+                 models.FC100('S' if network == pipeline.SOURCE else network))
+    return str(run_dir)
+
+
+@pytest.fixture
+def make_run():
+    """:func:`make_run_folder`."""
+    return make_run_folder
 
 
 @pytest.fixture

@@ -12,40 +12,23 @@ import chainer
 from Friendly import attacks
 from Friendly import evaluation
 from Friendly import fidelity
-from Friendly import models
-from Friendly import pipeline
 from Friendly import runs
-from Friendly import train_args
 from Friendly.mnist import get_mnist
 from lenses_common import provenance
-from lenses_common import snapshots
-from lenses_common.runfolder import save_npz
 
 N = 40
 
 
-def _make_run(run_dir, network, seed, finished=True):
-    argv = pipeline.train_argv(network, pipeline.train_options('smoke', network), seed,
-                              str(run_dir), None, None)
-    settings = train_args.settings_from_args(train_args.build_parser().parse_args(argv))
-    os.makedirs(str(run_dir))
-    (run_dir / 'settings.json').write_text(json.dumps(settings))
-    if finished:
-        numpy.random.seed(seed + len(network))
-        save_npz(str(run_dir / snapshots.FINAL_MODEL),
-                 models.FC100('S' if network == pipeline.SOURCE else network))
-
-
 @pytest.fixture
-def roots(tmp_path):
+def roots(tmp_path, make_run):
     one = tmp_path / 'one'                       # run_all --seed 0 layout
     for network in ('S', 'RS'):
-        _make_run(one / 'friendly' / 'runs' / network, network, 0)
-    _make_run(one / 'friendly' / 'runs' / 'GMR', 'GMR', 0, finished=False)
-    _make_run(one / 'friendly' / 'runs' / 'source', 'source', 1000)
+        make_run(one / 'friendly' / 'runs' / network, network, 0)
+    make_run(one / 'friendly' / 'runs' / 'GMR', 'GMR', 0, finished=False)
+    make_run(one / 'friendly' / 'runs' / 'source', 'source', 1000)
     sweep = tmp_path / 'sweep'                   # run_all --seeds 1,... layout
-    _make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'S', 'S', 1)
-    _make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'source', 'source', 1001)
+    make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'S', 'S', 1)
+    make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'source', 'source', 1001)
     thesis = tmp_path / 'thesis.json'
     thesis.write_text(json.dumps({'networks': {
         'S': {'clean': 95.86, 'whitebox_fgsm': 150.0, 'blackbox_fgsm': 45.28}}}))
