@@ -71,15 +71,15 @@ def build_parser():
                         help='increasing eps grid, pixel units (default: %(default)s)')
     parser.add_argument('--methods', default=','.join(cert_net.METHODS),
                         help='comma-separated bounds: ibp, crown (default: %(default)s)')
-    parser.add_argument('--test-subset', type=int, default=None,
+    parser.add_argument('--test-subset', type=cli.positive_int, default=None,
                         help='certify the first N test images of every network (overrides the '
                              'preset)')
-    parser.add_argument('--bracket', type=int, default=None,
+    parser.add_argument('--bracket', type=cli.bounded_int(0, cli.MAX_IMAGES), default=None,
                         help='images of the bracket (default: the preset\'s eps-curve images of '
                              'Friendly.robustness); 0 leaves the bracket out')
-    parser.add_argument('--batchsize', '-b', type=int, default=100,
+    parser.add_argument('--batchsize', '-b', type=cli.positive_int, default=100,
                         help='images bounded at a time (default: %(default)s)')
-    parser.add_argument('--tolerance', type=float, default=cert_net.TOLERANCE,
+    parser.add_argument('--tolerance', type=cli.finite_float(0), default=cert_net.TOLERANCE,
                         help='a margin bound must exceed this to certify (default: %(default)s)')
     parser.add_argument('--no-skip', action='store_true',
                         help='bound every image at every eps (default: an image a method fails '
@@ -284,14 +284,6 @@ def run(parser, args, argv=None):
     if not methods or any(m not in cert_net.METHODS for m in methods):
         parser.error('--methods: choose from {}, got {!r}'.format(
             ', '.join(cert_net.METHODS), args.methods))
-    for name in ('batchsize', 'test_subset'):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
-    if args.bracket is not None and args.bracket < 0:
-        parser.error('--bracket must be >= 0, got {}'.format(args.bracket))
-    if not args.tolerance >= 0:
-        parser.error('--tolerance must be >= 0, got {}'.format(args.tolerance))
     device = device_from_args(args, parser)
     seed_everything(args.seed)
     xp = device.xp

@@ -45,17 +45,18 @@ def build_parser():
     parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
                         help='Batch Renormalization at test: batch statistics (the thesis) or the '
                              'learned running averages (default: %(default)s)')
-    parser.add_argument('--batchsize', '-b', type=int, default=200,
+    parser.add_argument('--batchsize', '-b', type=cli.positive_int, default=200,
                         help='test batch size; with batch statistics it is part of the protocol '
                              '(default: %(default)s, the thesis)')
-    parser.add_argument('--test-subset', type=int, default=None,
+    parser.add_argument('--test-subset', type=cli.positive_int, default=None,
                         help='evaluate on only the first N test images (default: all 10,000)')
     parser.add_argument('--pgd', action='store_true',
                         help='also run PGD (white-box and, with --source, black-box)')
-    parser.add_argument('--pgd-steps', type=int, default=100, help='PGD steps (default: 100)')
-    parser.add_argument('--pgd-restarts', type=int, default=5,
+    parser.add_argument('--pgd-steps', type=cli.positive_int, default=100,
+                        help='PGD steps (default: 100)')
+    parser.add_argument('--pgd-restarts', type=cli.positive_int, default=5,
                         help='PGD random restarts, worst case kept per image (default: 5)')
-    parser.add_argument('--pgd-step-size', type=float, default=None,
+    parser.add_argument('--pgd-step-size', type=cli.finite_float(0, low_open=True), default=None,
                         help='PGD step in pixel units, positive (default: Madry et al.\'s '
                              '2.5 eps / steps, rounded to the nearest whole pixel unit with '
                              'halves to even, at least 1; 2 for eps 77 and 100 steps, 38 for '
@@ -75,15 +76,6 @@ def main(argv=None):
         eps = attacks.check_eps(args.eps)
     except ValueError as e:
         parser.error('--eps: {}'.format(e))
-    for name in ('batchsize', 'pgd_steps', 'pgd_restarts'):
-        if getattr(args, name) <= 0:
-            parser.error('--{} must be positive'.format(name.replace('_', '-')))
-    if args.test_subset is not None and args.test_subset <= 0:
-        parser.error('--test-subset must be positive')
-    if args.pgd_step_size is not None and not 0 < args.pgd_step_size < float('inf'):
-        # A negative step would descend the loss and overstate robustness.
-        parser.error('--pgd-step-size must be positive and finite, got {}'.format(
-            args.pgd_step_size))
     lock.claim_arg(parser, args.out)  # checked, created and locked before any work
     device = device_from_args(args, parser)
     seed_everything(args.seed)

@@ -269,7 +269,7 @@ def build_parser():
     parser.add_argument('--networks', default=','.join(models.VARIANTS),
                         help='comma-separated networks (default: all six; those without a '
                              'finished run are listed as skipped)')
-    parser.add_argument('--test-subset', type=int, default=None,
+    parser.add_argument('--test-subset', type=cli.positive_int, default=None,
                         help='only the first N test images (default: all 10,000, the thesis)')
     parser.add_argument('--eps', type=float, default=attacks.THESIS_EPS,
                         help='L-infinity budget in pixel units 0..255 (default: %(default)s, the '
@@ -289,8 +289,6 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     check_out_arg(parser, args.out)
     networks = parse_networks(parser, args.networks)
-    if args.test_subset is not None and args.test_subset <= 0:
-        parser.error('--test-subset must be positive, got {}'.format(args.test_subset))
     try:
         eps = attacks.check_eps(args.eps)
     except ValueError as e:

@@ -81,13 +81,15 @@ def build_parser():
     parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
                         help='Batch Renormalization of the victim (default: %(default)s, the '
                              'thesis)')
-    parser.add_argument('--batchsize', '-b', type=int, default=200,
+    parser.add_argument('--batchsize', '-b', type=cli.positive_int, default=200,
                         help='test batch size (default: %(default)s, the thesis)')
-    parser.add_argument('--test-subset', type=int, default=None,
+    parser.add_argument('--test-subset', type=cli.positive_int, default=None,
                         help='the first N test images for every network (overrides the preset)')
-    parser.add_argument('--pgd-steps', type=int, default=None, help='overrides the preset')
-    parser.add_argument('--pgd-restarts', type=int, default=None, help='overrides the preset')
-    parser.add_argument('--curve-subset', type=int, default=None,
+    parser.add_argument('--pgd-steps', type=cli.positive_int, default=None,
+                        help='overrides the preset')
+    parser.add_argument('--pgd-restarts', type=cli.positive_int, default=None,
+                        help='overrides the preset')
+    parser.add_argument('--curve-subset', type=cli.positive_int, default=None,
                         help='the first N test images of the eps curve (overrides the preset)')
     parser.add_argument('--combine', nargs='+', metavar='JSON',
                         help='instead of evaluating: merge robustness.json reports of disjoint '
@@ -133,10 +135,6 @@ def run(parser, args, argv=None):
         eps = attacks.check_eps(args.eps)
     except ValueError as e:
         parser.error('--eps: {}'.format(e))
-    for name in ('batchsize', 'test_subset', 'pgd_steps', 'pgd_restarts', 'curve_subset'):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
     device = device_from_args(args, parser)
     seed_everything(args.seed)
 

@@ -85,7 +85,7 @@ def build_parser():
     parser.add_argument('--networks', default=','.join(models.VARIANTS),
                         help='comma-separated networks to train and evaluate (default: all six)')
     parser.add_argument('--pgd', action='store_true', help='also evaluate PGD (slow on a CPU)')
-    parser.add_argument('--eps', type=float, default=77,
+    parser.add_argument('--eps', type=cli.finite_float(0, 255), default=77,
                         help='attack budget in pixel units 0..255 (default: %(default)s)')
     parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
                         help='Batch Renormalization at test: batch statistics (the thesis) or '
@@ -160,8 +160,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_out_arg(parser, args.out)
     networks = parse_networks(parser, args.networks)
-    if not 0 <= args.eps <= 255:
-        parser.error('--eps must be in 0..255 (pixel units), got {:g}'.format(args.eps))
     seeds = sweep.check_sweep_args(parser, args, 2 ** 32 - SOURCE_SEED_OFFSET - 1)
     try:
         on_cpu = get_device(args.device).xp is numpy

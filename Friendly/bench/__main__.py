@@ -16,13 +16,13 @@ def build_parser():
         description='Benchmark the Friendly layers, training iterations and FGSM evaluation.')
     parser.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
                         help='folder for friendly.md (default: %(default)s)')
-    parser.add_argument('--repeats', type=int, default=20,
+    parser.add_argument('--repeats', type=cli.positive_int, default=20,
                         help='timed training iterations per variant (default: %(default)s)')
-    parser.add_argument('--pd-repeats', type=int, default=5,
+    parser.add_argument('--pd-repeats', type=cli.positive_int, default=5,
                         help='timed training iterations for PD (default: %(default)s)')
-    parser.add_argument('--fgsm-images', type=int, default=2000,
+    parser.add_argument('--fgsm-images', type=cli.positive_int, default=2000,
                         help='images in the timed FGSM evaluation (default: %(default)s)')
-    parser.add_argument('--pd-fgsm-images', type=int, default=400,
+    parser.add_argument('--pd-fgsm-images', type=cli.positive_int, default=400,
                         help='images in the timed FGSM evaluation of PD (default: %(default)s)')
     parser.add_argument('--skip-layers', action='store_true',
                         help='leave out the Friendly.bench.layers section')
@@ -37,9 +37,6 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_out_arg(parser, args.out)
-    for name in ('repeats', 'pd_repeats', 'fgsm_images', 'pd_fgsm_images'):
-        if getattr(args, name) <= 0:
-            parser.error('--{} must be positive'.format(name.replace('_', '-')))
     device = device_from_args(args, parser)
     sections = ['# Friendly benchmarks', '']
     if not args.skip_layers:

@@ -52,5 +52,6 @@ def test_friendly_train_refuses_an_infinite_rate_in_one_line(tmp_path):
                            '--out', str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].endswith('error: --lr must be finite and positive, got inf')
+    assert len(lines) == 1 and lines[0].endswith(
+        'error: argument --lr: inf is not a positive finite number')
     assert not (out / 'model_final.npz').exists()

@@ -25,4 +25,4 @@ def test_python_m_friendly_bench_runs_the_networks_benchmark(tmp_path):
     assert '--skip-layers' in help_text and '--pd-fgsm-images' in help_text
     bad = subprocess.run([sys.executable, '-m', 'Friendly.bench', '--out', str(tmp_path),
                           '--repeats', '0'], capture_output=True, text=True)
-    assert bad.returncode == 2 and '--repeats must be positive' in bad.stderr
+    assert bad.returncode == 2 and 'argument --repeats: 0 is not a positive integer' in bad.stderr

@@ -223,7 +223,7 @@ def test_non_finite_numbers_are_refused_at_parse_time(capsys, tmp_path):
                           ('--gmr-weight', 'nan'), ('--gmr-weight', 'inf'),
                           ('--gmr-weight', '-1'), ('--renorm-threshold', 'nan')):
         msg = _error(capsys, ['--variant', 'GMR', '--out', str(out), option, value])
-        assert 'error: ' + option in msg, msg
+        assert 'error: argument ' + option in msg, msg
     assert not out.exists()
 
 

@@ -12,16 +12,16 @@ def main(argv=None):
     parser = cli.ArgumentParser(
         description='Time the fused Pairwise Difference layer against its chainer.functions '
                     'form, and one PD training iteration, on the CPU; print Markdown.')
-    parser.add_argument('--repeats', type=int, default=5,
+    parser.add_argument('--repeats', type=cli.positive_int, default=5,
                         help='timed runs per measurement; the median is reported '
                              '(default: %(default)s)')
-    parser.add_argument('--warmup', type=int, default=1,
+    parser.add_argument('--warmup', type=cli.bounded_int(0, cli.MAX_STEPS), default=1,
                         help='untimed runs before timing (default: %(default)s)')
-    parser.add_argument('--batchsize', '-b', type=int, default=BATCH,
+    parser.add_argument('--batchsize', '-b', type=cli.positive_int, default=BATCH,
                         help='images per batch (default: %(default)s, the thesis\'s)')
-    parser.add_argument('--outputs', type=int, default=OUTPUTS,
+    parser.add_argument('--outputs', type=cli.positive_int, default=OUTPUTS,
                         help='outputs of the Pairwise Difference layer (default: %(default)s)')
-    parser.add_argument('--chunk-size', type=int, default=64,
+    parser.add_argument('--chunk-size', type=cli.positive_int, default=64,
                         help='rows per chunk of the fused layer (default: %(default)s)')
     parser.add_argument('--out', default=None,
                         help='also write the Markdown to this file (atomically)')
@@ -29,11 +29,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from lenses_common.runfolder import check_out_arg
     check_out_arg(parser, args.out, is_file=True)
-    for option in ('repeats', 'chunk_size', 'batchsize', 'outputs'):
-        if getattr(args, option) < 1:
-            parser.error('--{} must be a positive integer'.format(option.replace('_', '-')))
-    if args.warmup < 0:
-        parser.error('--warmup must not be negative')
     text = run(args.repeats, args.warmup, args.chunk_size, args.seed, batch=args.batchsize,
                outputs=args.outputs)
     print(text)

@@ -9,9 +9,9 @@ from lenses_common import cli
 def build_parser():
     parser = cli.ArgumentParser(
         description='Time one PD training iteration in the full and the pair form.')
-    parser.add_argument('--repeats', type=int, default=7,
+    parser.add_argument('--repeats', type=cli.positive_int, default=7,
                         help='timed iterations of each form (default: %(default)s)')
-    parser.add_argument('--chunk-size', type=int, default=None,
+    parser.add_argument('--chunk-size', type=cli.positive_int, default=None,
                         help='the chunk_size of both forms (default: each form\'s own, {} for '
                              'full and {} for pairs)'.format(models.PD_CHUNK_DEFAULTS['full'],
                                                              models.PD_CHUNK_DEFAULTS['pairs']))
@@ -21,8 +21,6 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.repeats <= 0 or (args.chunk_size is not None and args.chunk_size <= 0):
-        parser.error('--repeats and --chunk-size must be positive')
     text, _ = run(repeats=args.repeats, chunk_size=args.chunk_size)
     print(text)
     return text
