@@ -26,11 +26,12 @@ from Counting import run_all as c_run_all
 from Counting import train as c_train
 from Friendly import attacks
 from Friendly import evaluate as f_evaluate
+from Friendly import evaluate_report
 from Friendly import mnist as f_mnist
 from Friendly import run_all as f_run_all
 from Friendly import stop_rules
 from Friendly import train as f_train
-from lenses_common import cli, lock, runfolder, safe_npz, training
+from lenses_common import cli, lock, nonfinite, runfolder, safe_npz, training
 from Friendly import runs
 from lenses_common import snapshots
 
@@ -370,7 +371,7 @@ def _full_disk(monkeypatch, module, name):
 
 def test_friendly_evaluate_full_disk(friendly, mnist_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / 'eval'
-    _full_disk(monkeypatch, f_evaluate, 'atomic_write_json')
+    _full_disk(monkeypatch, evaluate_report, 'atomic_write_json')
     code = run_main(f_evaluate.main, ['--run', str(friendly), '--out', str(out), '--mnist-dir',
                                       mnist_dir, '--test-subset', '20', '--no-progress'])
     one_line(capsys, code, 'cannot write', str(out / 'results.json'), 'No space left',
@@ -445,7 +446,7 @@ def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, ca
         if trainer.updater.iteration == 4:   # after epoch 1 (3 iterations) and its snapshot
             raise KeyboardInterrupt
         return check(self, trainer)
-    monkeypatch.setattr(training.NonFiniteCheck, '__call__', interrupt)
+    monkeypatch.setattr(nonfinite.NonFiniteCheck, '__call__', interrupt)
     code = run_main(c_train.main, counting_args(counting['train'], run, '--epoch', '2'))
     one_line(capsys, code, 'interrupted', '--resume auto', 'snapshot_iter_3', status=130)
     assert not os.path.exists(os.path.join(run, 'model.npz'))

@@ -13,7 +13,8 @@ import chainer.links as L
 from chainer import training
 
 from lenses_common import training as scaffolding
-from lenses_common.training import NonFiniteCheck, TrainingScaffold
+from lenses_common.nonfinite import NonFiniteCheck
+from lenses_common.training import TrainingScaffold
 
 
 def _parser():
