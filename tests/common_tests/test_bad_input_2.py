@@ -72,39 +72,6 @@ def _no_hang():
 # ---------------------------------------------------------------------------------------------
 # Fixtures: a tiny Counting dataset and run, a tiny Friendly run.
 
-def counting_args(train_dir, out, *extra):
-    return ['--train', train_dir, '--out', out, '--batchsize', '4', '--no-progress', '--device',
-            '@numpy', '--workers', '1', '--epoch', '1', '--lr', '1e-4', '--snapshot-interval',
-            '1'] + list(extra)
-
-
-def friendly_args(out, mnist_dir, *extra):
-    return ['--variant', 'S', '--seed', '0', '--out', str(out), '--epoch', '1',
-            '--train-subset', '200', '--val-subset', '200', '--no-progress', '--mnist-dir',
-            mnist_dir] + list(extra)
-
-
-@pytest.fixture(scope='module')
-def counting(tmp_path_factory):
-    root = tmp_path_factory.mktemp('counting2')
-    train_dir, test_dir, run = str(root / 'train'), str(root / 'test'), str(root / 'run')
-    c_generate.generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
-                                shape_limit=4, seed=0, workers=1, progress=False)
-    c_generate.generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
-                                shape_limit=4, seed=1, workers=1, progress=False)
-    assert c_train.main(counting_args(train_dir, run, '--test', test_dir)) == 0
-    lock.release(run)
-    return {'train': train_dir, 'test': test_dir, 'run': run, 'root': root}
-
-
-@pytest.fixture(scope='module')
-def friendly(tmp_path_factory, mnist_dir):
-    out = tmp_path_factory.mktemp('friendly2') / 'S'
-    f_train.main(friendly_args(out, mnist_dir))
-    lock.release(str(out))
-    return out
-
-
 def copy(src, dst):
     shutil.copytree(str(src), str(dst))
     return str(dst)
@@ -139,7 +106,8 @@ WRITERS = ['Counting.train', 'Counting.evaluate', 'Counting.generate', 'Friendly
 
 
 @pytest.mark.parametrize('script', WRITERS)
-def test_second_writer_is_refused(counting, friendly, mnist_dir, tmp_path, capsys, script):
+def test_second_writer_is_refused(counting, friendly, mnist_dir, tmp_path, capsys, script,
+                                  counting_args, friendly_args):
     out = tmp_path / 'out'
     argvs = {
         'Counting.train': (c_train.main, counting_args(counting['train'], str(out))),
@@ -179,7 +147,8 @@ def test_stale_lock_of_a_killed_process_does_not_block(tmp_path):
     lock.release(str(tmp_path / 'run'))
 
 
-def test_force_does_not_move_aside_a_folder_being_written(counting, tmp_path, capsys):
+def test_force_does_not_move_aside_a_folder_being_written(counting, tmp_path, capsys,
+                                                          counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     holder = hold(run)
     try:
@@ -212,7 +181,7 @@ def test_friendly_evaluate_refuses_a_non_finite_model(friendly, mnist_dir, tmp_p
 
 @pytest.mark.parametrize('loader', ['evaluate', 'resume'])
 def test_counting_refuses_non_finite_parameters_or_running_averages(counting, tmp_path, capsys,
-                                                                    loader):
+                                                                    loader, counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     path = os.path.join(run, 'model.npz') if loader == 'evaluate' else c_train.latest_snapshot(run)
     with numpy.load(path) as f:
@@ -269,7 +238,8 @@ def test_reports_are_standard_json(tmp_path):
     ('updater/iterator:main/order', 'repeat', 'not a permutation'),
     ('updater/iterator:main/current_position', 40, 'past the'),
 ])
-def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, needle):
+def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, needle,
+                                       counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     snapshot = c_train.latest_snapshot(run)
     model = open(os.path.join(run, 'model.npz'), 'rb').read()
@@ -295,7 +265,8 @@ def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, n
     assert open(os.path.join(run, 'command.txt')).read() == command
 
 
-def test_resume_without_settings_json_uses_the_snapshot_identity(counting, tmp_path, capsys):
+def test_resume_without_settings_json_uses_the_snapshot_identity(counting, tmp_path, capsys,
+                                                                 counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     snapshot = c_train.latest_snapshot(run)
     os.remove(os.path.join(run, 'settings.json'))
@@ -313,7 +284,8 @@ def test_resume_without_settings_json_uses_the_snapshot_identity(counting, tmp_p
 # ---------------------------------------------------------------------------------------------
 # 4. Paths and disks.
 
-def test_dangling_symlink_out(counting, friendly, mnist_dir, tmp_path, capsys):
+def test_dangling_symlink_out(counting, friendly, mnist_dir, tmp_path, capsys, counting_args,
+                              friendly_args):
     link = tmp_path / 'link'
     os.symlink(str(tmp_path / 'nowhere' / 'run'), str(link))
     for main, argv in ((c_train.main, counting_args(counting['train'], str(link))),
@@ -325,7 +297,7 @@ def test_dangling_symlink_out(counting, friendly, mnist_dir, tmp_path, capsys):
     assert os.path.islink(str(link)) and not (tmp_path / 'nowhere').exists()
 
 
-def test_out_name_too_long(counting, tmp_path, capsys):
+def test_out_name_too_long(counting, tmp_path, capsys, counting_args):
     long_out = str(tmp_path / ('r' * 300))
     one_line(capsys, run_main(c_train.main, counting_args(counting['train'], long_out)),
              'above the limit of')
@@ -380,7 +352,8 @@ def test_friendly_evaluate_full_disk(friendly, mnist_dir, tmp_path, capsys, monk
     assert [n for n in os.listdir(out) if n != '.lock'] == []   # no temporary file left
 
 
-def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, monkeypatch):
+def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, monkeypatch,
+                                                 friendly_args):
     out = tmp_path / 'S'
     monkeypatch.setattr(runfolder, 'free_disk', lambda path: 10 ** 4)
     one_line(capsys, run_main(f_train.main, friendly_args(out, mnist_dir)), 'MB of disk')
@@ -391,7 +364,7 @@ def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, mo
     one_line(capsys, code, 'cannot write', snapshots.FINAL_MODEL, status=1)
 
 
-def test_counting_train_full_disk(counting, tmp_path, capsys, monkeypatch):
+def test_counting_train_full_disk(counting, tmp_path, capsys, monkeypatch, counting_args):
     _full_disk(monkeypatch, training, 'save_npz')
     code = run_main(c_train.main, counting_args(counting['train'], str(tmp_path / 'run')))
     one_line(capsys, code, 'cannot write', 'model.npz', status=1)
@@ -437,8 +410,8 @@ def test_count_options_have_bounds(tmp_path, capsys, main, argv, option):
 # ---------------------------------------------------------------------------------------------
 # 6. Ctrl-C: one line, a resumable snapshot, no half-written dataset.
 
-def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, capsys,
-                                                          monkeypatch):
+def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, capsys, monkeypatch,
+                                                          counting_args):
     run = str(tmp_path / 'run')
     check = training.NonFiniteCheck.__call__
 
@@ -546,7 +519,7 @@ def test_annotations_are_checked(counting, tmp_path, capsys, script, kind, needl
 # ---------------------------------------------------------------------------------------------
 # 9. Leftovers of a killed write removed by the next run of that folder.
 
-def test_leftovers_of_a_kill_are_removed(counting, tmp_path):
+def test_leftovers_of_a_kill_are_removed(counting, tmp_path, counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     hidden = os.path.join(run, '.model.npz.k3j2h1g0.tmp.npz')
     chainer_tmp = os.path.join(run, 'tmpsnapshot_iter_6x8y2z')
@@ -567,7 +540,7 @@ def test_leftovers_of_a_kill_are_removed(counting, tmp_path):
 # 10. summary.json: the last epoch compared, standard JSON.
 
 @pytest.mark.parametrize('epochs', [1, 2])
-def test_summary_best_loss_counts_the_last_epoch(mnist_dir, tmp_path, epochs):
+def test_summary_best_loss_counts_the_last_epoch(mnist_dir, tmp_path, epochs, friendly_args):
     out = tmp_path / 'S'
     f_train.main(friendly_args(out, mnist_dir, '--epoch', str(epochs)))
     lock.release(str(out))
@@ -584,7 +557,8 @@ def test_summary_best_loss_counts_the_last_epoch(mnist_dir, tmp_path, epochs):
 # ---------------------------------------------------------------------------------------------
 # 11. A batch larger than the dataset.
 
-def test_batch_larger_than_the_dataset(counting, mnist_dir, tmp_path, capsys):
+def test_batch_larger_than_the_dataset(counting, mnist_dir, tmp_path, capsys, counting_args,
+                                       friendly_args):
     argv = counting_args(counting['train'], str(tmp_path / 'c'))
     argv[argv.index('--batchsize') + 1] = '13'
     one_line(capsys, run_main(c_train.main, argv), '--batchsize 13', '12 images')
@@ -619,7 +593,7 @@ def test_absurd_network_sizes_are_refused_before_building(friendly, mnist_dir, t
     one_line(capsys, code, path, 'above the limit')
 
 
-def test_absurd_counts_in_truths(counting, tmp_path, capsys):
+def test_absurd_counts_in_truths(counting, tmp_path, capsys, counting_args):
     data = copy(counting['train'], tmp_path / 'train')
     path = os.path.join(data, 'truths.json')
     truths = json.load(open(path))
@@ -681,7 +655,7 @@ def test_main_guard_lines(capsys):
     one_line(capsys, cli.main_guard(ctrl_c, prog='p'), 'interrupted', status=130)
 
 
-def test_full_disk_while_writing_a_snapshot(counting, tmp_path, capsys, monkeypatch):
+def test_full_disk_while_writing_a_snapshot(counting, tmp_path, capsys, monkeypatch, counting_args):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, 'No space left on device')
     monkeypatch.setattr(numpy, 'savez_compressed', full)
@@ -703,7 +677,7 @@ def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(counting, tmp
 
 
 @pytest.mark.slow
-def test_resumed_early_stopping_compares_the_snapshot_epoch(mnist_dir, tmp_path):
+def test_resumed_early_stopping_compares_the_snapshot_epoch(mnist_dir, tmp_path, friendly_args):
     # The snapshot of epoch 2 is taken before the stop trigger compares epoch 2: a resumed run
     # used to skip that comparison and mix epoch 2 into epoch 3's mean.
     straight, split = tmp_path / 'straight', tmp_path / 'split'
