@@ -1,5 +1,9 @@
-"""Set-up shared by the bad-input tests: a tiny Counting dataset and run, a tiny Friendly run, and
-the command lines that make them."""
+"""Set-up shared by the tests of this folder: the global random states fixed around every test, and
+for the bad-input tests a tiny Counting dataset and run, a tiny Friendly run, and the command
+lines that make them."""
+import random
+
+import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401  (before chainer)
@@ -58,3 +62,16 @@ def friendly(tmp_path_factory, mnist_dir):
     f_train.main(friendly_command(out, mnist_dir))
     lock.release(str(out))
     return out
+
+
+@pytest.fixture(autouse=True)
+def fixed_random():
+    """What ``chainer.testing.fix_random`` does for a test class, for every test function here:
+    NumPy's and Python's global random states are seeded (0) before the test, so whatever it draws
+    without a seed of its own is the same on every run, and restored after it."""
+    numpy_state, python_state = numpy.random.get_state(), random.getstate()
+    numpy.random.seed(0)
+    random.seed(0)
+    yield
+    numpy.random.set_state(numpy_state)
+    random.setstate(python_state)

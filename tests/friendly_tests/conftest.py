@@ -2,6 +2,7 @@
 and the thesis's FGSM evaluation written out batch by batch, independently of the evaluator."""
 import json
 import os
+import random
 
 import numpy
 import pytest
@@ -90,3 +91,16 @@ def images():
 def fgsm_by_hand():
     """:func:`thesis_fgsm_by_hand`."""
     return thesis_fgsm_by_hand
+
+
+@pytest.fixture(autouse=True)
+def fixed_random():
+    """What ``chainer.testing.fix_random`` does for a test class, for every test function here:
+    NumPy's and Python's global random states are seeded (0) before the test, so whatever it draws
+    without a seed of its own is the same on every run, and restored after it."""
+    numpy_state, python_state = numpy.random.get_state(), random.getstate()
+    numpy.random.seed(0)
+    random.seed(0)
+    yield
+    numpy.random.set_state(numpy_state)
+    random.setstate(python_state)
