@@ -16,7 +16,7 @@ from Friendly.certification import network as cert_net
 from Friendly.evaluation import evaluate_set, float64_copy, source_sets
 from Friendly.mnist import add_mnist_argument, test_arrays
 from Friendly.robustness_eval import budget as robustness_budget
-from Friendly.runs import load_networks, ordered
+from Friendly.runs import add_run_arguments, load_networks, ordered
 from lenses_common import cli
 from lenses_common import environment
 from lenses_common import lock
@@ -50,23 +50,18 @@ def build_parser():
         description='Certified robustness of Friendly networks: sound lower bounds on robust '
                     'accuracy (interval bounds and a backward linear relaxation, float64) and '
                     'the bracket against the worst case of Friendly.robustness.')
-    parser.add_argument('--run', action='append', metavar='DIR',
-                        help='a Friendly.train run folder (repeat for each network)')
+    add_run_arguments(parser, 'run folder of the black-box source S network (the bracket\'s '
+                              'black-box attack; without it that attack is left out)')
     parser.add_argument('--combine', nargs='+', metavar='JSON',
                         help='instead of certifying: merge certify.json reports of disjoint '
                              'networks made with the same eps grid (e.g. one process per '
                              'network) into one report in --out')
-    parser.add_argument('--source', metavar='DIR',
-                        help='run folder of the black-box source S network (the bracket\'s '
-                             'black-box attack; without it that attack is left out)')
     parser.add_argument('--out', '-o', required=True,
                         help='folder for certify.md/.csv/.json and bracket.png')
     parser.add_argument('--preset', choices=sorted(PRESETS), default='thesis',
                         help='images per network and the bracket\'s attack budgets (those of '
                              'Friendly.robustness\'s eps curve) (default: %(default)s: all 10,000 '
                              'test images)')
-    parser.add_argument('--model', default='final', choices=('final', 'best'),
-                        help='which model of each run (default: %(default)s)')
     parser.add_argument('--eps', default=','.join(str(e) for e in EPS_GRID),
                         help='increasing eps grid, pixel units (default: %(default)s)')
     parser.add_argument('--methods', default=','.join(cert_net.METHODS),

@@ -18,7 +18,7 @@ from Friendly import models
 from Friendly.evaluate_report import accuracy_pct, format_tables, write_outputs
 from Friendly.evaluation import PGD_BLACKBOX, black_box_set, evaluate_set
 from Friendly.mnist import add_mnist_argument, test_arrays
-from Friendly.runs import load_networks, ordered
+from Friendly.runs import add_run_arguments, load_networks, ordered
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import add_progress_argument
 from lenses_common import lock
@@ -30,15 +30,10 @@ def build_parser():
     parser = cli.ArgumentParser(
         description='Evaluate Friendly networks: clean, white-box and black-box FGSM accuracy '
                     '(thesis Tables 3.2 and 3.3).')
-    parser.add_argument('--run', action='append', required=True, metavar='DIR',
-                        help='a Friendly.train run folder (repeat for each network)')
-    parser.add_argument('--source', metavar='DIR',
-                        help='run folder of the standard (S) network, trained with another seed, '
-                             'that makes the black-box examples (omit to skip black-box)')
+    add_run_arguments(parser, 'run folder of the standard (S) network, trained with another '
+                              'seed, that makes the black-box examples (omit to skip black-box)',
+                      required=True)
     parser.add_argument('--out', '-o', required=True, help='folder for table.md/.csv, the plot')
-    parser.add_argument('--model', default='final', choices=('final', 'best'),
-                        help='which model of each run: final (the thesis) or best validation '
-                             '(default: %(default)s)')
     parser.add_argument('--eps', type=float, default=attacks.THESIS_EPS,
                         help='L-infinity budget in pixel units 0..255 (default: %(default)s, 0.3 '
                              'of 255)')

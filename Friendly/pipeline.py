@@ -80,12 +80,22 @@ def train_options(preset, network):
 def train_argv(network, options, seed, run_dir, device, mnist_dir):
     variant = 'S' if network == SOURCE else network
     argv = ['--variant', variant, '--seed', str(seed), '--out', run_dir, '--no-progress']
-    argv += sweep.options_argv(options)
-    if device:
-        argv += ['--device', device]
-    if mnist_dir:
-        argv += ['--mnist-dir', mnist_dir]
-    return argv
+    return argv + sweep.options_argv(options) + where_argv(device, mnist_dir)
+
+
+def where_argv(device, mnist_dir):
+    """``--device`` and ``--mnist-dir`` for a command line run from a pipeline (none when not
+    given: the command's own defaults)."""
+    return (['--device', device] if device else []) + (
+        ['--mnist-dir', mnist_dir] if mnist_dir else [])
+
+
+def add_root_arguments(parser, preset_help):
+    """``--preset`` and ``--out`` of a command that reads the runs of ``Friendly.run_all``."""
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',
+                        help=preset_help + ' (default: %(default)s)')
+    parser.add_argument('--out', '-o', default='results',
+                        help='output root of Friendly.run_all (default: %(default)s)')
 
 
 def same_settings(previous, wanted):
@@ -145,11 +155,7 @@ def pgdat_argv(preset, seed, run_dir, device, mnist_dir, method='pgd'):
     table = PGDAT_TRAIN if method == 'pgd' else IBP_TRAIN
     for key, value in sorted(table[preset].items()):
         argv += ['--' + key.replace('_', '-'), str(value)]
-    if device:
-        argv += ['--device', device]
-    if mnist_dir:
-        argv += ['--mnist-dir', mnist_dir]
-    return argv
+    return argv + where_argv(device, mnist_dir)
 
 
 def train_defense(name, method, args, runs, timings):

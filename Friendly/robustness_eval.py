@@ -16,7 +16,7 @@ from Friendly.mnist import add_mnist_argument, test_arrays
 from Friendly.robustness_report import BN_GAP, COLUMNS, CURVE_EPS, UNBOUNDED_EPS
 from Friendly.robustness_report import UNBOUNDED_MAX, WORST_GAP, ZERO_GRAD_MAX
 from Friendly.robustness_report import combine, flags_for, write_outputs
-from Friendly.runs import load_networks, ordered
+from Friendly.runs import add_run_arguments, load_networks, ordered
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common import cli, lock
@@ -64,18 +64,13 @@ def build_parser():
         description='Evaluate Friendly networks with attacks that see through gradient masking: '
                     'FGSM in float32 and float64, with both Batch Renormalization modes, PGD on '
                     'two losses, black-box; worst case, flags and an accuracy-vs-eps curve.')
-    parser.add_argument('--run', action='append', metavar='DIR',
-                        help='a Friendly.train run folder (repeat for each network)')
-    parser.add_argument('--source', metavar='DIR',
-                        help='run folder of the separately trained S network that makes the '
-                             'black-box examples')
+    add_run_arguments(parser, 'run folder of the separately trained S network that makes the '
+                              'black-box examples')
     parser.add_argument('--out', '-o', required=True,
                         help='folder for robustness.md/.csv/.json and eps_curve.png')
     parser.add_argument('--preset', choices=sorted(PRESETS), default='thesis',
                         help='image counts and attack budgets (default: %(default)s: all 10,000 '
                              'images, PGD 100 steps x 5 restarts; meant for a GPU)')
-    parser.add_argument('--model', default='final', choices=('final', 'best'),
-                        help='which model of each run (default: %(default)s)')
     parser.add_argument('--eps', type=float, default=attacks.THESIS_EPS,
                         help='L-infinity budget of the table, pixel units (default: %(default)s)')
     parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',

@@ -44,7 +44,7 @@ from Friendly.evaluate_report import METRICS
 from Friendly.mnist import add_mnist_argument
 from Friendly.pipeline import PD_CPU_HOURS, PD_CPU_SECONDS_PER_ITERATION, PRESETS, SOURCE
 from Friendly.pipeline import SOURCE_SEED_OFFSET, TRAIN_COST, parse_networks, run_state
-from Friendly.pipeline import train_argv, train_options, wanted_settings
+from Friendly.pipeline import train_argv, train_options, wanted_settings, where_argv
 from Friendly.runs import ordered
 from lenses_common import sweep
 from lenses_common.device import add_device_argument, get_device, DeviceError
@@ -116,11 +116,7 @@ def evaluate_argv(args, root, runs, networks, seed):
     argv += sweep.options_argv(PRESETS[args.preset]['evaluate'])
     if args.pgd:
         argv.append('--pgd')
-    if args.device:
-        argv += ['--device', args.device]
-    if args.mnist_dir:
-        argv += ['--mnist-dir', args.mnist_dir]
-    return argv
+    return argv + where_argv(args.device, args.mnist_dir)
 
 
 def result_rows(results, seeds):

@@ -14,7 +14,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 
 from Friendly import certify_eval
 from Friendly import models
-from Friendly.pipeline import IBP, PGDAT, PRESETS, SOURCE, friendly_root
+from Friendly.pipeline import IBP, PGDAT, SOURCE, add_root_arguments, friendly_root, where_argv
 from Friendly.mnist import add_mnist_argument
 from lenses_common.device import add_device_argument
 from lenses_common.snapshots import FINAL_MODEL
@@ -25,11 +25,8 @@ def build_parser():
     parser = cli.ArgumentParser(
         description='Certified robustness (Friendly.certify) of the networks of Friendly.run_all '
                     'and the defenses of Friendly.run_robustness.')
-    parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',
-                        help='the preset the networks were trained with; also sets the images '
-                             'certified and the bracket\'s attack budgets (default: %(default)s)')
-    parser.add_argument('--out', '-o', default='results',
-                        help='output root of Friendly.run_all (default: %(default)s)')
+    add_root_arguments(parser, 'the preset the networks were trained with; also sets the images '
+                               'certified and the bracket\'s attack budgets')
     parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
     parser.add_argument('--no-defenses', action='store_true',
                         help='certify only the six networks (not S-PGDAT and S-IBP)')
@@ -58,10 +55,7 @@ def main(argv=None):
     for name in names:
         if name != SOURCE:
             argv_cert += ['--run', os.path.join(runs, name)]
-    if args.device:
-        argv_cert += ['--device', args.device]
-    if args.mnist_dir:
-        argv_cert += ['--mnist-dir', args.mnist_dir]
+    argv_cert += where_argv(args.device, args.mnist_dir)
     print('== python -m Friendly.certify {}'.format(' '.join(argv_cert)), flush=True)
     return certify_eval.evaluate(argv_cert)
 

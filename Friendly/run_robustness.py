@@ -20,9 +20,10 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 from Friendly import models
 from Friendly import robustness_eval
 from Friendly.mnist import add_mnist_argument
-from Friendly.pipeline import IBP, IBP_TRAIN, PGDAT, PGDAT_TRAIN, PRESETS, SOURCE
+from Friendly.pipeline import IBP, IBP_TRAIN, PGDAT, PGDAT_TRAIN, SOURCE, add_root_arguments
 from Friendly.pipeline import SOURCE_SEED_OFFSET, friendly_root, parse_networks, run_state
 from Friendly.pipeline import train_argv, train_defense, train_options, wanted_settings
+from Friendly.pipeline import where_argv
 from lenses_common.device import add_device_argument, get_device, DeviceError
 from lenses_common.runfolder import atomic_write_json
 from lenses_common import cli
@@ -33,11 +34,8 @@ def build_parser():
         description='Robustness beyond the thesis for the networks of Friendly.run_all: trains '
                     'S-PGDAT (PGD adversarial training) if needed, then runs '
                     'Friendly.robustness.')
-    parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',
-                        help='the preset Friendly.run_all trained with; also sets the attack '
-                             'budgets (default: %(default)s)')
-    parser.add_argument('--out', '-o', default='results',
-                        help='output root of Friendly.run_all (default: %(default)s)')
+    add_root_arguments(parser, 'the preset Friendly.run_all trained with; also sets the attack '
+                               'budgets')
     parser.add_argument('--networks', default=','.join(models.VARIANTS),
                         help='comma-separated networks (default: all six)')
     parser.add_argument('--no-pgdat', action='store_true',
@@ -85,10 +83,7 @@ def main(argv=None):
                  '--preset', args.preset, '--seed', str(args.seed)]
     for network in networks:
         argv_eval += ['--run', os.path.join(runs, network)]
-    if args.device:
-        argv_eval += ['--device', args.device]
-    if args.mnist_dir:
-        argv_eval += ['--mnist-dir', args.mnist_dir]
+    argv_eval += where_argv(args.device, args.mnist_dir)
     print('== python -m Friendly.robustness {}'.format(' '.join(argv_eval)), flush=True)
     start = time.time()
     report = robustness_eval.evaluate(argv_eval)

@@ -92,6 +92,18 @@ def network_name(settings):
     return settings['variant'] + ADVERSARIAL_SUFFIX.get(settings.get('adversarial'), '')
 
 
+def add_run_arguments(parser, source_help, required=False):
+    """``--run DIR`` (repeated, one per network), ``--source DIR`` (the black-box source,
+    ``source_help``) and ``--model final|best`` of a command that evaluates runs; their values go
+    to :func:`load_networks`."""
+    parser.add_argument('--run', action='append', required=required, metavar='DIR',
+                        help='a Friendly.train run folder (repeat for each network)')
+    parser.add_argument('--source', metavar='DIR', help=source_help)
+    parser.add_argument('--model', default='final', choices=('final', 'best'),
+                        help='which model of each run: final (the thesis) or best validation '
+                             '(default: %(default)s)')
+
+
 def load_networks(parser, run_dirs, source_dir, which, device):
     """Load the ``--run`` networks and the ``--source`` S network, or exit with one line.
 
