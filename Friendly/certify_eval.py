@@ -24,6 +24,7 @@ from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import Progress, add_progress_argument
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.seeding import add_seed_argument, seed_everything
+from lenses_common.sweep import results_csv
 
 EPS_GRID = (0, 1, 2, 4, 8, 16, 26, 48, 77)
 # Test images certified per preset ('*' for every network, then per-network overrides; PD's
@@ -162,15 +163,13 @@ def format_markdown(report):
 
 
 def format_csv(report):
-    grid = report['eps']
-    lines = ['network,method,images,clean,' + ','.join(
-        'eps_{}'.format(eps_key(e)) for e in grid) + ',seconds']
-    for row in report['rows']:
-        lines.append('{},{},{},{:.4f},'.format(row['network'], row['method'], row['images'],
-                                               row['clean'])
-                     + ','.join('{:.4f}'.format(row['certified'][eps_key(e)]) for e in grid)
-                     + ',{:.2f}'.format(row['seconds']))
-    return '\n'.join(lines) + '\n'
+    """``certify.csv``: one row per network and method, the certified accuracy per eps."""
+    eps = ['eps_' + eps_key(e) for e in report['eps']]
+    rows = [dict({'network': r['network'], 'method': r['method'], 'images': r['images'],
+                  'clean': '{:.4f}'.format(r['clean']), 'seconds': '{:.2f}'.format(r['seconds'])},
+                 **{k: '{:.4f}'.format(r['certified'][k[len('eps_'):]]) for k in eps})
+            for r in report['rows']]
+    return results_csv(rows, ['network', 'method', 'images', 'clean'] + eps + ['seconds'])
 
 
 def plot_bracket(report, path):

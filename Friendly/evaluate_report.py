@@ -6,8 +6,6 @@ The evaluator (:func:`Friendly.evaluation.evaluate_set`) names its attacks ``fgs
 ``fgsm_white``, ``fgsm_black``, ...), which name the columns of ``table.csv`` and of
 ``Friendly.run_all``'s ``results.csv``; :data:`REPORT_KEYS` maps one onto the other.
 """
-import csv
-import io
 import os
 
 import numpy
@@ -15,6 +13,7 @@ import numpy
 from Friendly.evaluation import PGD_BLACKBOX
 from Friendly.runs import ordered
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
+from lenses_common.sweep import results_csv
 
 #: (report key, label) of each column, in order.
 METRICS = (
@@ -63,15 +62,12 @@ def format_tables(results, eps, n_images, bn_mode, source_note=''):
 
 
 def format_csv(results):
+    """``table.csv``: one row per network, ``network`` and a ``<key>_pct`` column per metric."""
     names = ordered(results)
     present = [k for k, _ in METRICS if any(k in results[n] for n in names)]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(['network'] + [k + '_pct' for k in present])
-    for n in names:
-        writer.writerow([n] + ['{:.2f}'.format(results[n][k]) if k in results[n] else ''
-                               for k in present])
-    return buf.getvalue()
+    rows = [dict({'network': n}, **{k + '_pct': '{:.2f}'.format(v) for k, v in results[n].items()
+                                    if k in present}) for n in names]
+    return results_csv(rows, ['network'] + [k + '_pct' for k in present])
 
 
 def plot_bars(results, path, eps):

@@ -22,9 +22,7 @@ between our float32 and float64 results, widened by :data:`WIDEN` point on eithe
 puts the table between the ``<!-- fidelity-table:begin -->`` and ``<!-- fidelity-table:end -->``
 lines of FILE. Only FGSM: a few minutes on a CPU for five networks.
 """
-import csv
 import glob
-import io
 import os
 import sys
 import time
@@ -48,6 +46,7 @@ from lenses_common import lock
 from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg
 from lenses_common.runfolder import load_json
 from lenses_common.snapshots import FINAL_MODEL
+from lenses_common.sweep import results_csv
 
 WIDEN = 1.0
 MARKER = 'fidelity-table'
@@ -240,14 +239,9 @@ def format_block(rows, rec, source_line, eps=attacks.THESIS_EPS):
 
 
 def format_csv(rows):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow(['' if r.get(c) is None else ('{:.2f}'.format(r[c])
-                                                      if isinstance(r[c], float) else r[c])
-                         for c in CSV_COLUMNS])
-    return buf.getvalue()
+    """``fidelity.csv``: :data:`CSV_COLUMNS` of every row, numbers with two decimals."""
+    return results_csv([{c: '{:.2f}'.format(v) if isinstance(v, float) else v
+                         for c, v in r.items()} for r in rows], CSV_COLUMNS)
 
 
 def build_parser():
