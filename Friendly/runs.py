@@ -10,7 +10,7 @@ thesis's column order.
 import os
 
 from Friendly import models
-from lenses_common import safe_npz
+from lenses_common import cli, safe_npz
 from lenses_common.runfolder import RunFolder, load_json
 from lenses_common.snapshots import FINAL_MODEL
 
@@ -25,7 +25,7 @@ MAX_PARAMETERS = 10 ** 9
 def check_sizes(settings, settings_path):
     """``ValueError`` (one line) when the ``sizes`` of ``settings`` are not positive integers, one
     per layer boundary, or would build a network above :data:`MAX_PARAMETERS` parameters."""
-    sizes = settings.get('sizes', models.LAYER_SIZES)
+    sizes = settings['sizes']
     layers = models.VARIANT_SETTINGS[settings['variant']]['layers']
     if (not isinstance(sizes, (list, tuple)) or len(sizes) != len(layers) + 1
             or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
@@ -52,6 +52,11 @@ def load_run(run_dir, which='final', device=None):
             or 'variant' not in settings):
         raise ValueError('settings file {} was not written by Friendly.train'.format(
             settings_path))
+    missing = [k for k in ('sizes', 'pd_chunk_size') if k not in settings]
+    if missing:
+        raise ValueError('settings file {} has no {} (written by an earlier version of '
+                         'Friendly.train: train the network again)'.format(
+                             settings_path, ' or '.join(missing)))
     try:
         models.check_variant(settings['variant'])
     except (models.VariantError, TypeError) as e:
@@ -65,10 +70,9 @@ def load_run(run_dir, which='final', device=None):
                          '--out {})'.format(path, run_dir))
     check_sizes(settings, settings_path)
     try:
-        predictor = models.FC100(settings['variant'],
-                                 sizes=settings.get('sizes', models.LAYER_SIZES),
-                                 pd_chunk_size=settings.get('pd_chunk_size', 64),
-                                 pd_form=settings.get('pd_form', 'full'))
+        predictor = models.FC100(settings['variant'], sizes=settings['sizes'],
+                                 pd_chunk_size=settings['pd_chunk_size'],
+                                 pd_form=settings.get('pd_form', 'full'))  # absent: full
     except (TypeError, ValueError, KeyError, IndexError) as e:
         raise ValueError('settings file {}: bad sizes, pd_chunk_size or pd_form ({})'.format(
             settings_path, e)) from None
@@ -115,11 +119,10 @@ def load_networks(parser, run_dirs, source_dir, which, device):
         try:
             model, settings = load_run(run_dir, which, device)
         except ValueError as e:
-            parser.exit(2, parser.prog + ': error: --run {}: {}\n'.format(run_dir, e))
+            cli.fail(parser, '--run {}: {}'.format(run_dir, e))
         name = network_name(settings)
         if name in networks:
-            parser.exit(2, parser.prog +
-                           ': error: --run {}: a second {} network (already from {})\n'.format(
+            cli.fail(parser, '--run {}: a second {} network (already from {})'.format(
                 run_dir, name, networks[name][2]))
         networks[name] = (model, settings, run_dir)
     if not source_dir:
@@ -127,17 +130,15 @@ def load_networks(parser, run_dirs, source_dir, which, device):
     try:
         source, source_settings = load_run(source_dir, which, device)
     except ValueError as e:
-        parser.exit(2, parser.prog + ': error: --source {}: {}\n'.format(source_dir, e))
+        cli.fail(parser, '--source {}: {}'.format(source_dir, e))
     if network_name(source_settings) != 'S':
-        parser.exit(2, parser.prog +
-                       ': error: --source {}: the black-box source must be a standard (S) '
-                       'network, not {}\n'.format(source_dir, network_name(source_settings)))
+        cli.fail(parser, '--source {}: the black-box source must be a standard (S) network, '
+                         'not {}'.format(source_dir, network_name(source_settings)))
     for name, (_, settings, run_dir) in networks.items():
         if os.path.abspath(run_dir) == os.path.abspath(source_dir) or (
                 name == 'S' and settings['seed'] == source_settings['seed']):
-            parser.exit(2, parser.prog +
-                           ': error: --source {}: must be trained separately with another seed '
-                           'than {} (seed {})\n'.format(source_dir, run_dir, settings['seed']))
+            cli.fail(parser, '--source {}: must be trained separately with another seed than {} '
+                             '(seed {})'.format(source_dir, run_dir, settings['seed']))
     return networks, source, source_settings
 
 

@@ -55,3 +55,20 @@ def test_friendly_train_refuses_an_infinite_rate_in_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].endswith(
         'error: argument --lr: inf is not a positive finite number')
     assert not (out / 'model_final.npz').exists()
+
+
+def test_type_functions_refuse_out_of_range_values():
+    import argparse
+    assert cli.positive_int('3') == 3
+    for bad in ('0', '-2', 'x', '1.5'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.positive_int(bad)
+    momentum = cli.finite_float(0, 1, high_open=True)
+    assert momentum('0') == 0.0 and momentum('0.85') == 0.85
+    for bad in ('1', '-0.1', 'nan', 'inf', 'x'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            momentum(bad)
+    rate = cli.finite_float(0, low_open=True)
+    with pytest.raises(argparse.ArgumentTypeError, match='not a positive finite number'):
+        rate('0')
+    assert rate('1e-4') == 1e-4

@@ -6,10 +6,11 @@ from lenses_common import compat  # noqa: F401
 import chainer
 
 from Friendly import attacks
+from Friendly import evaluate_report
+from Friendly import evaluation
 from Friendly import models
 from Friendly.evaluation import ATTACKS, attack_batch, evaluate_set, float64_copy
 from Friendly.evaluation import source_sets
-from Friendly import evaluation
 
 
 CPU = chainer.get_device('@numpy')
@@ -191,3 +192,21 @@ def test_source_sets_on_the_gpu_agree_with_numpy(small, images):
         assert isinstance(got[key], numpy.ndarray) and got[key].dtype == numpy.float32
         assert (got[key] != expected[key]).mean() < 0.01
     numpy.testing.assert_array_equal(got['zero_grad_float64'], expected['zero_grad_float64'])
+
+
+# -- the batching and the report keys -----------------------------------------------------------
+
+def test_batches_cover_the_set_in_order():
+    assert list(evaluation.batches(5, 2)) == [(0, 2), (2, 4), (4, 5)]
+    assert list(evaluation.batches(4, 4)) == [(0, 4)]
+    assert list(evaluation.batches(0, 3)) == []
+
+
+def test_accuracy_pct_maps_the_evaluator_keys_to_the_report_keys():
+    got = {'clean': numpy.array([True, True, False, True]),
+           'fgsm': numpy.array([True, False, False, False]),
+           'blackbox': numpy.array([True, True, False, False]),
+           'worst_case': numpy.array([True, False, False, False])}
+    assert evaluate_report.accuracy_pct(got) == {'clean': 75.0, 'fgsm_white': 25.0,
+                                                 'fgsm_black': 50.0}
+    assert list(evaluate_report.accuracy_pct(got)) == ['clean', 'fgsm_white', 'fgsm_black']
