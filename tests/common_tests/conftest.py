@@ -1,9 +1,6 @@
 """Set-up shared by the tests of this folder: the global random states fixed around every test, and
 for the bad-input tests a tiny Counting dataset and run, a tiny Friendly run, and the command
 lines that make them."""
-import random
-
-import numpy
 import pytest
 
 from lenses_common import compat  # noqa: F401  (before chainer)
@@ -11,7 +8,7 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 from Counting import generate as c_generate
 from Counting import train as c_train
 from Friendly import train as f_train
-from lenses_common import lock
+from lenses_common import lock, seeding
 
 
 def counting_command(train_dir, out, *extra):
@@ -67,11 +64,7 @@ def friendly(tmp_path_factory, mnist_dir):
 @pytest.fixture(autouse=True)
 def fixed_random():
     """What ``chainer.testing.fix_random`` does for a test class, for every test function here:
-    NumPy's and Python's global random states are seeded (0) before the test, so whatever it draws
-    without a seed of its own is the same on every run, and restored after it."""
-    numpy_state, python_state = numpy.random.get_state(), random.getstate()
-    numpy.random.seed(0)
-    random.seed(0)
-    yield
-    numpy.random.set_state(numpy_state)
-    random.setstate(python_state)
+    the global random states seeded (0) before the test, so whatever it draws without a seed of its
+    own is the same on every run, and restored after it (``lenses_common.seeding``)."""
+    with seeding.fixed_random_states(0):
+        yield

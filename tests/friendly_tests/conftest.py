@@ -2,7 +2,6 @@
 and the thesis's FGSM evaluation written out batch by batch, independently of the evaluator."""
 import json
 import os
-import random
 
 import numpy
 import pytest
@@ -14,6 +13,7 @@ from Friendly import attacks
 from Friendly import models
 from Friendly import pipeline
 from Friendly import train_args
+from lenses_common import seeding
 from lenses_common.runfolder import save_npz
 from lenses_common.snapshots import FINAL_MODEL
 
@@ -96,11 +96,7 @@ def fgsm_by_hand():
 @pytest.fixture(autouse=True)
 def fixed_random():
     """What ``chainer.testing.fix_random`` does for a test class, for every test function here:
-    NumPy's and Python's global random states are seeded (0) before the test, so whatever it draws
-    without a seed of its own is the same on every run, and restored after it."""
-    numpy_state, python_state = numpy.random.get_state(), random.getstate()
-    numpy.random.seed(0)
-    random.seed(0)
-    yield
-    numpy.random.set_state(numpy_state)
-    random.setstate(python_state)
+    the global random states seeded (0) before the test, so whatever it draws without a seed of its
+    own is the same on every run, and restored after it (``lenses_common.seeding``)."""
+    with seeding.fixed_random_states(0):
+        yield
