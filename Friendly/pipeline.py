@@ -91,11 +91,13 @@ def where_argv(device, mnist_dir):
 
 
 def add_root_arguments(parser, preset_help):
-    """``--preset`` and ``--out`` of a command that reads the runs of ``Friendly.run_all``."""
+    """``--preset``, ``--out`` and ``--seed`` of a command that reads the runs of
+    ``Friendly.run_all`` (:func:`friendly_root`)."""
     parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',
                         help=preset_help + ' (default: %(default)s)')
     parser.add_argument('--out', '-o', default='results',
                         help='output root of Friendly.run_all (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
 
 
 def same_settings(previous, wanted):

@@ -27,7 +27,6 @@ def build_parser():
                     'and the defenses of Friendly.run_robustness.')
     add_root_arguments(parser, 'the preset the networks were trained with; also sets the images '
                                'certified and the bracket\'s attack budgets')
-    parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
     parser.add_argument('--no-defenses', action='store_true',
                         help='certify only the six networks (not S-PGDAT and S-IBP)')
     add_device_argument(parser)

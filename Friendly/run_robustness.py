@@ -43,7 +43,6 @@ def build_parser():
     parser.add_argument('--no-ibp', action='store_true',
                         help='leave out S-IBP, S trained with interval bounds '
                              '(Friendly.train --adversarial ibp)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
     add_device_argument(parser)
     add_mnist_argument(parser)
     return parser
