@@ -9,6 +9,7 @@ import pytest
 from lenses_common import compat  # noqa: F401
 import chainer
 
+from Friendly import fidelity_eval
 from Friendly import attacks
 from Friendly import evaluation
 from Friendly import fidelity
@@ -36,12 +37,12 @@ def roots(tmp_path, make_run):
 
 
 def test_inside_by_hand():
-    assert fidelity.inside(46.16, 50.74, 42.11) == 'yes'
-    assert fidelity.inside(45.28, 48.32, 39.69) == 'yes'
-    assert fidelity.inside(41.11, 50.74, 42.11) == 'yes'     # exactly the lower end - 1
-    assert fidelity.inside(41.10, 50.74, 42.11) == 'no'
-    assert fidelity.inside(51.75, 42.11, 50.74) == 'no'
-    assert fidelity.inside(None, 1.0, 2.0) == 'not given'
+    assert fidelity_eval.inside(46.16, 50.74, 42.11) == 'yes'
+    assert fidelity_eval.inside(45.28, 48.32, 39.69) == 'yes'
+    assert fidelity_eval.inside(41.11, 50.74, 42.11) == 'yes'     # exactly the lower end - 1
+    assert fidelity_eval.inside(41.10, 50.74, 42.11) == 'no'
+    assert fidelity_eval.inside(51.75, 42.11, 50.74) == 'no'
+    assert fidelity_eval.inside(None, 1.0, 2.0) == 'not given'
 
 
 def test_table_of_two_layouts_matches_friendly_evaluate(roots, mnist_dir, capsys, fgsm_by_hand):
