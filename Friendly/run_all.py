@@ -10,8 +10,8 @@ Each training is a separate ``python -m Friendly.train`` process with one BLAS t
 (``OPENBLAS_NUM_THREADS=1``, ``OMP_NUM_THREADS=1``), its output in
 ``OUT/friendly/logs/<network>.log``; ``--jobs N`` runs N of them at a time (longest first), then
 the evaluation runs (``python -m Friendly.evaluate``, one BLAS thread too, log
-``OUT/friendly/logs/evaluate.log``). A training that fails (say, on a NaN) is reported, the others
-are evaluated, and the exit status is 1. ``--executor mpi`` runs the same jobs on
+``OUT/friendly/logs/evaluate.log``). A training that fails (say, on a NaN: that training exits
+with status 3) is reported, the others are evaluated, and the exit status is 1. ``--executor mpi`` runs the same jobs on
 ``mpi4py.futures`` workers (``lenses_common.sweep``).
 
 Seeds: ``--seed N`` (default 0) trains the six networks with seed N and the black-box source with
