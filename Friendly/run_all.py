@@ -11,8 +11,8 @@ Each training is a separate ``python -m Friendly.train`` process with one BLAS t
 ``OUT/friendly/logs/<network>.log``; ``--jobs N`` runs N of them at a time (longest first), then
 the evaluation runs (``python -m Friendly.evaluate``, one BLAS thread too, log
 ``OUT/friendly/logs/evaluate.log``). A training that fails (say, on a NaN: that training exits
-with status 3) is reported, the others are evaluated, and the exit status is 1. ``--executor mpi`` runs the same jobs on
-``mpi4py.futures`` workers (``lenses_common.sweep``).
+with status 3) is reported, the others are evaluated, and the exit status is 1.
+``--executor mpi`` runs the same jobs on ``mpi4py.futures`` workers (``lenses_common.sweep``).
 
 Seeds: ``--seed N`` (default 0) trains the six networks with seed N and the black-box source with
 N + 1000, in the folders above. ``--seeds 0,1,2`` runs that for every seed; with more than one seed
