@@ -12,8 +12,10 @@ import time
 
 from Friendly import models
 from Friendly import trainer
+from Friendly.mnist import add_mnist_argument
 from Friendly.train_args import build_parser, settings_from_args
 from lenses_common import sweep
+from lenses_common.device import add_device_argument
 from lenses_common.runfolder import move_aside
 from lenses_common.snapshots import FINAL_MODEL, SNAPSHOT_PREFIX
 
@@ -91,13 +93,15 @@ def where_argv(device, mnist_dir):
 
 
 def add_root_arguments(parser, preset_help):
-    """``--preset``, ``--out`` and ``--seed`` of a command that reads the runs of
-    ``Friendly.run_all`` (:func:`friendly_root`)."""
+    """``--preset``, ``--out``, ``--seed``, ``--device`` and ``--mnist-dir`` of a command that
+    reads the runs of ``Friendly.run_all`` (:func:`friendly_root`)."""
     parser.add_argument('--preset', choices=sorted(PRESETS), default='quick',
                         help=preset_help + ' (default: %(default)s)')
     parser.add_argument('--out', '-o', default='results',
                         help='output root of Friendly.run_all (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
+    add_device_argument(parser)
+    add_mnist_argument(parser)
 
 
 def same_settings(previous, wanted):

@@ -15,8 +15,6 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 from Friendly import certify_eval
 from Friendly import models
 from Friendly.pipeline import IBP, PGDAT, SOURCE, add_root_arguments, friendly_root, where_argv
-from Friendly.mnist import add_mnist_argument
-from lenses_common.device import add_device_argument
 from lenses_common.snapshots import FINAL_MODEL
 from lenses_common import cli
 
@@ -29,8 +27,6 @@ def build_parser():
                                'certified and the bracket\'s attack budgets')
     parser.add_argument('--no-defenses', action='store_true',
                         help='certify only the six networks (not S-PGDAT and S-IBP)')
-    add_device_argument(parser)
-    add_mnist_argument(parser)
     return parser
 
 

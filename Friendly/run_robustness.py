@@ -19,12 +19,11 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 
 from Friendly import models
 from Friendly import robustness_eval
-from Friendly.mnist import add_mnist_argument
 from Friendly.pipeline import IBP, IBP_TRAIN, PGDAT, PGDAT_TRAIN, SOURCE, add_root_arguments
 from Friendly.pipeline import SOURCE_SEED_OFFSET, friendly_root, parse_networks, run_state
 from Friendly.pipeline import train_argv, train_defense, train_options, wanted_settings
 from Friendly.pipeline import where_argv
-from lenses_common.device import add_device_argument, get_device, DeviceError
+from lenses_common.device import get_device, DeviceError
 from lenses_common.runfolder import atomic_write_json
 from lenses_common import cli
 
@@ -43,8 +42,6 @@ def build_parser():
     parser.add_argument('--no-ibp', action='store_true',
                         help='leave out S-IBP, S trained with interval bounds '
                              '(Friendly.train --adversarial ibp)')
-    add_device_argument(parser)
-    add_mnist_argument(parser)
     return parser
 
 

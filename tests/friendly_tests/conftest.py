@@ -95,8 +95,6 @@ def fgsm_by_hand():
 
 @pytest.fixture(autouse=True)
 def fixed_random():
-    """What ``chainer.testing.fix_random`` does for a test class, for every test function here:
-    the global random states seeded (0) before the test, so whatever it draws without a seed of its
-    own is the same on every run, and restored after it (``lenses_common.seeding``)."""
+    """``chainer.testing.fix_random`` for test functions (``lenses_common.seeding``)."""
     with seeding.fixed_random_states(0):
         yield
