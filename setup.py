@@ -34,7 +34,7 @@ setup(
         'counting-saliency = Counting.saliency:main',
         'counting-detect = Counting.detect:main',
         'counting-run = Counting.run_all:main',
-        'friendly-mnist = Friendly.mnist:main',
+        'friendly-mnist = Friendly.mnist.__main__:main',
         'friendly-train = Friendly.train:main',
         'friendly-evaluate = Friendly.evaluate:main',
         'friendly-run = Friendly.run_all:main',

@@ -22,242 +22,25 @@ between our float32 and float64 results, widened by :data:`WIDEN` point on eithe
 puts the table between the ``<!-- fidelity-table:begin -->`` and ``<!-- fidelity-table:end -->``
 lines of FILE. Only FGSM: a few minutes on a CPU for five networks.
 """
-import csv
-import glob
-import io
 import os
 import sys
-import time
-
-import numpy
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 
 from Friendly import attacks
 from Friendly import models
-from Friendly import run_all
-from Friendly import train as train_module
-from Friendly.evaluate import network_name, ordered
-from Friendly.mnist import MNISTError, add_mnist_argument, get_mnist
-from Friendly.robustness_attacks import evaluate_set, float64_copy, source_sets
-from Friendly.thesis_table import image_text, load_thesis
+from Friendly.fidelity_eval import BATCHSIZE, BN_MODE, MARKER, WIDEN, add_thesis, discover
+from Friendly.fidelity_eval import evaluate_folder, format_block, format_csv
+from Friendly.mnist import add_mnist_argument, test_arrays
+from Friendly.pipeline import PRESETS, parse_networks
+from Friendly.runs import ordered
+from Friendly.thesis_figures import check_readme, thesis_arg, write_readme
 from lenses_common import cli
 from lenses_common import provenance
 from lenses_common.device import add_device_argument, device_from_args
 from lenses_common.progress import add_progress_argument
 from lenses_common import lock
 from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg
-from lenses_common.runfolder import load_json
-
-WIDEN = 1.0
-MARKER = 'fidelity-table'
-ATTACKS = ('fgsm', 'fgsm_float64', 'blackbox', 'blackbox_float64')
-#: The thesis protocol of the evaluation (Friendly.evaluate's defaults).
-BATCHSIZE = 200
-BN_MODE = 'batch'
-#: CSV columns, in order.
-CSV_COLUMNS = ('network', 'seed', 'source_seed', 'images', 'device', 'clean',
-               'thesis_whitebox', 'fgsm', 'fgsm_float64', 'whitebox_inside',
-               'thesis_blackbox', 'blackbox', 'blackbox_float64', 'blackbox_inside',
-               'zero_grad', 'zero_grad_float64', 'source_zero_grad', 'source_zero_grad_float64')
-# Settings a run of another code version may lack or add: compared only where both have them.
-NOT_COMPARED = run_all.NOT_COMPARED
-
-
-def inside(thesis, a, b, widen=WIDEN):
-    """'yes'/'no': ``thesis`` in [min(a, b) - widen, max(a, b) + widen]; 'not given' without it."""
-    if thesis is None:
-        return 'not given'
-    return 'yes' if min(a, b) - widen <= thesis <= max(a, b) + widen else 'no'
-
-
-def runs_folders(root):
-    """The ``runs`` folders below one ``--runs`` root: ``friendly/runs`` and
-    ``friendly/seed-*/runs`` (also when ``root`` is the ``friendly`` folder itself)."""
-    found = []
-    for base in (os.path.join(root, 'friendly'), root):
-        escaped = glob.escape(base)
-        found += [p for p in [os.path.join(base, 'runs')] if os.path.isdir(p)]
-        found += sorted(p for p in glob.glob(os.path.join(escaped, 'seed-*', 'runs'))
-                        if os.path.isdir(p))
-        if found:
-            break
-    return found
-
-
-def _matches(previous, wanted):
-    """Same training configuration, comparing only the settings both records have."""
-    common = (set(previous) & set(wanted)) - set(NOT_COMPARED)
-    return all(previous[k] == wanted[k] for k in common) and previous.get(
-        'variant') == wanted.get('variant')
-
-
-def finished_run(run_dir, network, seed, preset):
-    """'' when ``run_dir`` holds the finished ``network`` run of ``preset`` and ``seed``, else why
-    not (one line)."""
-    settings_path = os.path.join(run_dir, 'settings.json')
-    if not os.path.exists(settings_path):
-        return 'no settings.json'
-    try:
-        previous = load_json(settings_path)
-    except ValueError as e:
-        return str(e)
-    argv = run_all.train_argv(network, run_all.train_options(preset, network), seed, run_dir,
-                              None, None)
-    wanted = train_module.settings_from_args(train_module.build_parser().parse_args(argv))
-    if not isinstance(previous, dict) or not _matches(previous, wanted):
-        return 'not a {} run of the {} preset with seed {}'.format(network, preset, seed)
-    if not os.path.exists(os.path.join(run_dir, train_module.FINAL_MODEL)):
-        return 'not finished (no {})'.format(train_module.FINAL_MODEL)
-    return ''
-
-
-def discover(roots, preset, networks):
-    """``([(runs_folder, seed, {network: run_dir}, source_dir)], [skipped lines])``.
-
-    A runs folder's seed is its networks' seed (``settings.json``); the source must be a finished
-    S run with seed + 1000. Raises ``ValueError`` for a root without runs, or a (network, seed)
-    found twice.
-    """
-    found, skipped, seen = [], [], {}
-    for root in roots:
-        folders = runs_folders(root)
-        if not folders:
-            raise ValueError('{} holds no friendly/runs or friendly/seed-*/runs folder (the '
-                             'layout of python -m Friendly.run_all --out {})'.format(root, root))
-        for runs in folders:
-            seeds = set()
-            for network in networks:
-                path = os.path.join(runs, network, 'settings.json')
-                if os.path.exists(path):
-                    try:
-                        seeds.add(load_json(path).get('seed'))
-                    except (ValueError, AttributeError):
-                        pass
-            seeds.discard(None)
-            if len(seeds) != 1:
-                skipped.append('{}: {}'.format(runs, 'no network run' if not seeds else
-                                               'networks of several seeds {}'.format(
-                                                   sorted(seeds))))
-                continue
-            seed = seeds.pop()
-            source_dir = os.path.join(runs, run_all.SOURCE)
-            why = finished_run(source_dir, run_all.SOURCE, seed + run_all.SOURCE_SEED_OFFSET,
-                               preset)
-            if why:
-                skipped.append('{}: black-box source {}'.format(source_dir, why))
-                continue
-            chosen = {}
-            for network in networks:
-                run_dir = os.path.join(runs, network)
-                if not os.path.isdir(run_dir):
-                    continue
-                why = finished_run(run_dir, network, seed, preset)
-                if why:
-                    skipped.append('{}: {}'.format(run_dir, why))
-                    continue
-                if (network, seed) in seen:
-                    raise ValueError('{} seed {} is in {} and in {}'.format(
-                        network, seed, seen[(network, seed)], run_dir))
-                seen[(network, seed)] = run_dir
-                chosen[network] = run_dir
-            if chosen:
-                found.append((runs, seed, chosen, source_dir))
-    return found, skipped
-
-
-def evaluate_folder(seed, chosen, source_dir, x, t, eps, device, progress):
-    """The rows of one runs folder: {network: figures in percent}, and seconds taken."""
-    source, source_settings = train_module.load_run(source_dir, 'final', device)
-    start = time.time()
-    sets = source_sets(source, float64_copy(source), x, t, eps, BATCHSIZE, device,
-                       progress=progress)
-    source_zero = {k: 100.0 * float(sets[k].mean()) for k in ('zero_grad', 'zero_grad_float64')}
-    seconds = {'source': time.time() - start}
-    rows = {}
-    for network in ordered(chosen):
-        model, settings = train_module.load_run(chosen[network], 'final', device)
-        start = time.time()
-        got = evaluate_set(model, float64_copy(model), x, t, eps, BATCHSIZE, BN_MODE, device,
-                           ATTACKS, sets['blackbox'], pgd_steps=0, zero_grad=True,
-                           black64=sets['blackbox_float64'], progress=progress,
-                           desc='{} seed {}'.format(network, seed))
-        row = {k: 100.0 * float(got[k].mean()) for k in ('clean',) + ATTACKS}
-        row['zero_grad'] = 100.0 * float(got['zero_grad'].mean())
-        row['zero_grad_float64'] = 100.0 * float(got['zero_grad_float64'].mean())
-        row['source_zero_grad'] = source_zero['zero_grad']
-        row['source_zero_grad_float64'] = source_zero['zero_grad_float64']
-        row.update({'network': network_name(settings), 'seed': seed,
-                    'source_seed': source_settings['seed'], 'images': len(x),
-                    'run': chosen[network], 'source': source_dir})
-        rows[network] = row
-        seconds[network] = time.time() - start
-    return rows, seconds
-
-
-def add_thesis(row, thesis):
-    figures = thesis.get(row['network'], {})
-    row['thesis_whitebox'] = figures.get('whitebox_fgsm')
-    row['thesis_blackbox'] = figures.get('blackbox_fgsm')
-    row['whitebox_inside'] = inside(row['thesis_whitebox'], row['fgsm'], row['fgsm_float64'])
-    row['blackbox_inside'] = inside(row['thesis_blackbox'], row['blackbox'],
-                                    row['blackbox_float64'])
-    return row
-
-
-def _pct(value):
-    return 'not given' if value is None else '{:.2f}'.format(value)
-
-
-def tally(rows, key):
-    """(thesis figures inside, thesis figures given) over ``rows`` for ``key``."""
-    given = [r[key] for r in rows if r[key] in ('yes', 'no')]
-    return given.count('yes'), len(given)
-
-
-def format_block(rows, rec, source_line, eps=attacks.THESIS_EPS):
-    """The Markdown block (no title): provenance, the table, what the columns mean."""
-    seeds = sorted({r['seed'] for r in rows})
-    lines = ['Written by {}.'.format(provenance.caption(rec, seeds)), '',
-             '| network | seed | white-box: thesis | float32 | float64 | thesis inside | '
-             'black-box: thesis | float32 | float64 | thesis inside | zero gradient, network '
-             '(float32 / float64) | zero gradient, source (float32 / float64) |',
-             '| --- | ---: ' + '| ---: | ---: | ---: | :---: ' * 2 + '| ---: | ---: |']
-    for r in rows:
-        lines.append('| {} | {} | {} | {:.2f} | {:.2f} | {} | {} | {:.2f} | {:.2f} | {} | '
-                     '{:.2f} / {:.2f} | {:.2f} / {:.2f} |'.format(
-                         r['network'], r['seed'], _pct(r['thesis_whitebox']), r['fgsm'],
-                         r['fgsm_float64'], r['whitebox_inside'], _pct(r['thesis_blackbox']),
-                         r['blackbox'], r['blackbox_float64'], r['blackbox_inside'],
-                         r['zero_grad'], r['zero_grad_float64'], r['source_zero_grad'],
-                         r['source_zero_grad_float64']))
-    white, black = tally(rows, 'whitebox_inside'), tally(rows, 'blackbox_inside')
-    images = sorted({r['images'] for r in rows})
-    lines += ['', 'FGSM accuracy in percent at eps {:g} of 255 on {} MNIST test images, '
-              'each network\'s final model, batches of {}, Batch Renormalization with batch '
-              'statistics (the thesis\'s protocol). float32: the thesis\'s FGSM; float64: the '
-              'same attack with the gradient of a float64 copy of the attacking network (the '
-              'network itself for white-box, the separately trained source S network for '
-              'black-box), the float32 network judging the examples. "thesis inside": the '
-              'thesis\'s figure lies within [min, max] of our two widened by {:g} point: '
-              'white-box {} of {}, black-box {} of {}. Zero gradient: the share of images whose '
-              'input gradient of the thesis loss is exactly zero in every pixel, which FGSM '
-              'leaves unchanged.{}'.format(
-                  eps, image_text(images), BATCHSIZE, WIDEN, white[0],
-                  white[1], black[0], black[1],
-                  ' Thesis figures: ' + source_line if source_line else '')]
-    return '\n'.join(lines) + '\n'
-
-
-def format_csv(rows):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow(['' if r.get(c) is None else ('{:.2f}'.format(r[c])
-                                                      if isinstance(r[c], float) else r[c])
-                         for c in CSV_COLUMNS])
-    return buf.getvalue()
 
 
 def build_parser():
@@ -274,12 +57,12 @@ def build_parser():
                              '"blackbox_fgsm", ...}}}')
     parser.add_argument('--out', '-o', required=True,
                         help='folder for fidelity.md, fidelity.csv and fidelity.json')
-    parser.add_argument('--preset', choices=sorted(run_all.PRESETS), default='thesis',
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='thesis',
                         help='the preset the runs were trained with (default: %(default)s)')
     parser.add_argument('--networks', default=','.join(models.VARIANTS),
                         help='comma-separated networks (default: all six; those without a '
                              'finished run are listed as skipped)')
-    parser.add_argument('--test-subset', type=int, default=None,
+    parser.add_argument('--test-subset', type=cli.positive_int, default=None,
                         help='only the first N test images (default: all 10,000, the thesis)')
     parser.add_argument('--eps', type=float, default=attacks.THESIS_EPS,
                         help='L-infinity budget in pixel units 0..255 (default: %(default)s, the '
@@ -298,22 +81,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     check_out_arg(parser, args.out)
-    networks = run_all.parse_networks(parser, args.networks)
-    if args.test_subset is not None and args.test_subset <= 0:
-        parser.error('--test-subset must be positive, got {}'.format(args.test_subset))
+    networks = parse_networks(parser, args.networks)
     try:
         eps = attacks.check_eps(args.eps)
     except ValueError as e:
         parser.error('--eps: {}'.format(e))
     if args.readme:
-        try:
-            provenance.check_block(args.readme, MARKER)
-        except ValueError as e:
-            parser.error('--readme: {}'.format(e))
-    try:
-        thesis, source_line = load_thesis(args.thesis)
-    except ValueError as e:
-        parser.error('--thesis: {}'.format(e))
+        check_readme(parser, args.readme, MARKER)
+    thesis, source_line = thesis_arg(parser, args.thesis)
     try:
         found, skipped = discover(args.runs, args.preset, networks)
     except ValueError as e:
@@ -324,16 +99,8 @@ def main(argv=None):
         parser.exit(2, '{}: error: --runs: no finished run of the {} preset in {}\n'.format(
             parser.prog, args.preset, ', '.join(args.runs)))
     device = device_from_args(args, parser)
-    try:
-        _, test = get_mnist(args.mnist_dir)
-    except MNISTError as e:
-        parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
+    x, t = test_arrays(parser, args.mnist_dir, args.test_subset)
     lock.claim_arg(parser, args.out)  # created and locked before the evaluation
-    x, t = test._datasets
-    if args.test_subset:
-        x, t = x[:args.test_subset], t[:args.test_subset]
-    x = numpy.ascontiguousarray(x, dtype=numpy.float32)
-    t = numpy.asarray(t, dtype=numpy.int32)
 
     rec = provenance.record('python -m Friendly.fidelity', argv, device)
     rows, seconds = [], {}
@@ -367,10 +134,7 @@ def main(argv=None):
         'preset': args.preset, 'widen_points': WIDEN, 'skipped': skipped, 'seconds': seconds,
         'thesis': args.thesis, 'provenance': rec})
     if args.readme:
-        try:
-            provenance.replace_block(args.readme, MARKER, block)
-        except ValueError as e:
-            parser.error('--readme: {}'.format(e))
+        write_readme(parser, args.readme, MARKER, block)
     print(text)
     return rows
 

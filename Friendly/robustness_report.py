@@ -1,15 +1,14 @@
 """The report of :mod:`Friendly.robustness`: gradient-masking flags, the Markdown and CSV tables,
 the eps curve's picture, the files written, and ``--combine``'s merge of partial reports.
 """
-import csv
-import io
 import os
 
 from Friendly import attacks
-from Friendly.evaluate import ordered
-from Friendly.robustness_attacks import ATTACKS
+from Friendly.runs import ordered
+from Friendly.evaluation import ATTACKS
 from lenses_common import provenance
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text, load_json
+from lenses_common.sweep import results_csv
 
 COLUMNS = ('clean',) + ATTACKS + ('worst_case', 'zero_grad_fraction',
                                   'zero_grad_fraction_float64', 'source_zero_grad_fraction',
@@ -129,12 +128,10 @@ def format_markdown(rows, images, flags, curve, settings):
 
 
 def format_csv(rows, images):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(('network', 'images') + COLUMNS)
-    for n in ordered(rows):
-        writer.writerow([n, images[n]] + ['{:.2f}'.format(rows[n][k]) for k in COLUMNS])
-    return buf.getvalue()
+    """``robustness.csv``: network, images and the :data:`COLUMNS` of every row."""
+    return results_csv([dict({'network': n, 'images': images[n]},
+                             **{k: '{:.2f}'.format(rows[n][k]) for k in COLUMNS})
+                        for n in ordered(rows)], ('network', 'images') + COLUMNS)
 
 
 def curve_caption(curve, settings):

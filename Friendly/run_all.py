@@ -10,9 +10,9 @@ Each training is a separate ``python -m Friendly.train`` process with one BLAS t
 (``OPENBLAS_NUM_THREADS=1``, ``OMP_NUM_THREADS=1``), its output in
 ``OUT/friendly/logs/<network>.log``; ``--jobs N`` runs N of them at a time (longest first), then
 the evaluation runs (``python -m Friendly.evaluate``, one BLAS thread too, log
-``OUT/friendly/logs/evaluate.log``). A training that fails (say, on a NaN) is reported, the others
-are evaluated, and the exit status is 1. ``--executor mpi`` runs the same jobs on
-``mpi4py.futures`` workers (``lenses_common.sweep``).
+``OUT/friendly/logs/evaluate.log``). A training that fails (say, on a NaN: that training exits
+with status 3) is reported, the others are evaluated, and the exit status is 1.
+``--executor mpi`` runs the same jobs on ``mpi4py.futures`` workers (``lenses_common.sweep``).
 
 Seeds: ``--seed N`` (default 0) trains the six networks with seed N and the black-box source with
 N + 1000, in the folders above. ``--seeds 0,1,2`` runs that for every seed; with more than one seed
@@ -39,95 +39,18 @@ import numpy
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 
-from Friendly import evaluate as evaluate_module
 from Friendly import models
-from Friendly import train as train_module
+from Friendly.evaluate_report import METRICS
 from Friendly.mnist import add_mnist_argument
+from Friendly.pipeline import PD_CPU_HOURS, PD_CPU_SECONDS_PER_ITERATION, PRESETS, SOURCE
+from Friendly.pipeline import SOURCE_SEED_OFFSET, TRAIN_COST, parse_networks, run_state
+from Friendly.pipeline import train_argv, train_options, wanted_settings, where_argv
+from Friendly.runs import ordered
 from lenses_common import sweep
 from lenses_common.device import add_device_argument, get_device, DeviceError
 from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg, load_json
-from lenses_common.runfolder import move_aside  # noqa: F401  (Friendly.run_robustness uses it)
+from lenses_common.snapshots import FINAL_MODEL
 from lenses_common import cli
-
-SOURCE = 'source'   # run folder name of the separately trained black-box S network
-SOURCE_SEED_OFFSET = 1000
-
-# Per-network training options ('*' for every network unless overridden) and evaluation options.
-PRESETS = {
-    'thesis': {
-        # PD in the pair form: the same network and trajectory as the full form under momentum
-        # SGD (tests/friendly_tests/test_pairwise_pairs.py), half the weights, ~0.4x the time.
-        'train': {'*': {}, 'GMRES': {'stabilize': True}, 'PD': {'pd_form': 'pairs'}},
-        'evaluate': {},
-    },
-    'quick': {
-        'train': {
-            '*': {'epoch': 10},
-            'A': {'epoch': 6},
-            'GMR': {'epoch': 6},
-            'GMRES': {'epoch': 6},
-            'PD': {'epoch': 2, 'train_subset': 8000, 'val_subset': 1000},
-        },
-        'evaluate': {},
-    },
-    'smoke': {
-        'train': {
-            '*': {'epoch': 2, 'train_subset': 1000, 'val_subset': 400, 'snapshot_interval': 1},
-            'PD': {'epoch': 1, 'train_subset': 60, 'val_subset': 200},
-        },
-        'evaluate': {'test_subset': 400},
-    },
-}
-
-NETWORKS = models.VARIANTS + (SOURCE,)
-# Rough relative training times (thesis preset, CPU); only the order the trainings start in.
-TRAIN_COST = {'PD': 100.0, 'GMRES': 3.0, 'A': 2.0, 'GMR': 2.0, 'RS': 1.5, 'S': 1.0, SOURCE: 1.0}
-# PD at thesis scale on the CPU in the pair form: ~0.10 s of CPU an iteration with one BLAS thread
-# (python -m Friendly.bench.pairs), 2,790 iterations an epoch, at most 100 epochs.
-PD_CPU_SECONDS_PER_ITERATION = 0.10
-PD_CPU_HOURS = PD_CPU_SECONDS_PER_ITERATION * 2790 * 100 / 3600
-# Settings that do not make another network (where it ran, what it ran on).
-NOT_COMPARED = ('device', 'mnist_dir', 'environment')
-
-
-def parse_networks(parser, text):
-    """The comma-separated ``--networks`` list, each a known variant, or exit with one line."""
-    networks = [n.strip() for n in text.split(',') if n.strip()]
-    for n in networks:
-        try:
-            models.check_variant(n)
-        except models.VariantError as e:
-            parser.error('--networks: {}'.format(e))
-    if not networks:
-        parser.error('--networks {!r} names no network (give some of {})'.format(
-            text, ','.join(models.VARIANTS)))
-    return networks
-
-
-def train_options(preset, network):
-    return sweep.preset_options(PRESETS[preset]['train'], network,
-                                'S' if network == SOURCE else None)
-
-
-def train_argv(network, options, seed, run_dir, device, mnist_dir):
-    variant = 'S' if network == SOURCE else network
-    argv = ['--variant', variant, '--seed', str(seed), '--out', run_dir, '--no-progress']
-    argv += sweep.options_argv(options)
-    if device:
-        argv += ['--device', device]
-    if mnist_dir:
-        argv += ['--mnist-dir', mnist_dir]
-    return argv
-
-
-def _same(previous, wanted):
-    return ({k: v for k, v in previous.items() if k not in NOT_COMPARED} ==
-            {k: v for k, v in wanted.items() if k not in NOT_COMPARED})
-
-
-def run_state(run_dir, wanted):
-    """'done', 'resume', 'fresh' or 'other' (the folder holds another configuration)."""
-    return sweep.run_state(run_dir, wanted, _same, train_module.FINAL_MODEL, 'snapshot_epoch_*')
 
 
 def thesis_pd_note(preset, networks, on_cpu, pd_on_cpu, device=None):
@@ -162,7 +85,7 @@ def build_parser():
     parser.add_argument('--networks', default=','.join(models.VARIANTS),
                         help='comma-separated networks to train and evaluate (default: all six)')
     parser.add_argument('--pgd', action='store_true', help='also evaluate PGD (slow on a CPU)')
-    parser.add_argument('--eps', type=float, default=77,
+    parser.add_argument('--eps', type=cli.finite_float(0, 255), default=77,
                         help='attack budget in pixel units 0..255 (default: %(default)s)')
     parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
                         help='Batch Renormalization at test: batch statistics (the thesis) or '
@@ -186,35 +109,31 @@ def log(message):
 def evaluate_argv(args, root, runs, networks, seed):
     argv = ['--out', root, '--eps', '{:g}'.format(args.eps), '--bn-eval', args.bn_eval,
             '--seed', str(seed), '--no-progress']
-    if os.path.exists(os.path.join(runs, SOURCE, train_module.FINAL_MODEL)):
+    if os.path.exists(os.path.join(runs, SOURCE, FINAL_MODEL)):
         argv += ['--source', os.path.join(runs, SOURCE)]
     for network in networks:
         argv += ['--run', os.path.join(runs, network)]
     argv += sweep.options_argv(PRESETS[args.preset]['evaluate'])
     if args.pgd:
         argv.append('--pgd')
-    if args.device:
-        argv += ['--device', args.device]
-    if args.mnist_dir:
-        argv += ['--mnist-dir', args.mnist_dir]
-    return argv
+    return argv + where_argv(args.device, args.mnist_dir)
 
 
 def result_rows(results, seeds):
     """results.csv's rows: one per seed and network, every accuracy column of the table."""
-    keys = [k for k, _ in evaluate_module.METRICS
+    keys = [k for k, _ in METRICS
             if any(k in r for seed in seeds for r in results.get(seed, {}).values())]
     rows = [dict({'seed': seed, 'network': network},
                  **{k + '_pct': '{:.2f}'.format(values[k]) for k in keys if k in values})
             for seed in seeds if seed in results
             for network, values in ((n, results[seed][n])
-                                    for n in evaluate_module.ordered(results[seed]))]
+                                    for n in ordered(results[seed]))]
     return rows, ['seed', 'network'] + [k + '_pct' for k in keys]
 
 
 def mean_std_table(rows, columns, seeds, args):
     """table.md of a sweep: mean +- sample standard deviation over the seeds, and n."""
-    labels = dict(evaluate_module.METRICS)
+    labels = dict(METRICS)
     keys = [c[:-len('_pct')] for c in columns if c.endswith('_pct')]
     lines = ['# Friendly: accuracy over seeds {} (preset {})'.format(
                  ', '.join(map(str, seeds)), args.preset), '',
@@ -224,7 +143,7 @@ def mean_std_table(rows, columns, seeds, args):
                  args.eps, args.bn_eval), '',
              '| network | ' + ' | '.join(labels[k] for k in keys) + ' | n |',
              '| --- | ' + ' | '.join('---:' for _ in keys) + ' | ---: |']
-    for network in evaluate_module.ordered({r['network'] for r in rows}):
+    for network in ordered({r['network'] for r in rows}):
         mine = [r for r in rows if r['network'] == network]
         lines.append('| {} | '.format(network) + ' | '.join(
             sweep.format_mean_std([r.get(k + '_pct') for r in mine]) for k in keys) +
@@ -237,8 +156,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_out_arg(parser, args.out)
     networks = parse_networks(parser, args.networks)
-    if not 0 <= args.eps <= 255:
-        parser.error('--eps must be in 0..255 (pixel units), got {:g}'.format(args.eps))
     seeds = sweep.check_sweep_args(parser, args, 2 ** 32 - SOURCE_SEED_OFFSET - 1)
     try:
         on_cpu = get_device(args.device).xp is numpy
@@ -264,9 +181,7 @@ def main(argv=None):
             argv_train = train_argv(network, train_options(args.preset, network),
                                     seed + (SOURCE_SEED_OFFSET if network == SOURCE else 0),
                                     run_dir, args.device, args.mnist_dir)
-            wanted = train_module.settings_from_args(train_module.build_parser().parse_args(
-                argv_train))
-            state = run_state(run_dir, wanted)
+            state = run_state(run_dir, wanted_settings(argv_train))
             if not sweep.prepare_run(prefix + network, run_dir, state, log):
                 continue
             if state == 'resume':

@@ -12,13 +12,10 @@ import sys
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 
-from Friendly import certify
+from Friendly import certify_eval
 from Friendly import models
-from Friendly import run_all
-from Friendly import run_robustness
-from Friendly import train as train_module
-from Friendly.mnist import add_mnist_argument
-from lenses_common.device import add_device_argument
+from Friendly.pipeline import IBP, PGDAT, SOURCE, add_root_arguments, friendly_root, where_argv
+from lenses_common.snapshots import FINAL_MODEL
 from lenses_common import cli
 
 
@@ -26,48 +23,36 @@ def build_parser():
     parser = cli.ArgumentParser(
         description='Certified robustness (Friendly.certify) of the networks of Friendly.run_all '
                     'and the defenses of Friendly.run_robustness.')
-    parser.add_argument('--preset', choices=sorted(run_all.PRESETS), default='quick',
-                        help='the preset the networks were trained with; also sets the images '
-                             'certified and the bracket\'s attack budgets (default: %(default)s)')
-    parser.add_argument('--out', '-o', default='results',
-                        help='output root of Friendly.run_all (default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of Friendly.run_all')
+    add_root_arguments(parser, 'the preset the networks were trained with; also sets the images '
+                               'certified and the bracket\'s attack budgets')
     parser.add_argument('--no-defenses', action='store_true',
                         help='certify only the six networks (not S-PGDAT and S-IBP)')
-    add_device_argument(parser)
-    add_mnist_argument(parser)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    root = os.path.join(args.out, 'friendly')
-    sweep_root = os.path.join(root, 'seed-{}'.format(args.seed))
-    if not os.path.isdir(os.path.join(root, 'runs')) and os.path.isdir(sweep_root):
-        root = sweep_root
+    root = friendly_root(args.out, args.seed)
     runs = os.path.join(root, 'runs')
-    names = list(models.VARIANTS) + [run_all.SOURCE]
+    names = list(models.VARIANTS) + [SOURCE]
     if not args.no_defenses:
-        names += [run_robustness.PGDAT, run_robustness.IBP]
+        names += [PGDAT, IBP]
     for name in names:
         run_dir = os.path.join(runs, name)
-        if not os.path.isfile(os.path.join(run_dir, train_module.FINAL_MODEL)):
-            make = 'robustness' if name in (run_robustness.PGDAT, run_robustness.IBP) else \
+        if not os.path.isfile(os.path.join(run_dir, FINAL_MODEL)):
+            make = 'robustness' if name in (PGDAT, IBP) else \
                 'friendly'
             parser.exit(2, parser.prog + ': error: {} holds no finished {} network; run '
                            '`make {} PRESET={}` first\n'.format(run_dir, name, make, args.preset))
     argv_cert = ['--out', root, '--preset', args.preset, '--seed', str(args.seed),
-                 '--source', os.path.join(runs, run_all.SOURCE), '--no-progress']
+                 '--source', os.path.join(runs, SOURCE), '--no-progress']
     for name in names:
-        if name != run_all.SOURCE:
+        if name != SOURCE:
             argv_cert += ['--run', os.path.join(runs, name)]
-    if args.device:
-        argv_cert += ['--device', args.device]
-    if args.mnist_dir:
-        argv_cert += ['--mnist-dir', args.mnist_dir]
+    argv_cert += where_argv(args.device, args.mnist_dir)
     print('== python -m Friendly.certify {}'.format(' '.join(argv_cert)), flush=True)
-    return certify.main(argv_cert)
+    return certify_eval.evaluate(argv_cert)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,6 @@
 :func:`settings_from_args` gives the ``settings.json`` of a run; :data:`IDENTITY_KEYS` are the
 settings that define a trained network (a resumed run or a model file must agree on them).
 """
-import math
 import os
 
 from Friendly import models
@@ -19,11 +18,9 @@ VALIDATION_SIZE = 4200
 # The settings that define a trained network; a resumed run or a model file must agree on them.
 IDENTITY_KEYS = ('variant', 'seed', 'lr', 'momentum', 'batchsize', 'train_subset', 'val_size',
                  'gmr_weight', 'optimizer', 'sizes', 'stabilize')
-IDENTITY_KEYS += ('adversarial',)   # absent (None) for every network but the PGD-trained one
+IDENTITY_KEYS += ('adversarial',)   # absent (None) for every network but the defenses
 IDENTITY_KEYS += ('pd_form',)       # absent for every network but a pair-form PD
 IDENTITY_KEYS += ('ibp_eps', 'ibp_warmup', 'ibp_ramp', 'ibp_kappa', 'ibp_loss', 'input_scale')
-# What a settings.json written before a key existed meant.
-IDENTITY_DEFAULTS = {'stabilize': False, 'pd_form': 'full'}
 # Optimizers under which the pair form of PD follows the full form exactly (both momentum SGD).
 PAIR_FORM_OPTIMIZERS = ('fast', 'stock')
 # --stabilize: chainer.optimizer_hooks.GradientClipping threshold (L2 norm of all gradients).
@@ -62,15 +59,16 @@ def settings_from_args(args):
         'mnist_dir': args.mnist_dir or os.environ.get('MNIST_DIR'),
         'device': args.device,
     }
-    if args.adversarial:   # only then, so that earlier runs' settings still match
+    # adversarial, pd_form and input_scale are recorded only where they are not the thesis's.
+    if args.adversarial:
         settings['adversarial'] = args.adversarial
-    if args.pd_form != 'full':   # likewise: a full-form run's settings stay as they were
+    if args.pd_form != 'full':
         settings['pd_form'] = args.pd_form
     if args.adversarial == 'ibp':
         settings.update(ibp_eps=args.ibp_eps, ibp_warmup=args.ibp_warmup,
                         ibp_ramp=args.ibp_ramp, ibp_kappa=args.ibp_kappa,
                         ibp_loss=args.ibp_loss)
-    if args.input_scale != 1.0:   # only then, as above
+    if args.input_scale != 1.0:
         settings['input_scale'] = args.input_scale
     return settings
 
@@ -80,27 +78,28 @@ def build_parser():
         description='Train one FC-100-100-10 variant of thesis chapter 3 on MNIST.')
     parser.add_argument('--variant', required=True,
                         help='network: one of ' + ', '.join(models.VARIANTS))
-    parser.add_argument('--batchsize', '-b', type=int, default=models.BATCHSIZE,
+    parser.add_argument('--batchsize', '-b', type=cli.positive_int, default=models.BATCHSIZE,
                         help='minibatch size (default: %(default)s, the thesis)')
-    parser.add_argument('--epoch', '-e', type=int, default=100,
+    parser.add_argument('--epoch', '-e', type=cli.positive_int, default=100,
                         help='most epochs; early stopping may end sooner (default: %(default)s)')
-    parser.add_argument('--patience', type=int, default=20,
+    parser.add_argument('--patience', type=cli.positive_int, default=20,
                         help='epochs without a better monitored loss (--early-stop-on) before '
                              'stopping (default: %(default)s)')
     parser.add_argument('--early-stop-on', choices=sorted(EARLY_STOP_KEYS), default='training',
                         help="loss that early stopping watches: training (the epoch's mean "
                              "training loss, GMR penalty included, as the author's code) or "
                              "validation (the thesis text) (default: %(default)s)")
-    parser.add_argument('--lr', type=float, default=None,
+    parser.add_argument('--lr', type=cli.finite_float(0, low_open=True), default=None,
                         help='learning rate (default: the variant\'s, thesis Table 3.1)')
-    parser.add_argument('--momentum', type=float, default=models.MOMENTUM,
+    parser.add_argument('--momentum', type=cli.finite_float(0, 1, high_open=True),
+                        default=models.MOMENTUM,
                         help='momentum of momentum SGD (default: %(default)s)')
     parser.add_argument('--optimizer', choices=('fast', 'stock', 'adam'), default='fast',
                         help="fast: Friendly.optimizers.FastMomentumSGD (same update, in place); "
                              "stock: chainer.optimizers.MomentumSGD; adam: not the thesis, "
                              "chainer.optimizers.Adam with --lr as its step size alpha "
                              "(--momentum unused) (default: %(default)s)")
-    parser.add_argument('--gmr-weight', type=float, default=None,
+    parser.add_argument('--gmr-weight', type=cli.finite_float(0), default=None,
                         help='weight of the GMR gradient-norm penalty (default: 0.5 for GMR and '
                              'GMRES, 0 otherwise)')
     parser.add_argument('--stabilize', action='store_true',
@@ -109,28 +108,28 @@ def build_parser():
                              'gives NaN there), and clip the L2 norm of all parameter gradients '
                              'to {:g} (chainer.optimizer_hooks.GradientClipping); what GMRES '
                              'needs to survive the full protocol'.format(STABLE_CLIP_NORM))
-    parser.add_argument('--renorm-threshold', type=float, default=0.01,
+    parser.add_argument('--renorm-threshold', type=cli.finite_float(), default=0.01,
                         help='training loss under which the renorm schedule starts '
                              '(default: %(default)s)')
     parser.add_argument('--renorm-rule', choices=RENORM_RULES, default='last-batch',
                         help="which training loss the renorm schedule checks at each epoch's "
                              "end: the epoch's last minibatch (the author's code) or the epoch "
                              "mean (default: %(default)s)")
-    parser.add_argument('--renorm-step-epochs', type=int, default=20,
+    parser.add_argument('--renorm-step-epochs', type=cli.positive_int, default=20,
                         help='epochs between renorm rmax/dmax steps (default: %(default)s)')
-    parser.add_argument('--val-size', type=int, default=VALIDATION_SIZE,
+    parser.add_argument('--val-size', type=cli.bounded_int(1, 59999), default=VALIDATION_SIZE,
                         help='validation images split off the 60,000 (default: %(default)s)')
-    parser.add_argument('--train-subset', type=int, default=None,
+    parser.add_argument('--train-subset', type=cli.positive_int, default=None,
                         help='train on only the first N of the (shuffled) training part '
                              '(default: all 55,800)')
-    parser.add_argument('--val-subset', type=int, default=None,
+    parser.add_argument('--val-subset', type=cli.positive_int, default=None,
                         help='validate on only the first N validation images (default: all)')
     parser.add_argument('--bn-eval', choices=models.BN_MODES, default='batch',
                         help='Batch Renormalization at validation: batch statistics (the thesis) '
                              'or running averages (default: %(default)s)')
-    parser.add_argument('--eval-batchsize', type=int, default=200,
+    parser.add_argument('--eval-batchsize', type=cli.positive_int, default=200,
                         help='validation batch size (default: %(default)s, the thesis)')
-    parser.add_argument('--pd-chunk-size', type=int, default=None,
+    parser.add_argument('--pd-chunk-size', type=cli.positive_int, default=None,
                         help='rows of P values per chunk inside the Pairwise Difference layer; '
                              'memory and speed, not results (default: {} for --pd-form full, {} '
                              'for pairs)'.format(models.PD_CHUNK_DEFAULTS['full'],
@@ -151,13 +150,11 @@ def build_parser():
                              "(--stabilize) or weight decay, which see other norms and are "
                              "refused (default: %(default)s)")
     parser.add_argument('--out', '-o', required=True, help='run folder')
-    parser.add_argument('--resume', '-r', nargs='?', const='auto', default=None,
-                        help='resume from a snapshot: a path, or with no value the latest '
-                             'snapshot_epoch_* in --out')
+    cli.add_resume_argument(parser)
     parser.add_argument('--force', action='store_true',
                         help='--out holds a run (a final model or snapshots): move it aside to '
                              'OUT.old-N and start anew (nothing is deleted)')
-    parser.add_argument('--snapshot-interval', type=int, default=1,
+    parser.add_argument('--snapshot-interval', type=cli.positive_int, default=1,
                         help='epochs between snapshots (default: %(default)s)')
     parser.add_argument('--no-progress', action='store_true',
                         help='print one log line per epoch instead of the progress bar')
@@ -166,24 +163,24 @@ def build_parser():
                              "3 pixel units, random start; Friendly.adversarial); ibp: "
                              "interval-bound training of S (Gowal et al. 2018; "
                              "Friendly.certification.training) (default: none, the thesis)")
-    parser.add_argument('--ibp-eps', type=float, default=IBP_EPS,
+    parser.add_argument('--ibp-eps', type=cli.finite_float(0, 255), default=IBP_EPS,
                         help='--adversarial ibp: final eps of the ball, pixel units '
                              '(default: %(default)s)')
-    parser.add_argument('--ibp-warmup', type=float, default=IBP_WARMUP,
+    parser.add_argument('--ibp-warmup', type=cli.finite_float(0), default=IBP_WARMUP,
                         help='--adversarial ibp: epochs of clean training first '
                              '(default: %(default)s)')
-    parser.add_argument('--ibp-ramp', type=float, default=IBP_RAMP,
+    parser.add_argument('--ibp-ramp', type=cli.finite_float(0), default=IBP_RAMP,
                         help='--adversarial ibp: epochs over which eps rises from 0 and the '
                              'clean weight kappa falls from 1 (default: %(default)s)')
     parser.add_argument('--ibp-loss', choices=IBP_LOSSES, default='margin',
                         help='--adversarial ibp: the bound term: margin (softmax cross-entropy of '
                              'the margin bounds, Gowal et al.) or squared (the squared distance '
                              'at its worst over the logit boxes) (default: %(default)s)')
-    parser.add_argument('--input-scale', type=float, default=1.0,
+    parser.add_argument('--input-scale', type=cli.finite_float(0, low_open=True), default=1.0,
                         help='not the thesis: divide the first layer\'s initial weights and its '
                              'Adam step by this (255: trained as if the pixels were 0..1; '
                              '--optimizer adam only) (default: %(default)s)')
-    parser.add_argument('--ibp-kappa', type=float, default=IBP_KAPPA,
+    parser.add_argument('--ibp-kappa', type=cli.finite_float(0, 1), default=IBP_KAPPA,
                         help='--adversarial ibp: final weight of the clean loss, the bound term '
                              'weighs 1 - kappa (default: %(default)s)')
     add_seed_argument(parser)
@@ -200,40 +197,11 @@ def check_args(parser, args):
         models.check_variant(args.variant)
     except models.VariantError as e:
         parser.error('--variant: {}'.format(e))
-    for name in ('batchsize', 'epoch', 'patience', 'val_size', 'eval_batchsize',
-                 'snapshot_interval', 'renorm_step_epochs'):
-        if getattr(args, name) <= 0:
-            parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'),
-                                                               getattr(args, name)))
-    for name in ('train_subset', 'val_subset', 'pd_chunk_size'):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        parser.error('--lr must be finite and positive, got {}'.format(args.lr))
-    if args.gmr_weight is not None and not (math.isfinite(args.gmr_weight)
-                                            and args.gmr_weight >= 0):
-        parser.error('--gmr-weight must be finite and >= 0, got {}'.format(args.gmr_weight))
-    if not math.isfinite(args.renorm_threshold):
-        parser.error('--renorm-threshold must be finite, got {}'.format(args.renorm_threshold))
-    if args.adversarial == 'ibp':
-        if args.variant != 'S':
-            parser.error('--adversarial ibp: implemented for --variant S only, got {}'.format(
-                args.variant))
-        if not (math.isfinite(args.ibp_eps) and 0 <= args.ibp_eps <= 255):
-            parser.error('--ibp-eps must be in 0..255, got {}'.format(args.ibp_eps))
-        for name in ('ibp_warmup', 'ibp_ramp'):
-            if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
-                parser.error('--{} must be finite and >= 0, got {}'.format(
-                    name.replace('_', '-'), getattr(args, name)))
-        if not 0 <= args.ibp_kappa <= 1:
-            parser.error('--ibp-kappa must be in 0..1, got {}'.format(args.ibp_kappa))
-    if not (math.isfinite(args.input_scale) and args.input_scale > 0):
-        parser.error('--input-scale must be finite and positive, got {}'.format(args.input_scale))
+    if args.adversarial == 'ibp' and args.variant != 'S':
+        parser.error('--adversarial ibp: implemented for --variant S only, got {}'.format(
+            args.variant))
     if args.input_scale != 1.0 and args.optimizer != 'adam':
         parser.error('--input-scale needs --optimizer adam')
-    if not 0 <= args.momentum < 1:
-        parser.error('--momentum must be in [0, 1), got {}'.format(args.momentum))
     if args.pd_form == 'pairs':
         if args.variant != 'PD':
             parser.error('--pd-form pairs applies to --variant PD only')
@@ -243,5 +211,3 @@ def check_args(parser, args):
         if args.optimizer not in PAIR_FORM_OPTIMIZERS:
             parser.error('--pd-form pairs is exact only under SGD and momentum SGD, not '
                          '--optimizer {}'.format(args.optimizer))
-    if not 0 < args.val_size < 60000:
-        parser.error('--val-size must be in 1..59999, got {}'.format(args.val_size))

@@ -111,13 +111,8 @@ class ResumableEarlyStopping(triggers.EarlyStoppingTrigger):
             if self._interval_trigger(trainer):
                 current = self._logged(trainer)
                 self._init_summary()
-                if current is not None:
-                    if self._compare(current, self.best):
-                        self.best, self.count = current, 0
-                    else:
-                        self.count += 1
-                    if self._stop_condition():
-                        return True
+                if current is not None and self._epoch_ends(current):
+                    return True
             return bool(self._max_trigger(trainer))
         # Chainer's trigger returns at the epoch ceiling before it compares that epoch, so the
         # last epoch's loss would never count in ``best`` (summary.json's best_monitored_loss);
@@ -129,13 +124,18 @@ class ResumableEarlyStopping(triggers.EarlyStoppingTrigger):
         if self._interval_trigger(trainer) and self.monitor in observation:
             current = self._summary.compute_mean()[self.monitor]
             self._init_summary()
-            if self._compare(current, self.best):
-                self.best, self.count = current, 0
-            else:
-                self.count += 1
-            if self._stop_condition():
+            if self._epoch_ends(current):
                 return True
         return at_max
+
+    def _epoch_ends(self, current):
+        """Compare the epoch's monitored loss ``current`` with the best so far (a better one
+        resets the count of epochs without one); True when the patience has run out."""
+        if self._compare(current, self.best):
+            self.best, self.count = current, 0
+        else:
+            self.count += 1
+        return bool(self._stop_condition())
 
     def _logged(self, trainer):
         """The monitored value of the epoch just ended, from the LogReport's last entry."""

@@ -117,9 +117,20 @@ def bounded_int(low, high):
     return parse
 
 
-def finite_float(low=None, high=None, low_open=False):
+def positive_int(text):
+    """An argparse ``type``: an integer above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('{!r} is not an integer'.format(text)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError('{} is not a positive integer'.format(text))
+    return value
+
+
+def finite_float(low=None, high=None, low_open=False, high_open=False):
     """An argparse ``type``: a finite float, at least ``low`` (above it with ``low_open``) and at
-    most ``high``."""
+    most ``high`` (below it with ``high_open``)."""
     import math
 
     def parse(text):
@@ -127,13 +138,16 @@ def finite_float(low=None, high=None, low_open=False):
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError('{!r} is not a number'.format(text)) from None
+        if low == 0 and low_open and high is None and not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError('{} is not a positive finite number'.format(text))
         if not math.isfinite(value) or (low is not None and (value <= low if low_open
                                                              else value < low)) \
-                or (high is not None and value > high):
-            raise argparse.ArgumentTypeError('{} is not a finite number {}{}'.format(
-                text, '' if low is None else ('> {:g}'.format(low) if low_open
-                                              else '>= {:g}'.format(low)),
-                '' if high is None else ' and <= {:g}'.format(high)))
+                or (high is not None and (value >= high if high_open else value > high)):
+            raise argparse.ArgumentTypeError('{} is not a finite number{}{}'.format(
+                text, '' if low is None else (' > {:g}'.format(low) if low_open
+                                              else ' >= {:g}'.format(low)),
+                '' if high is None else '{} {} {:g}'.format(
+                    ' and' if low is not None else '', '<' if high_open else '<=', high)))
         return value
     parse.__name__ = 'number'
     return parse

@@ -1,8 +1,8 @@
 """Choosing the Chainer device from one ``--device`` specifier."""
-import argparse
-
 from lenses_common import compat  # noqa: F401
 import chainer
+
+from lenses_common import cli
 
 
 class DeviceError(ValueError):
@@ -68,8 +68,5 @@ def device_from_args(args, parser=None):
     return device
 
 
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError('{} is not a positive integer'.format(text))
-    return value
+#: :func:`lenses_common.cli.positive_int`, under the name Counting's command lines import.
+positive_int = cli.positive_int

@@ -16,6 +16,7 @@ How each entry is found (threadpoolctl is not a dependency):
   ``None`` and only the thread variables of the environment (``blas_thread_env``) are recorded.
 """
 import ctypes
+import importlib
 import os
 import platform
 import sys
@@ -66,7 +67,7 @@ def _loaded_openblas():
 
 def blas_runtime():
     """``(threads, core)`` of the loaded OpenBLAS, or ``(None, None)`` where it cannot be asked."""
-    import numpy  # noqa: F401  (loads NumPy's BLAS)
+    importlib.import_module('numpy')   # loads NumPy's BLAS
     found = _loaded_openblas()
     if found is None:
         return None, None

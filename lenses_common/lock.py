@@ -16,7 +16,7 @@ import errno
 import fcntl
 import os
 
-from lenses_common import runfolder
+from lenses_common import cli, runfolder
 
 LOCK_NAME = '.lock'
 
@@ -128,4 +128,4 @@ def claim_arg(parser, folder, option='--out', clean=True):
     try:
         return claim(folder, option, clean=clean)
     except runfolder.OutError as e:
-        runfolder.out_error(parser, e)
+        cli.fail(parser, e)

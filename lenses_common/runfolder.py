@@ -169,12 +169,7 @@ def check_out_dir(path, option='--out'):
             option, path, os.readlink(path)))
     if os.path.exists(path) and not os.path.isdir(path):
         raise OutError('{} {}: exists and is not a folder'.format(option, path))
-    probe = path
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
+    probe = nearest_existing(path)
     if not os.path.isdir(probe):
         raise OutError('{} {}: cannot be created, {} is not a folder'.format(option, path, probe))
     try:
@@ -186,14 +181,20 @@ def check_out_dir(path, option='--out'):
     return path
 
 
-def name_max(path):
-    """The longest file name (bytes) the file system holding ``path`` allows (255 if unknown)."""
+def nearest_existing(path, exists=os.path.exists):
+    """``path`` (absolute) or its nearest parent for which ``exists`` holds (the root at most)."""
     probe = os.path.abspath(path)
-    while not os.path.isdir(probe):
+    while not exists(probe):
         parent = os.path.dirname(probe)
         if parent == probe:
             break
         probe = parent
+    return probe
+
+
+def name_max(path):
+    """The longest file name (bytes) the file system holding ``path`` allows (255 if unknown)."""
+    probe = nearest_existing(path, os.path.isdir)
     try:
         return int(os.pathconf(probe, 'PC_NAME_MAX'))
     except (OSError, ValueError):
@@ -267,13 +268,7 @@ def remove_leftovers(folder):
 
 def free_disk(path):
     """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    return shutil.disk_usage(probe).free
+    return shutil.disk_usage(nearest_existing(path)).free
 
 
 def check_free_space(path, needed, what, option='--out'):
@@ -284,16 +279,10 @@ def check_free_space(path, needed, what, option='--out'):
             option, path, what, needed / 1e6, free / 1e6))
 
 
-def out_error(parser, error):
-    """Exit with status 2 and exactly one line on stderr, ``PROG: error: MESSAGE`` (argparse's
-    ``parser.error`` would print the usage lines first)."""
-    parser.exit(2, '{}: error: {}\n'.format(parser.prog, error))
-
-
 def check_out_arg(parser, path, option='--out', is_file=False):
-    """:func:`check_out_dir` for a command line: a bad ``path`` exits through :func:`out_error`
-    (one line, status 2). ``is_file``: ``path`` names a file, whose folder is checked. ``None``
-    (no such output asked for) passes."""
+    """:func:`check_out_dir` for a command line: a bad ``path`` exits through
+    :func:`lenses_common.cli.fail` (one line, status 2). ``is_file``: ``path`` names a file,
+    whose folder is checked. ``None`` (no such output asked for) passes."""
     if path is None:
         return None
     try:
@@ -308,7 +297,8 @@ def check_out_arg(parser, path, option='--out', is_file=False):
             return os.path.abspath(path)
         return check_out_dir(path, option)
     except OutError as e:
-        out_error(parser, e)
+        from lenses_common import cli
+        cli.fail(parser, e)
 
 
 def move_aside(path):

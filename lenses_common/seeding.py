@@ -1,4 +1,5 @@
 """One ``--seed`` for Python's, NumPy's and CuPy's generators."""
+import contextlib
 import os
 import random
 
@@ -24,6 +25,20 @@ def seed_everything(seed):
     except Exception:
         pass
     return seed
+
+
+@contextlib.contextmanager
+def fixed_random_states(seed=0):
+    """Inside: Python's and NumPy's global generators seeded with ``seed``; after: both as they
+    were (what ``chainer.testing.fix_random`` does around a test method)."""
+    numpy_state, python_state = numpy.random.get_state(), random.getstate()
+    numpy.random.seed(seed)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        numpy.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 def add_seed_argument(parser, default=0):

@@ -19,6 +19,7 @@ and a mean +- standard deviation table beside them.
 import concurrent.futures
 import csv
 import glob
+import importlib
 import io
 import math
 import os
@@ -185,7 +186,7 @@ def run_command(module, argv, log_path):
 def mpi_problem():
     """Why ``--executor mpi`` cannot run here ('' when it can)."""
     try:
-        import mpi4py  # noqa: F401
+        importlib.import_module('mpi4py')
     except ImportError:
         return 'mpi4py is not installed (make install-mpi)'
     core = sys.modules.get('mpi4py.futures._core')

@@ -42,9 +42,7 @@ printed by rank 0 alone); :meth:`TrainingScaffold.open` records ``communicator``
 """
 import glob
 import json
-import math
 import os
-import re
 
 import numpy
 
@@ -54,68 +52,14 @@ from chainer import training
 from chainer.training import extensions
 from chainer.training import triggers
 
-from lenses_common import distributed, lock, safe_npz
+from lenses_common import cli, distributed, lock, safe_npz
+from lenses_common.nonfinite import NonFiniteCheck, NonFiniteError
 from lenses_common.runfolder import OutError, RunFolder, check_out_dir, guard_run_folder
-from lenses_common.runfolder import check_free_space, load_json, out_error, save_npz
+from lenses_common.runfolder import check_free_space, load_json, save_npz
 from lenses_common.runfolder import write_error
-
-#: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
-EXIT_INTERRUPTED = 130
-#: Snapshot file prefix for each snapshot counter (``unit``).
-SNAPSHOT_PREFIX = {'epoch': 'snapshot_epoch_', 'iteration': 'snapshot_iter_'}
-
-
-class NonFiniteError(RuntimeError):
-    """A NaN or infinite loss, gradient or parameter during training."""
-
-
-class NonFiniteCheck(training.Extension):
-    """Stops training at the first iteration with a non-finite loss, gradient or parameter.
-
-    Runs after every update and before every other extension (so the iteration's evaluation,
-    snapshots and model files never see the bad values) and raises :class:`NonFiniteError` naming
-    the epoch and iteration. The gradients are the ones of the update just made.
-    """
-
-    trigger = 1, 'iteration'
-    priority = training.PRIORITY_WRITER + 1000
-
-    def __init__(self, model, keys=('main/loss',)):
-        self.model = model
-        self.keys = tuple(keys)
-
-    @staticmethod
-    def _finite(array):
-        xp = chainer.backend.get_array_module(array)
-        # A sum is one cheap pass; only when it is not finite are the entries themselves checked
-        # (a sum of finite float32 values can overflow).
-        with numpy.errstate(over='ignore', invalid='ignore'):
-            return bool(xp.isfinite(array.sum())) or bool(xp.isfinite(array).all())
-
-    def problem(self, observation):
-        """A description of the first non-finite value, or None."""
-        for key in self.keys:
-            value = observation.get(key)
-            if value is not None:
-                value = float(chainer.as_array(value))
-                if not math.isfinite(value):
-                    return 'non-finite {} ({})'.format(key, value)
-        params = sorted(self.model.namedparams())
-        for what in ('grad', 'array'):
-            for name, param in params:
-                array = getattr(param, what)
-                if array is not None and not self._finite(array):
-                    return 'non-finite {} of {}'.format(
-                        'gradient' if what == 'grad' else 'parameter', name.lstrip('/'))
-        return None
-
-    def __call__(self, trainer):
-        found = self.problem(trainer.observation)
-        if found is not None:
-            updater = trainer.updater
-            epoch = updater.epoch if updater.is_new_epoch else updater.epoch + 1
-            raise NonFiniteError('{} in epoch {}, iteration {}'.format(
-                found, epoch, updater.iteration))
+from lenses_common.snapshots import FINAL_MODEL, SNAPSHOT_PREFIX, check_snapshot_counters
+from lenses_common.snapshots import compressed_savefun, latest_snapshot, snapshot_savefun
+from lenses_common.snapshots import final_name, snapshot_settings
 
 
 class EpochSeededOrder(chainer.iterators.OrderSampler):
@@ -136,132 +80,10 @@ class EpochSeededOrder(chainer.iterators.OrderSampler):
         return numpy.random.RandomState([self.seed, epoch]).permutation(len(current_order))
 
 
-def latest_snapshot(out, prefix=SNAPSHOT_PREFIX['epoch']):
-    """The snapshot ``<prefix><N>`` with the largest N in ``out``, or None."""
-    found = []
-    for path in glob.glob(os.path.join(glob.escape(out), prefix + '*')):
-        match = re.search(re.escape(prefix) + r'(\d+)$', path)
-        if match:
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
-
-
-def identity(settings, keys, defaults=None):
-    """The values of ``keys`` in ``settings`` (``defaults`` for absent ones), JSON-normalized
-    (a tuple equals a list, as after a round trip through ``settings.json``)."""
-    defaults = defaults or {}
-    return json.loads(json.dumps({k: settings.get(k, defaults.get(k)) for k in keys},
-                                 sort_keys=True))
-
-
-def compressed_savefun(compress):
-    """``chainer.serializers.save_npz`` with or without zlib (uncompressed saves of large random
-    weights are several times faster and hardly bigger)."""
-    def save(path, target):
-        try:
-            chainer.serializers.save_npz(path, target, compression=bool(compress))
-        except OSError as e:
-            raise write_error(_final_name(path), e) from None
-    return save
-
-
-def _final_name(path):
-    """The name a file written by Chainer's snapshot writers gets: they write
-    ``OUT/tmpNAME.../NAME`` and move it to ``OUT/NAME``."""
-    folder = os.path.dirname(path)
-    if os.path.basename(folder).startswith('tmp'):
-        return os.path.join(os.path.dirname(folder), os.path.basename(path))
-    return path
-
-
-#: ``_meta/`` key of a snapshot that holds the settings of the run that wrote it (JSON).
-SNAPSHOT_SETTINGS_META = 'settings'
-
-
-def snapshot_savefun(compress, settings):
-    """A snapshot writer like :func:`compressed_savefun` whose file also records ``settings``
-    (JSON, as ``_meta/settings``): a snapshot copied away from its ``settings.json`` still says
-    which run it belongs to. Chainer's own loader ignores the extra entry."""
-    text = None if settings is None else json.dumps(settings, sort_keys=True, default=str)
-
-    def save(path, target):
-        if isinstance(target, dict):  # Chainer's snapshot hands over the serialized trainer
-            arrays = dict(target)
-        else:
-            serializer = chainer.serializers.DictionarySerializer()
-            serializer.save(target)
-            arrays = dict(serializer.target)
-        if text is not None:
-            arrays[safe_npz.META_PREFIX + SNAPSHOT_SETTINGS_META] = numpy.array(text)
-        try:
-            with open(path, 'wb') as f:
-                (numpy.savez_compressed if compress else numpy.savez)(f, **arrays)
-        except OSError as e:
-            raise write_error(_final_name(path), e) from None
-    return save
-
-
-def snapshot_settings(path):
-    """The settings a snapshot recorded (:func:`snapshot_savefun`), or None; reads only that
-    entry of the archive."""
-    import zipfile
-    name = safe_npz.META_PREFIX + SNAPSHOT_SETTINGS_META + '.npy'
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if name not in archive.namelist():
-                return None
-            with archive.open(name) as f:
-                value = numpy.lib.format.read_array(f, allow_pickle=False)
-        settings = json.loads(str(value[()]))
-    except Exception:  # an unreadable snapshot is refused by the loader with its own line
-        return None
-    return settings if isinstance(settings, dict) else None
-
-
-def _scalar(arrays, key):
-    value = arrays.get(key)
-    if value is None or value.shape != () or value.dtype.kind not in 'biuf':
-        return None
-    return value[()]
-
-
-def check_snapshot_counters(arrays, updater, path):
-    """Raise :class:`safe_npz.ModelFileError` when the snapshot's counters cannot be those of a
-    run of ``updater``: negative counts, an iterator ``order`` that is not a permutation of the
-    dataset's indices, a position outside the dataset, or an iteration, epoch and position that
-    do not add up (a SerialIterator takes one batch per iteration:
-    ``iteration * batch == epoch * len(dataset) + position``)."""
-    def bad(message):
-        raise safe_npz.ModelFileError('snapshot {}: {}'.format(path, message))
-
-    iteration = _scalar(arrays, 'updater/iteration')
-    if iteration is not None and iteration < 0:
-        bad('updater/iteration is {}, a count must be >= 0'.format(iteration))
-    for name, iterator in getattr(updater, '_iterators', {}).items():
-        base = 'updater/iterator:{}/'.format(name)
-        epoch = _scalar(arrays, base + 'epoch')
-        position = _scalar(arrays, base + 'current_position')
-        for key, value in (('epoch', epoch), ('current_position', position)):
-            if value is not None and value < 0:
-                bad('{}{} is {}, a count must be >= 0'.format(base, key, value))
-        dataset = getattr(iterator, 'dataset', None)
-        n = len(dataset) if dataset is not None else None
-        order = arrays.get(base + 'order')
-        if n is not None and order is not None and order.ndim == 1 and order.size:
-            if (order.dtype.kind not in 'iu' or order.size != n
-                    or not numpy.array_equal(numpy.sort(order), numpy.arange(n))):
-                bad('{}order is not a permutation of the {} dataset indices'.format(base, n))
-        if n is not None and position is not None and position >= n:
-            bad('{}current_position {} is past the {} images of the dataset'.format(
-                base, position, n))
-        batch = getattr(iterator, 'batch_size', None)
-        if (n and batch and iteration is not None and epoch is not None
-                and position is not None and isinstance(iterator,
-                                                        chainer.iterators.SerialIterator)
-                and int(iteration) * int(batch) != int(epoch) * n + int(position)):
-            bad('iteration {} of batch {} does not match epoch {} and position {} of {} images '
-                '(the counters were edited, or the snapshot is of another run)'.format(
-                    iteration, batch, epoch, position, n))
+def identity(settings, keys):
+    """The values of ``keys`` in ``settings`` (None for absent ones), JSON-normalized (a tuple
+    equals a list, as after a round trip through ``settings.json``)."""
+    return json.loads(json.dumps({k: settings.get(k) for k in keys}, sort_keys=True))
 
 
 class TrainingScaffold:
@@ -275,7 +97,7 @@ class TrainingScaffold:
     :class:`lenses_common.distributed.Distributed` of a data-parallel run (None: one process).
     """
 
-    def __init__(self, parser, out, unit='epoch', final_model='model.npz', compress=True,
+    def __init__(self, parser, out, unit='epoch', final_model=FINAL_MODEL, compress=True,
                  writer=True, dist=None):
         if unit not in SNAPSHOT_PREFIX:
             raise ValueError('unit must be one of {}, got {!r}'.format(
@@ -300,7 +122,7 @@ class TrainingScaffold:
             self.parser.exit(2)
         if usage:
             self.parser.error(message)
-        out_error(self.parser, message)
+        cli.fail(self.parser, message)
 
     def file(self, *names):
         return os.path.join(self.out, *names)
@@ -322,14 +144,13 @@ class TrainingScaffold:
             self.error('--resume {}: no such snapshot file'.format(value))
         return value
 
-    def check_identity(self, resume, settings, keys, defaults=None,
-                       what='describes another run'):
+    def check_identity(self, resume, settings, keys, what='describes another run'):
         """Refuse ``resume`` when the ``settings.json`` beside the snapshot (or in ``out``)
         differs from ``settings`` on ``keys``; the error line names the keys and their old
         values."""
         if resume is None:
             return
-        wanted = identity(settings, keys, defaults)
+        wanted = identity(settings, keys)
         folders = [os.path.dirname(os.path.abspath(resume)), os.path.abspath(self.out)]
         sources = []
         for folder in dict.fromkeys(folders):
@@ -352,7 +173,7 @@ class TrainingScaffold:
         for path, previous in sources:
             if not isinstance(previous, dict):
                 self.error('--resume: {} is not the settings of a run'.format(path))
-            previous = identity(previous, keys, defaults)
+            previous = identity(previous, keys)
             diff = [k for k in keys if previous[k] != wanted[k]]
             if diff:
                 self.error('--resume {}: {} {} ({} differ: {})'.format(
@@ -543,9 +364,9 @@ class TrainingScaffold:
                 self.parser.prog, updater.iteration, updater.epoch_detail,
                 'continue from the last snapshot with --resume auto ({})'.format(
                     os.path.basename(snapshot)) if snapshot else 'no snapshot yet')
-            self.parser.exit(EXIT_INTERRUPTED, lines if self.writer else None)
+            self.parser.exit(cli.EXIT_INTERRUPTED, lines if self.writer else None)
         except OSError as e:  # a full disk in a report or a plot: one line naming the folder
-            raise write_error(_final_name(e.filename) if e.filename else self.out, e) from None
+            raise write_error(final_name(e.filename) if e.filename else self.out, e) from None
         except NonFiniteError as e:
             snapshot = self.latest_snapshot()
             return '{}: error: {}: training stopped; {}; no {} written'.format(

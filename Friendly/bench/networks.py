@@ -24,13 +24,10 @@ import numpy
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
-from Friendly import evaluate
 from Friendly import models
-from Friendly import train
-from lenses_common.device import add_device_argument, device_from_args
-from lenses_common.runfolder import atomic_write_text, check_out_arg
+from Friendly import trainer
+from Friendly.evaluation import evaluate_set
 from lenses_common.seeding import seed_everything
-from lenses_common import cli
 
 
 def _images(n, seed):
@@ -50,8 +47,8 @@ def training_iteration(variant, device, repeats, warmup=2, seed=0):
     seed_everything(seed)
     model = models.FriendlyClassifier(models.FC100(variant))
     model.to_device(device)
-    optimizer = train.make_optimizer('fast', models.VARIANT_SETTINGS[variant]['lr'],
-                                     models.MOMENTUM)
+    optimizer = trainer.make_optimizer('fast', models.VARIANT_SETTINGS[variant]['lr'],
+                                       models.MOMENTUM)
     optimizer.setup(model)
     x, t = _images(models.BATCHSIZE, seed)
     x, t = device.send(x), device.send(t)
@@ -91,8 +88,8 @@ def fgsm_epoch(variant, device, n_images, batchsize=200, seed=0):
     black = numpy.clip(x + 77 * numpy.sign(numpy.random.RandomState(seed).randn(*x.shape)),
                        0, 255).astype(numpy.float32)
     start = time.perf_counter()
-    evaluate.evaluate_network(model, x, t, 77, batchsize, 'batch', device, black=black,
-                              name=variant)
+    evaluate_set(model, None, x, t, 77, batchsize, 'batch', device, ['fgsm', 'blackbox'], black,
+                 progress=True, desc='{} clean/white/black'.format(variant))
     _sync(device)
     elapsed = time.perf_counter() - start
     del model
@@ -121,54 +118,3 @@ def run(device, repeats=20, pd_repeats=5, fgsm_images=2000, pd_fgsm_images=400,
             variant, ms, 'n/a' if peak is None else '{:.1f}'.format(peak), rate))
         print(lines[-1], flush=True)
     return '\n'.join(lines) + '\n'
-
-
-def build_parser():
-    parser = cli.ArgumentParser(
-        description='Benchmark the Friendly layers, training iterations and FGSM evaluation.')
-    parser.add_argument('--out', '-o', default=os.path.join('results', 'bench'),
-                        help='folder for friendly.md (default: %(default)s)')
-    parser.add_argument('--repeats', type=int, default=20,
-                        help='timed training iterations per variant (default: %(default)s)')
-    parser.add_argument('--pd-repeats', type=int, default=5,
-                        help='timed training iterations for PD (default: %(default)s)')
-    parser.add_argument('--fgsm-images', type=int, default=2000,
-                        help='images in the timed FGSM evaluation (default: %(default)s)')
-    parser.add_argument('--pd-fgsm-images', type=int, default=400,
-                        help='images in the timed FGSM evaluation of PD (default: %(default)s)')
-    parser.add_argument('--skip-layers', action='store_true',
-                        help='leave out the Friendly.bench.layers section')
-    parser.add_argument('--skip-pairs', action='store_true',
-                        help='leave out the Friendly.bench.pairs section (one PD iteration, full '
-                             'against pair form)')
-    add_device_argument(parser)
-    return parser
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_out_arg(parser, args.out)
-    for name in ('repeats', 'pd_repeats', 'fgsm_images', 'pd_fgsm_images'):
-        if getattr(args, name) <= 0:
-            parser.error('--{} must be positive'.format(name.replace('_', '-')))
-    device = device_from_args(args, parser)
-    sections = ['# Friendly benchmarks', '']
-    if not args.skip_layers:
-        from Friendly.bench import layers
-        sections.append(layers.run())
-    if not args.skip_pairs:
-        from Friendly.bench import pairs
-        sections.append(pairs.run()[0])
-    sections.append(run(device, args.repeats, args.pd_repeats, args.fgsm_images,
-                        args.pd_fgsm_images))
-    text = '\n'.join(sections)
-    path = os.path.join(args.out, 'friendly.md')
-    atomic_write_text(path, text)
-    print(text)
-    print('wrote {}'.format(path))
-    return text
-
-
-if __name__ == '__main__':
-    main()

@@ -187,16 +187,9 @@ def sigmoid_lower_line(xp, l, u):
     return a, 1.0 - c
 
 
-class Sigmoid(object):
-    """``y = s(z)`` elementwise.
-
-    *IBP*: ``s`` is increasing, so ``[s(l), s(u)]`` is exact per unit. *Backward* (CROWN, Zhang et
-    al. 2018): per unit a lower line ``aL z + cL <= s(z)`` and an upper line ``aU z + cU >= s(z)``
-    on the unit's input interval (:func:`sigmoid_lower_line`, :func:`sigmoid_upper_line`, each
-    derived there); a coefficient ``lam >= 0`` of ``y`` takes the lower line and ``lam < 0`` the
-    upper one, so ``lam . y >= (lam+ aL + lam- aU) . z + lam+ . cL + lam- . cU`` for every input
-    in the box.
-    """
+class Elementwise(object):
+    """What an elementwise activation of ``size`` units shares: its size, and the backward step
+    of the linear relaxation through the lines of :meth:`relaxation` (``kind`` 'sigmoid')."""
 
     kind = 'sigmoid'
 
@@ -206,6 +199,28 @@ class Sigmoid(object):
     @property
     def out_size(self):
         return self.size
+
+    def backward(self, lam, bias, l, u, relaxation=None):
+        xp = backend.get_array_module(lam)
+        aL, cL, aU, cU = relaxation if relaxation is not None else self.relaxation(l, u)
+        pos = xp.maximum(lam, 0.0)
+        neg = xp.minimum(lam, 0.0)
+        new = pos * aL[:, None, :] + neg * aU[:, None, :]
+        bias = (bias + xp.matmul(pos, cL[:, :, None])[:, :, 0]
+                + xp.matmul(neg, cU[:, :, None])[:, :, 0])
+        return new, bias
+
+
+class Sigmoid(Elementwise):
+    """``y = s(z)`` elementwise.
+
+    *IBP*: ``s`` is increasing, so ``[s(l), s(u)]`` is exact per unit. *Backward* (CROWN, Zhang et
+    al. 2018): per unit a lower line ``aL z + cL <= s(z)`` and an upper line ``aU z + cU >= s(z)``
+    on the unit's input interval (:func:`sigmoid_lower_line`, :func:`sigmoid_upper_line`, each
+    derived there); a coefficient ``lam >= 0`` of ``y`` takes the lower line and ``lam < 0`` the
+    upper one, so ``lam . y >= (lam+ aL + lam- aU) . z + lam+ . cL + lam- . cU`` for every input
+    in the box.
+    """
 
     def forward(self, z):
         return sigmoid(backend.get_array_module(z), z)
@@ -220,18 +235,8 @@ class Sigmoid(object):
         aU, cU = sigmoid_upper_line(xp, l, u)
         return aL, cL, aU, cU
 
-    def backward(self, lam, bias, l, u, relaxation=None):
-        xp = backend.get_array_module(lam)
-        aL, cL, aU, cU = relaxation if relaxation is not None else self.relaxation(l, u)
-        pos = xp.maximum(lam, 0.0)
-        neg = xp.minimum(lam, 0.0)
-        new = pos * aL[:, None, :] + neg * aU[:, None, :]
-        bias = (bias + xp.matmul(pos, cL[:, :, None])[:, :, 0]
-                + xp.matmul(neg, cU[:, :, None])[:, :, 0])
-        return new, bias
 
-
-class ReLU(object):
+class ReLU(Elementwise):
     """``y = max(z, 0)`` elementwise: not a layer of the thesis's networks; it lets the bounds be
     checked against the exact margin of small ReLU networks (a mixed-integer program).
 
@@ -240,15 +245,6 @@ class ReLU(object):
     points) and the lower line ``a z`` with ``a = 1`` if ``u > -l`` else ``0`` (both below
     ``max(z, 0)`` everywhere); on ``u <= 0`` both lines are 0, on ``l >= 0`` both are ``z``.
     """
-
-    kind = 'sigmoid'   # an elementwise relaxation, handled like the sigmoid's
-
-    def __init__(self, size):
-        self.size = size
-
-    @property
-    def out_size(self):
-        return self.size
 
     def forward(self, z):
         return backend.get_array_module(z).maximum(z, 0.0)
@@ -265,8 +261,6 @@ class ReLU(object):
         cU = xp.where(mixed, -u * l / safe, 0.0)
         aL = xp.where(mixed, xp.where(u > -l, 1.0, 0.0), xp.where(l >= 0, 1.0, 0.0))
         return aL, xp.zeros_like(l), aU, cU
-
-    backward = Sigmoid.backward
 
 
 class Angular(object):

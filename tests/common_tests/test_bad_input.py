@@ -22,6 +22,7 @@ from Counting import train as c_train
 from Friendly import evaluate as f_evaluate
 from Friendly import train as f_train
 from lenses_common import runfolder
+from lenses_common import snapshots
 
 
 def run_main(main, argv):
@@ -47,37 +48,6 @@ def assert_one_line_error(capsys, code, *needles):
 # ---------------------------------------------------------------------------------------------
 # Fixtures: a tiny Counting dataset and run, a tiny Friendly run.
 
-@pytest.fixture(scope='module')
-def counting(tmp_path_factory):
-    root = tmp_path_factory.mktemp('counting')
-    train_dir, test_dir, run = str(root / 'train'), str(root / 'test'), str(root / 'run')
-    c_generate.generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
-                                shape_limit=4, seed=0, workers=1, progress=False)
-    c_generate.generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
-                                shape_limit=4, seed=1, workers=1, progress=False)
-    assert c_train.main(counting_args(train_dir, run, '--test', test_dir)) == 0
-    return {'train': train_dir, 'test': test_dir, 'run': run, 'root': root}
-
-
-def counting_args(train_dir, out, *extra):
-    return ['--train', train_dir, '--out', out, '--batchsize', '4', '--no-progress', '--device',
-            '@numpy', '--workers', '1', '--epoch', '1', '--lr', '1e-4', '--snapshot-interval',
-            '1'] + list(extra)
-
-
-@pytest.fixture(scope='module')
-def friendly(tmp_path_factory, mnist_dir):
-    out = tmp_path_factory.mktemp('friendly') / 'S'
-    f_train.main(friendly_args(out, mnist_dir))
-    return out
-
-
-def friendly_args(out, mnist_dir, *extra):
-    return ['--variant', 'S', '--seed', '0', '--out', str(out), '--epoch', '1',
-            '--train-subset', '200', '--val-subset', '200', '--no-progress', '--mnist-dir',
-            mnist_dir] + list(extra)
-
-
 def copy_run(src, dst):
     shutil.copytree(str(src), str(dst))
     return str(dst)
@@ -92,7 +62,8 @@ LOADERS = ['counting-evaluate', 'counting-saliency', 'counting-detect', 'countin
 
 @pytest.mark.parametrize('kind', ['pickle', 'object-array'])
 @pytest.mark.parametrize('path', LOADERS)
-def test_model_file_payload_never_runs(request, tmp_path, capsys, path, kind, payloads):
+def test_model_file_payload_never_runs(request, tmp_path, capsys, path, kind, payloads,
+                                       counting_args, friendly_args):
     marker = tmp_path / 'payload-ran'
     write = payloads[0] if kind == 'pickle' else payloads[1]
     if path.startswith('counting'):
@@ -116,11 +87,11 @@ def test_model_file_payload_never_runs(request, tmp_path, capsys, path, kind, pa
         mnist_dir = request.getfixturevalue('mnist_dir')
         run = copy_run(request.getfixturevalue('friendly'), tmp_path / 'S')
         if path == 'friendly-resume':
-            target = f_train.latest_snapshot(run)
+            target = snapshots.latest_snapshot(run)
             write(target, marker)
             main, argv = f_train.main, friendly_args(run, mnist_dir, '--resume')
         else:
-            target = os.path.join(run, f_train.FINAL_MODEL)
+            target = os.path.join(run, snapshots.FINAL_MODEL)
             write(target, marker)
             main, argv = f_evaluate.main, ['--run', run, '--out', str(tmp_path / 'eval'),
                                            '--mnist-dir', mnist_dir, '--test-subset', '20']
@@ -133,7 +104,8 @@ def test_model_file_payload_never_runs(request, tmp_path, capsys, path, kind, pa
 # ---------------------------------------------------------------------------------------------
 # Row 3: a truncated or foreign Counting snapshot.
 
-def test_truncated_or_foreign_counting_snapshot(counting, friendly, tmp_path, capsys):
+def test_truncated_or_foreign_counting_snapshot(counting, friendly, tmp_path, capsys,
+                                                counting_args):
     run = copy_run(counting['run'], tmp_path / 'run')
     snapshot = c_train.latest_snapshot(run)
     data = open(snapshot, 'rb').read()
@@ -142,14 +114,14 @@ def test_truncated_or_foreign_counting_snapshot(counting, friendly, tmp_path, ca
     argv = counting_args(counting['train'], run, '--test', counting['test'], '--resume', snapshot)
     assert_one_line_error(capsys, run_main(c_train.main, argv), snapshot, 'not a readable .npz')
     # A Friendly snapshot in its place: refused by its entries, before anything is copied.
-    shutil.copy(f_train.latest_snapshot(str(friendly)), snapshot)
+    shutil.copy(snapshots.latest_snapshot(str(friendly)), snapshot)
     assert_one_line_error(capsys, run_main(c_train.main, argv), snapshot, 'does not fit')
 
 
 # ---------------------------------------------------------------------------------------------
 # Row 4: training into a folder that holds a finished run.
 
-def test_counting_train_keeps_a_finished_run(counting, tmp_path, capsys):
+def test_counting_train_keeps_a_finished_run(counting, tmp_path, capsys, counting_args):
     run = copy_run(counting['run'], tmp_path / 'run')
     before = {n: open(os.path.join(run, n), 'rb').read()
               for n in ('model_final.npz', 'settings.json', 'command.txt', 'log')}
@@ -165,12 +137,12 @@ def test_counting_train_keeps_a_finished_run(counting, tmp_path, capsys):
     assert os.path.exists(os.path.join(run, 'model_final.npz'))
 
 
-def test_friendly_train_keeps_a_finished_run(friendly, mnist_dir, tmp_path, capsys):
+def test_friendly_train_keeps_a_finished_run(friendly, mnist_dir, tmp_path, capsys, friendly_args):
     run = copy_run(friendly, tmp_path / 'S')
-    model = open(os.path.join(run, f_train.FINAL_MODEL), 'rb').read()
+    model = open(os.path.join(run, snapshots.FINAL_MODEL), 'rb').read()
     code = run_main(f_train.main, friendly_args(run, mnist_dir))
     assert_one_line_error(capsys, code, run, 'finished run')
-    assert open(os.path.join(run, f_train.FINAL_MODEL), 'rb').read() == model
+    assert open(os.path.join(run, snapshots.FINAL_MODEL), 'rb').read() == model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +166,7 @@ def test_generate_refuses_a_non_empty_folder(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # Row 6: Counting --resume with another run's snapshot or changed options.
 
-def test_counting_resume_checks_identity(counting, tmp_path, capsys):
+def test_counting_resume_checks_identity(counting, tmp_path, capsys, counting_args):
     run = copy_run(counting['run'], tmp_path / 'run')
     snapshot = c_train.latest_snapshot(run)
     base = counting_args(counting['train'], run, '--test', counting['test'], '--resume', snapshot)
@@ -217,7 +189,7 @@ def test_counting_resume_checks_identity(counting, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # Rows 7-8: a model that does not fit its settings (output count, activation, architecture).
 
-def test_one_output_model_in_a_two_type_run(counting, tmp_path):
+def test_one_output_model_in_a_two_type_run(counting, tmp_path, counting_args):
     one = str(tmp_path / 'one')
     assert c_train.main(counting_args(counting['train'], one, '--types', 'sq')) == 0
     run = copy_run(counting['run'], tmp_path / 'two')
@@ -253,7 +225,7 @@ def test_settings_edited_to_another_network(counting, tmp_path, key, value):
 @pytest.mark.parametrize('option,value', [('--lr', 'inf'), ('--lr', 'nan'), ('--lr', '-0.1'),
                                           ('--momentum', 'nan'), ('--momentum', '1'),
                                           ('--base', 'inf'), ('--renorm-threshold', 'nan')])
-def test_counting_rates_must_be_finite(counting, tmp_path, capsys, option, value):
+def test_counting_rates_must_be_finite(counting, tmp_path, capsys, option, value, counting_args):
     argv = counting_args(counting['train'], str(tmp_path / 'run'), option, value)
     assert_one_line_error(capsys, run_main(c_train.main, argv), option)
     assert not (tmp_path / 'run').exists()
@@ -262,7 +234,7 @@ def test_counting_rates_must_be_finite(counting, tmp_path, capsys, option, value
 # ---------------------------------------------------------------------------------------------
 # Row 11: PNGs that truths.json does not list.
 
-def test_unlisted_png_is_refused(counting, tmp_path, capsys):
+def test_unlisted_png_is_refused(counting, tmp_path, capsys, counting_args):
     data = copy_run(counting['train'], tmp_path / 'train')
     shutil.copy(os.path.join(data, '0000.png'), os.path.join(data, 'extra.png'))
     argv = counting_args(data, str(tmp_path / 'run'))
@@ -320,12 +292,12 @@ def test_generation_estimate(tmp_path, capsys, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # Row 14: --out that is a file, or under a file, in every script.
 
-def _script_argvs(counting, friendly, mnist_dir, out):
+def _script_argvs(counting, friendly, mnist_dir, out, counting_args, friendly_args):
     from Counting.bench import __main__ as c_bench
     from Counting.bench import detection as bench_detection
     from Counting.bench import generator as bench_generator
     from Counting import run_all as c_run_all
-    from Friendly.bench import networks as f_bench
+    from Friendly.bench import __main__ as f_bench
     from Friendly import run_all as f_run_all
     images = ['--run', counting['run'], '--images', counting['test'], '--out', out]
     return {
@@ -354,19 +326,20 @@ SCRIPTS = ['Counting.generate', 'Counting.train', 'Counting.evaluate', 'Counting
 
 @pytest.mark.parametrize('where', ['file', 'under-file'])
 @pytest.mark.parametrize('script', SCRIPTS)
-def test_out_that_cannot_be_a_folder(counting, friendly, mnist_dir, tmp_path, capsys, script,
-                                     where):
+def test_out_that_cannot_be_a_folder(counting, friendly, mnist_dir, tmp_path, capsys, script, where,
+                                     counting_args, friendly_args):
     a_file = tmp_path / 'a_file'
     a_file.write_text('keep')
     out = str(a_file) if where == 'file' else str(a_file / 'sub')
-    main, argv = _script_argvs(counting, friendly, mnist_dir, out)[script]
+    main, argv = _script_argvs(counting, friendly, mnist_dir, out, counting_args,
+                                 friendly_args)[script]
     capsys.readouterr()
     assert_one_line_error(capsys, run_main(main, argv), '--out', str(a_file))
     assert a_file.read_text() == 'keep'
 
 
 def test_bench_layers_out_is_a_folder(tmp_path, capsys):
-    from Friendly.bench import layers as bench_layers
+    from Friendly.bench.layers import __main__ as bench_layers
     code = run_main(bench_layers.main, ['--out', str(tmp_path)])
     assert_one_line_error(capsys, code, '--out', 'is a folder')
 
@@ -411,5 +384,5 @@ def test_written_models_follow_the_umask(counting, friendly):
                  os.path.join(counting['run'], 'settings.json'),
                  os.path.join(counting['train'], 'truths.json'),
                  os.path.join(counting['train'], '0000.png'),
-                 os.path.join(str(friendly), f_train.FINAL_MODEL)):
+                 os.path.join(str(friendly), snapshots.FINAL_MODEL)):
         assert stat.S_IMODE(os.stat(path).st_mode) == want, path

@@ -27,11 +27,14 @@ from Counting import run_all as c_run_all
 from Counting import train as c_train
 from Friendly import attacks
 from Friendly import evaluate as f_evaluate
+from Friendly import evaluate_report
 from Friendly import mnist as f_mnist
 from Friendly import run_all as f_run_all
 from Friendly import stop_rules
 from Friendly import train as f_train
-from lenses_common import cli, lock, runfolder, safe_npz, training
+from lenses_common import cli, lock, nonfinite, runfolder, safe_npz, training
+from Friendly import runs
+from lenses_common import snapshots
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -70,39 +73,6 @@ def _no_hang():
 # ---------------------------------------------------------------------------------------------
 # Fixtures: a tiny Counting dataset and run, a tiny Friendly run.
 
-def counting_args(train_dir, out, *extra):
-    return ['--train', train_dir, '--out', out, '--batchsize', '4', '--no-progress', '--device',
-            '@numpy', '--workers', '1', '--epoch', '1', '--lr', '1e-4', '--snapshot-interval',
-            '1'] + list(extra)
-
-
-def friendly_args(out, mnist_dir, *extra):
-    return ['--variant', 'S', '--seed', '0', '--out', str(out), '--epoch', '1',
-            '--train-subset', '200', '--val-subset', '200', '--no-progress', '--mnist-dir',
-            mnist_dir] + list(extra)
-
-
-@pytest.fixture(scope='module')
-def counting(tmp_path_factory):
-    root = tmp_path_factory.mktemp('counting2')
-    train_dir, test_dir, run = str(root / 'train'), str(root / 'test'), str(root / 'run')
-    c_generate.generate_dataset(train_dir, 12, image_size=(100, 100), scale=(12, 16),
-                                shape_limit=4, seed=0, workers=1, progress=False)
-    c_generate.generate_dataset(test_dir, 4, image_size=(100, 100), scale=(12, 16),
-                                shape_limit=4, seed=1, workers=1, progress=False)
-    assert c_train.main(counting_args(train_dir, run, '--test', test_dir)) == 0
-    lock.release(run)
-    return {'train': train_dir, 'test': test_dir, 'run': run, 'root': root}
-
-
-@pytest.fixture(scope='module')
-def friendly(tmp_path_factory, mnist_dir):
-    out = tmp_path_factory.mktemp('friendly2') / 'S'
-    f_train.main(friendly_args(out, mnist_dir))
-    lock.release(str(out))
-    return out
-
-
 def copy(src, dst):
     shutil.copytree(str(src), str(dst))
     return str(dst)
@@ -137,7 +107,8 @@ WRITERS = ['Counting.train', 'Counting.evaluate', 'Counting.generate', 'Friendly
 
 
 @pytest.mark.parametrize('script', WRITERS)
-def test_second_writer_is_refused(counting, friendly, mnist_dir, tmp_path, capsys, script):
+def test_second_writer_is_refused(counting, friendly, mnist_dir, tmp_path, capsys, script,
+                                  counting_args, friendly_args):
     out = tmp_path / 'out'
     argvs = {
         'Counting.train': (c_train.main, counting_args(counting['train'], str(out))),
@@ -177,7 +148,8 @@ def test_stale_lock_of_a_killed_process_does_not_block(tmp_path):
     lock.release(str(tmp_path / 'run'))
 
 
-def test_force_does_not_move_aside_a_folder_being_written(counting, tmp_path, capsys):
+def test_force_does_not_move_aside_a_folder_being_written(counting, tmp_path, capsys,
+                                                          counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     holder = hold(run)
     try:
@@ -196,7 +168,7 @@ def test_force_does_not_move_aside_a_folder_being_written(counting, tmp_path, ca
 def test_friendly_evaluate_refuses_a_non_finite_model(friendly, mnist_dir, tmp_path, capsys,
                                                       value):
     run = copy(friendly, tmp_path / 'S')
-    model = os.path.join(run, f_train.FINAL_MODEL)
+    model = os.path.join(run, snapshots.FINAL_MODEL)
 
     def poison(arrays):
         arrays['l1/W'] = arrays['l1/W'].copy()
@@ -210,7 +182,7 @@ def test_friendly_evaluate_refuses_a_non_finite_model(friendly, mnist_dir, tmp_p
 
 @pytest.mark.parametrize('loader', ['evaluate', 'resume'])
 def test_counting_refuses_non_finite_parameters_or_running_averages(counting, tmp_path, capsys,
-                                                                    loader):
+                                                                    loader, counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     path = (os.path.join(run, 'model_final.npz') if loader == 'evaluate'
             else c_train.latest_snapshot(run))
@@ -230,7 +202,7 @@ def test_counting_refuses_non_finite_parameters_or_running_averages(counting, tm
 
 
 def test_input_independent_network_is_flagged(friendly, mnist_dir):
-    model, _ = f_train.load_run(str(friendly))
+    model, _ = runs.load_run(str(friendly))
     _, test = f_mnist.get_mnist(mnist_dir)
     x = numpy.asarray(test._datasets[0][:50], dtype=numpy.float32)
     assert not attacks.input_independent(model, x)
@@ -268,7 +240,8 @@ def test_reports_are_standard_json(tmp_path):
     ('updater/iterator:main/order', 'repeat', 'not a permutation'),
     ('updater/iterator:main/current_position', 40, 'past the'),
 ])
-def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, needle):
+def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, needle,
+                                       counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     snapshot = c_train.latest_snapshot(run)
     model = open(os.path.join(run, 'model_final.npz'), 'rb').read()
@@ -294,7 +267,8 @@ def test_snapshot_counters_are_checked(counting, tmp_path, capsys, key, value, n
     assert open(os.path.join(run, 'command.txt')).read() == command
 
 
-def test_resume_without_settings_json_uses_the_snapshot_identity(counting, tmp_path, capsys):
+def test_resume_without_settings_json_uses_the_snapshot_identity(counting, tmp_path, capsys,
+                                                                 counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     snapshot = c_train.latest_snapshot(run)
     os.remove(os.path.join(run, 'settings.json'))
@@ -312,7 +286,8 @@ def test_resume_without_settings_json_uses_the_snapshot_identity(counting, tmp_p
 # ---------------------------------------------------------------------------------------------
 # 4. Paths and disks.
 
-def test_dangling_symlink_out(counting, friendly, mnist_dir, tmp_path, capsys):
+def test_dangling_symlink_out(counting, friendly, mnist_dir, tmp_path, capsys, counting_args,
+                              friendly_args):
     link = tmp_path / 'link'
     os.symlink(str(tmp_path / 'nowhere' / 'run'), str(link))
     for main, argv in ((c_train.main, counting_args(counting['train'], str(link))),
@@ -324,7 +299,7 @@ def test_dangling_symlink_out(counting, friendly, mnist_dir, tmp_path, capsys):
     assert os.path.islink(str(link)) and not (tmp_path / 'nowhere').exists()
 
 
-def test_out_name_too_long(counting, tmp_path, capsys):
+def test_out_name_too_long(counting, tmp_path, capsys, counting_args):
     long_out = str(tmp_path / ('r' * 300))
     one_line(capsys, run_main(c_train.main, counting_args(counting['train'], long_out)),
              'above the limit of')
@@ -370,7 +345,7 @@ def _full_disk(monkeypatch, module, name):
 
 def test_friendly_evaluate_full_disk(friendly, mnist_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / 'eval'
-    _full_disk(monkeypatch, f_evaluate, 'atomic_write_json')
+    _full_disk(monkeypatch, evaluate_report, 'atomic_write_json')
     code = run_main(f_evaluate.main, ['--run', str(friendly), '--out', str(out), '--mnist-dir',
                                       mnist_dir, '--test-subset', '20', '--no-progress'])
     one_line(capsys, code, 'cannot write', str(out / 'results.json'), 'No space left',
@@ -379,7 +354,8 @@ def test_friendly_evaluate_full_disk(friendly, mnist_dir, tmp_path, capsys, monk
     assert [n for n in os.listdir(out) if n != '.lock'] == []   # no temporary file left
 
 
-def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, monkeypatch):
+def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, monkeypatch,
+                                                 friendly_args):
     out = tmp_path / 'S'
     monkeypatch.setattr(runfolder, 'free_disk', lambda path: 10 ** 4)
     one_line(capsys, run_main(f_train.main, friendly_args(out, mnist_dir)), 'MB of disk')
@@ -387,10 +363,10 @@ def test_friendly_train_full_disk_and_free_space(mnist_dir, tmp_path, capsys, mo
     monkeypatch.undo()
     _full_disk(monkeypatch, training, 'save_npz')
     code = run_main(f_train.main, friendly_args(tmp_path / 'S2', mnist_dir))
-    one_line(capsys, code, 'cannot write', f_train.FINAL_MODEL, status=1)
+    one_line(capsys, code, 'cannot write', snapshots.FINAL_MODEL, status=1)
 
 
-def test_counting_train_full_disk(counting, tmp_path, capsys, monkeypatch):
+def test_counting_train_full_disk(counting, tmp_path, capsys, monkeypatch, counting_args):
     _full_disk(monkeypatch, training, 'save_npz')
     code = run_main(c_train.main, counting_args(counting['train'], str(tmp_path / 'run')))
     one_line(capsys, code, 'cannot write', 'model_final.npz', status=1)
@@ -436,8 +412,8 @@ def test_count_options_have_bounds(tmp_path, capsys, main, argv, option):
 # ---------------------------------------------------------------------------------------------
 # 6. Ctrl-C: one line, a resumable snapshot, no half-written dataset.
 
-def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, capsys,
-                                                          monkeypatch):
+def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, capsys, monkeypatch,
+                                                          counting_args):
     run = str(tmp_path / 'run')
     check = training.NonFiniteCheck.__call__
 
@@ -445,7 +421,7 @@ def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, ca
         if trainer.updater.iteration == 4:   # after epoch 1 (3 iterations) and its snapshot
             raise KeyboardInterrupt
         return check(self, trainer)
-    monkeypatch.setattr(training.NonFiniteCheck, '__call__', interrupt)
+    monkeypatch.setattr(nonfinite.NonFiniteCheck, '__call__', interrupt)
     code = run_main(c_train.main, counting_args(counting['train'], run, '--epoch', '2'))
     one_line(capsys, code, 'interrupted', '--resume auto', 'snapshot_epoch_1', status=130)
     assert not os.path.exists(os.path.join(run, 'model_final.npz'))
@@ -545,7 +521,7 @@ def test_annotations_are_checked(counting, tmp_path, capsys, script, kind, needl
 # ---------------------------------------------------------------------------------------------
 # 9. Leftovers of a killed write removed by the next run of that folder.
 
-def test_leftovers_of_a_kill_are_removed(counting, tmp_path):
+def test_leftovers_of_a_kill_are_removed(counting, tmp_path, counting_args):
     run = copy(counting['run'], tmp_path / 'run')
     hidden = os.path.join(run, '.model_final.npz.k3j2h1g0.tmp.npz')
     chainer_tmp = os.path.join(run, 'tmpsnapshot_epoch_2x8y2z')
@@ -566,7 +542,7 @@ def test_leftovers_of_a_kill_are_removed(counting, tmp_path):
 # 10. summary.json: the last epoch compared, standard JSON.
 
 @pytest.mark.parametrize('epochs', [1, 2])
-def test_summary_best_loss_counts_the_last_epoch(mnist_dir, tmp_path, epochs):
+def test_summary_best_loss_counts_the_last_epoch(mnist_dir, tmp_path, epochs, friendly_args):
     out = tmp_path / 'S'
     f_train.main(friendly_args(out, mnist_dir, '--epoch', str(epochs)))
     lock.release(str(out))
@@ -583,7 +559,8 @@ def test_summary_best_loss_counts_the_last_epoch(mnist_dir, tmp_path, epochs):
 # ---------------------------------------------------------------------------------------------
 # 11. A batch larger than the dataset.
 
-def test_batch_larger_than_the_dataset(counting, mnist_dir, tmp_path, capsys):
+def test_batch_larger_than_the_dataset(counting, mnist_dir, tmp_path, capsys, counting_args,
+                                       friendly_args):
     argv = counting_args(counting['train'], str(tmp_path / 'c'))
     argv[argv.index('--batchsize') + 1] = '13'
     one_line(capsys, run_main(c_train.main, argv), '--batchsize 13', '12 images')
@@ -618,7 +595,7 @@ def test_absurd_network_sizes_are_refused_before_building(friendly, mnist_dir, t
     one_line(capsys, code, path, 'above the limit')
 
 
-def test_absurd_counts_in_truths(counting, tmp_path, capsys):
+def test_absurd_counts_in_truths(counting, tmp_path, capsys, counting_args):
     data = copy(counting['train'], tmp_path / 'train')
     path = os.path.join(data, 'truths.json')
     truths = json.load(open(path))
@@ -680,7 +657,7 @@ def test_main_guard_lines(capsys):
     one_line(capsys, cli.main_guard(ctrl_c, prog='p'), 'interrupted', status=130)
 
 
-def test_full_disk_while_writing_a_snapshot(counting, tmp_path, capsys, monkeypatch):
+def test_full_disk_while_writing_a_snapshot(counting, tmp_path, capsys, monkeypatch, counting_args):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, 'No space left on device')
     monkeypatch.setattr(numpy, 'savez_compressed', full)
@@ -702,7 +679,7 @@ def test_an_output_file_that_is_a_device_or_fifo_is_never_replaced(counting, tmp
 
 
 @pytest.mark.slow
-def test_resumed_early_stopping_compares_the_snapshot_epoch(mnist_dir, tmp_path):
+def test_resumed_early_stopping_compares_the_snapshot_epoch(mnist_dir, tmp_path, friendly_args):
     # The snapshot of epoch 2 is taken before the stop trigger compares epoch 2: a resumed run
     # used to skip that comparison and mix epoch 2 into epoch 3's mean.
     straight, split = tmp_path / 'straight', tmp_path / 'split'

@@ -15,7 +15,7 @@ import pytest
 
 from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
-import chainer.links  # noqa: F401
+import chainer.links
 from lenses_common import distributed
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -218,3 +218,20 @@ def test_compat_keeps_chainer_environment_check_when_it_can_run():
     stand_in = getattr(chainer._environment_check, 'LENSES_STAND_IN', False)
     assert stand_in is not runnable
     assert callable(chainer._environment_check.check)
+
+
+def test_fixed_random_states_seed_inside_and_restore_after():
+    import random
+    import numpy
+    from lenses_common.seeding import fixed_random_states
+    numpy.random.seed(123)
+    random.seed(123)
+    outside = numpy.random.rand(), random.random()
+    numpy.random.seed(123)
+    random.seed(123)
+    with fixed_random_states(7):
+        inside = numpy.random.rand(), random.random()
+    assert (numpy.random.rand(), random.random()) == outside   # as if nothing was drawn inside
+    numpy.random.seed(7)
+    random.seed(7)
+    assert (numpy.random.rand(), random.random()) == inside

@@ -6,6 +6,7 @@ import numpy
 import pytest
 
 from Friendly import mnist
+from Friendly.mnist import __main__ as mnist_cli
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -100,7 +101,7 @@ def test_environment_variable_and_chainer_fallback(monkeypatch, mnist_dir):
 
 def test_cli_reports_a_bad_folder_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        mnist.main(['--mnist-dir', str(tmp_path)])
+        mnist_cli.main(['--mnist-dir', str(tmp_path)])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.partition('error: ')[2].startswith('MNIST file') and err.count('\n') == 1

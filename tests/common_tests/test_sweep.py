@@ -79,10 +79,7 @@ def _mpiexec():
     path = path if os.path.exists(path) else shutil.which('mpiexec')
     if path is None:
         pytest.skip('no mpiexec (make install-mpi)')
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        pytest.skip('no mpi4py (make install-mpi)')
+    pytest.importorskip('mpi4py', reason='no mpi4py (make install-mpi)')
     return path
 
 

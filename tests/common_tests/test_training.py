@@ -13,7 +13,8 @@ import chainer.links as L
 from chainer import training
 
 from lenses_common import training as scaffolding
-from lenses_common.training import NonFiniteCheck, TrainingScaffold
+from lenses_common.nonfinite import NonFiniteCheck
+from lenses_common.training import TrainingScaffold
 
 
 def _parser():
@@ -133,10 +134,14 @@ def test_resume_identity_refusal(tmp_path, capsys):
         {'lr': 0.1, 'sizes': [3, 1], 'seed': 0, 'epoch': 5}))
     scaffold = TrainingScaffold(_parser(), str(out), unit='iteration')
     keys = ('lr', 'sizes', 'seed', 'stabilize')
-    # The same run: a tuple equals the list it became in JSON, --epoch may grow, and an absent
-    # key reads as its default.
-    scaffold.check_identity(str(snapshot), {'lr': 0.1, 'sizes': (3, 1), 'seed': 0, 'epoch': 9,
-                                            'stabilize': False}, keys, {'stabilize': False})
+    # The same run: a tuple equals the list it became in JSON, --epoch may grow, and a key absent
+    # from both matches.
+    scaffold.check_identity(str(snapshot), {'lr': 0.1, 'sizes': (3, 1), 'seed': 0, 'epoch': 9},
+                            keys)
+    # A run folder that lacks a defining key (written by an earlier version) is refused.
+    line = _one_line_exit(capsys, scaffold.check_identity, str(snapshot),
+                          {'lr': 0.1, 'sizes': (3, 1), 'seed': 0, 'stabilize': False}, keys)
+    assert 'stabilize differ: stabilize=null there' in line
     line = _one_line_exit(capsys, scaffold.check_identity, str(snapshot),
                           {'lr': 0.2, 'sizes': (3, 1), 'seed': 1}, keys,
                           what='belongs to another network')

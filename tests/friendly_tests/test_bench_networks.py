@@ -18,11 +18,11 @@ def test_bench_training_iteration_and_fgsm_rate():
 
 @pytest.mark.slow   # two Python processes that import Chainer
 def test_python_m_friendly_bench_runs_the_networks_benchmark(tmp_path):
-    # ``python -m Friendly.bench`` (make bench) reaches Friendly.bench.networks.main: -h lists its
+    # ``python -m Friendly.bench`` (make bench) reaches Friendly.bench.__main__.main: -h lists its
     # options, a bad one is its one-line error.
     help_text = subprocess.run([sys.executable, '-m', 'Friendly.bench', '-h'], check=True,
                                capture_output=True, text=True).stdout
     assert '--skip-layers' in help_text and '--pd-fgsm-images' in help_text
     bad = subprocess.run([sys.executable, '-m', 'Friendly.bench', '--out', str(tmp_path),
                           '--repeats', '0'], capture_output=True, text=True)
-    assert bad.returncode == 2 and '--repeats must be positive' in bad.stderr
+    assert bad.returncode == 2 and 'argument --repeats: 0 is not a positive integer' in bad.stderr

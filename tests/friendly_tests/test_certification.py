@@ -99,7 +99,7 @@ def test_points_of_the_ball_stay_inside_the_bounds(variant, trained):
 @pytest.mark.parametrize('variant', models.VARIANTS)
 def test_float64_network_is_the_chainer_network_with_running_averages(variant):
     model, x, _ = _small_model(variant, 5, True)
-    from Friendly.robustness_attacks import float64_copy
+    from Friendly.evaluation import float64_copy
     model64 = float64_copy(model)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         y = model64(x.astype(numpy.float64)).array

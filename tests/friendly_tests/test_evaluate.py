@@ -9,13 +9,14 @@ from lenses_common import compat  # noqa: F401
 
 from Friendly import evaluate
 from Friendly import train
+from Friendly import evaluate_report
 
 FAKE = {v: {'clean': 90.0 + i, 'fgsm_white': 10.0 + i, 'fgsm_black': 50.0 + i / 4}
         for i, v in enumerate(['PD', 'S', 'GMRES', 'A', 'RS', 'GMR'])}
 
 
 def test_tables_have_six_rows_in_thesis_order():
-    text = evaluate.format_tables(FAKE, 77, 10000, 'batch')
+    text = evaluate_report.format_tables(FAKE, 77, 10000, 'batch')
     rows = [line for line in text.splitlines() if line.startswith('| ') and '%' in line]
     main_rows = rows[:6]
     assert [r.split('|')[1].strip() for r in main_rows] == ['S', 'RS', 'A', 'GMR', 'GMRES', 'PD']
@@ -27,7 +28,7 @@ def test_tables_have_six_rows_in_thesis_order():
 
 
 def test_csv():
-    rows = list(csv.reader(io.StringIO(evaluate.format_csv(FAKE))))
+    rows = list(csv.reader(io.StringIO(evaluate_report.format_csv(FAKE))))
     assert rows[0] == ['network', 'clean_pct', 'fgsm_white_pct', 'fgsm_black_pct']
     assert rows[1] == ['S', '91.00', '11.00', '50.25']
     assert len(rows) == 7
@@ -35,7 +36,7 @@ def test_csv():
 
 def test_bar_chart(tmp_path):
     path = tmp_path / 'bars.png'
-    evaluate.plot_bars(FAKE, str(path), 77)
+    evaluate_report.plot_bars(FAKE, str(path), 77)
     assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 

@@ -9,40 +9,27 @@ import pytest
 from lenses_common import compat  # noqa: F401
 import chainer
 
-from Friendly import evaluate
+from Friendly import fidelity_eval
+from Friendly import attacks
+from Friendly import evaluation
 from Friendly import fidelity
-from Friendly import models
-from Friendly import run_all
-from Friendly import train
+from Friendly import runs
 from Friendly.mnist import get_mnist
 from lenses_common import provenance
-from lenses_common.runfolder import save_npz
 
 N = 40
 
 
-def _make_run(run_dir, network, seed, finished=True):
-    argv = run_all.train_argv(network, run_all.train_options('smoke', network), seed,
-                              str(run_dir), None, None)
-    settings = train.settings_from_args(train.build_parser().parse_args(argv))
-    os.makedirs(str(run_dir))
-    (run_dir / 'settings.json').write_text(json.dumps(settings))
-    if finished:
-        numpy.random.seed(seed + len(network))
-        save_npz(str(run_dir / train.FINAL_MODEL),
-                 models.FC100('S' if network == run_all.SOURCE else network))
-
-
 @pytest.fixture
-def roots(tmp_path):
+def roots(tmp_path, make_run):
     one = tmp_path / 'one'                       # run_all --seed 0 layout
     for network in ('S', 'RS'):
-        _make_run(one / 'friendly' / 'runs' / network, network, 0)
-    _make_run(one / 'friendly' / 'runs' / 'GMR', 'GMR', 0, finished=False)
-    _make_run(one / 'friendly' / 'runs' / 'source', 'source', 1000)
+        make_run(one / 'friendly' / 'runs' / network, network, 0)
+    make_run(one / 'friendly' / 'runs' / 'GMR', 'GMR', 0, finished=False)
+    make_run(one / 'friendly' / 'runs' / 'source', 'source', 1000)
     sweep = tmp_path / 'sweep'                   # run_all --seeds 1,... layout
-    _make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'S', 'S', 1)
-    _make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'source', 'source', 1001)
+    make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'S', 'S', 1)
+    make_run(sweep / 'friendly' / 'seed-1' / 'runs' / 'source', 'source', 1001)
     thesis = tmp_path / 'thesis.json'
     thesis.write_text(json.dumps({'networks': {
         'S': {'clean': 95.86, 'whitebox_fgsm': 150.0, 'blackbox_fgsm': 45.28}}}))
@@ -50,15 +37,15 @@ def roots(tmp_path):
 
 
 def test_inside_by_hand():
-    assert fidelity.inside(46.16, 50.74, 42.11) == 'yes'
-    assert fidelity.inside(45.28, 48.32, 39.69) == 'yes'
-    assert fidelity.inside(41.11, 50.74, 42.11) == 'yes'     # exactly the lower end - 1
-    assert fidelity.inside(41.10, 50.74, 42.11) == 'no'
-    assert fidelity.inside(51.75, 42.11, 50.74) == 'no'
-    assert fidelity.inside(None, 1.0, 2.0) == 'not given'
+    assert fidelity_eval.inside(46.16, 50.74, 42.11) == 'yes'
+    assert fidelity_eval.inside(45.28, 48.32, 39.69) == 'yes'
+    assert fidelity_eval.inside(41.11, 50.74, 42.11) == 'yes'     # exactly the lower end - 1
+    assert fidelity_eval.inside(41.10, 50.74, 42.11) == 'no'
+    assert fidelity_eval.inside(51.75, 42.11, 50.74) == 'no'
+    assert fidelity_eval.inside(None, 1.0, 2.0) == 'not given'
 
 
-def test_table_of_two_layouts_matches_friendly_evaluate(roots, mnist_dir, capsys):
+def test_table_of_two_layouts_matches_friendly_evaluate(roots, mnist_dir, capsys, fgsm_by_hand):
     tmp_path, one, sweep, thesis = roots
     out = tmp_path / 'out'
     readme = tmp_path / 'README.md'
@@ -78,14 +65,14 @@ def test_table_of_two_layouts_matches_friendly_evaluate(roots, mnist_dir, capsys
     t = numpy.asarray(t[:N], numpy.int32)
     cpu = chainer.get_device('@numpy')
     for r in rows:
-        model, _ = train.load_run(r['run'])
-        source, _ = train.load_run(r['source'])
-        black = evaluate.black_box_set(source, x, t, 77, 200, cpu, progress=False)
-        counts = evaluate.evaluate_network(model, x, t, 77, 200, 'batch', cpu, black=black,
-                                           progress=False)
+        model, _ = runs.load_run(r['run'])
+        source, _ = runs.load_run(r['source'])
+        black = evaluation.black_box_set(source, x, t, 77, 200, cpu, progress=False)
+        numpy.testing.assert_array_equal(black, attacks.fgsm(source, x, t, 77))
+        counts = {k: int(v.sum()) for k, v in fgsm_by_hand(model, x, t, 77, 200, black).items()}
         assert r['clean'] == pytest.approx(100.0 * counts['clean'] / N)
-        assert r['fgsm'] == pytest.approx(100.0 * counts['fgsm_white'] / N)
-        assert r['blackbox'] == pytest.approx(100.0 * counts['fgsm_black'] / N)
+        assert r['fgsm'] == pytest.approx(100.0 * counts['fgsm'] / N)
+        assert r['blackbox'] == pytest.approx(100.0 * counts['blackbox'] / N)
         for key in ('fgsm_float64', 'blackbox_float64', 'zero_grad', 'source_zero_grad'):
             assert 0.0 <= r[key] <= 100.0
         assert r['images'] == N and r['source_seed'] == r['seed'] + 1000

@@ -14,19 +14,12 @@ from Friendly import models
 from Friendly import robustness
 from Friendly import run_all
 from Friendly import run_robustness
-from Friendly import train
-
-
-def _small(variant, seed=0, sizes=(16, 8, 8, 10)):
-    numpy.random.seed(seed)
-    return models.FC100(variant, sizes=sizes)
-
-
-def _data(n, seed=1, shape=(1, 4, 4)):
-    rng = numpy.random.RandomState(seed)
-    x = rng.randint(0, 256, (n,) + shape).astype(numpy.float32)
-    t = rng.randint(0, 10, n).astype(numpy.int32)
-    return x, t
+from Friendly import evaluation
+from Friendly import pipeline
+from Friendly import robustness_eval
+from Friendly import robustness_report
+from Friendly import runs
+from Friendly import train_args
 
 
 # -- margin loss and margin PGD ------------------------------------------------------------------
@@ -67,11 +60,11 @@ def test_margin_pgd_on_a_linear_model_reaches_the_closed_form(eps, stack):
     numpy.testing.assert_array_equal(x_adv, optimum)
 
 
-def test_stacked_and_looped_restarts_draw_the_same_starts():
+def test_stacked_and_looped_restarts_draw_the_same_starts(images):
     # One step of size 1 from the random start: the result is start +- 1, so both ways must
     # produce identical examples when they draw identical starts.
     W = numpy.random.RandomState(2).uniform(-1, 1, (2, 16))
-    x, _ = _data(6, shape=(1, 4, 4))
+    x, _ = images(6, shape=(1, 4, 4))
     t = numpy.zeros(6, numpy.int32)
     model = TwoClassLinear(W)
     a = attacks.pgd(model, x, t, eps=30, steps=1, step_size=1, restarts=4, loss='margin',
@@ -81,8 +74,8 @@ def test_stacked_and_looped_restarts_draw_the_same_starts():
     numpy.testing.assert_array_equal(a, b)
 
 
-def test_restarts_are_not_stacked_when_batch_statistics_couple_images():
-    model = _small('RS')
+def test_restarts_are_not_stacked_when_batch_statistics_couple_images(small, images):
+    model = small('RS')
     seen = []
     original = model.forward
 
@@ -90,7 +83,7 @@ def test_restarts_are_not_stacked_when_batch_statistics_couple_images():
         seen.append(x.shape[0])
         return original(x)
     model.forward = spy
-    x, t = _data(5)
+    x, t = images(5)
     with models.evaluation_mode(model, 'batch'):
         attacks.pgd(model, x, t, eps=10, steps=2, restarts=3)
     assert set(seen) == {5}     # every forward pass sees one restart's batch of 5
@@ -101,14 +94,14 @@ def test_restarts_are_not_stacked_when_batch_statistics_couple_images():
 
 
 def test_budgets_and_names():
-    assert robustness.budget('quick', 'PD')['test_subset'] == 200
-    assert robustness.budget('quick', 'S-PGDAT') == robustness.budget('quick', 'S')
-    assert robustness.budget('quick', 'S', {'pgd_steps': 3, 'test_subset': None})[
+    assert robustness_eval.budget('quick', 'PD')['test_subset'] == 200
+    assert robustness_eval.budget('quick', 'S-PGDAT') == robustness_eval.budget('quick', 'S')
+    assert robustness_eval.budget('quick', 'S', {'pgd_steps': 3, 'test_subset': None})[
         'pgd_steps'] == 3
-    assert robustness.budget('thesis', 'PD')['test_subset'] is None
-    assert len(robustness.CURVE_EPS) >= 8 and 77 in robustness.CURVE_EPS
-    assert robustness.network_name({'variant': 'S', 'adversarial': 'pgd'}) == 'S-PGDAT'
-    assert robustness.network_name({'variant': 'RS'}) == 'RS'
+    assert robustness_eval.budget('thesis', 'PD')['test_subset'] is None
+    assert len(robustness_report.CURVE_EPS) >= 8 and 77 in robustness_report.CURVE_EPS
+    assert runs.network_name({'variant': 'S', 'adversarial': 'pgd'}) == 'S-PGDAT'
+    assert runs.network_name({'variant': 'RS'}) == 'RS'
 
 
 def test_bad_input(capsys, tmp_path):
@@ -136,27 +129,27 @@ def test_bad_input(capsys, tmp_path):
 # -- PGD adversarial training --------------------------------------------------------------------
 
 def test_pgdat_option_and_settings():
-    args = train.build_parser().parse_args(['--variant', 'S', '--out', 'x', '--adversarial',
+    args = train_args.build_parser().parse_args(['--variant', 'S', '--out', 'x', '--adversarial',
                                             'pgd'])
-    assert train.settings_from_args(args)['adversarial'] == 'pgd'
-    plain = train.settings_from_args(train.build_parser().parse_args(['--variant', 'S', '--out',
-                                                                      'x']))
+    assert train_args.settings_from_args(args)['adversarial'] == 'pgd'
+    plain = train_args.settings_from_args(train_args.build_parser().parse_args(
+        ['--variant', 'S', '--out', 'x']))
     assert 'adversarial' not in plain     # earlier runs' settings still match
     assert adversarial.MADRY_STEP == numpy.rint(0.01 * 255)
     assert adversarial.MADRY_STEPS == 40 and adversarial.MADRY_EPS == 77
-    for preset in run_robustness.PGDAT_TRAIN:
-        argv = run_robustness.pgdat_argv(preset, 0, 'x', None, None)
-        assert train.build_parser().parse_args(argv).adversarial == 'pgd'
-    for preset in run_robustness.IBP_TRAIN:
-        argv = run_robustness.pgdat_argv(preset, 0, 'x', None, None, 'ibp')
-        args = train.build_parser().parse_args(argv)
+    for preset in pipeline.PGDAT_TRAIN:
+        argv = pipeline.pgdat_argv(preset, 0, 'x', None, None)
+        assert train_args.build_parser().parse_args(argv).adversarial == 'pgd'
+    for preset in pipeline.IBP_TRAIN:
+        argv = pipeline.pgdat_argv(preset, 0, 'x', None, None, 'ibp')
+        args = train_args.build_parser().parse_args(argv)
         assert args.adversarial == 'ibp' and args.variant == 'S'
-        assert train.settings_from_args(args)['ibp_loss'] == 'margin'
+        assert train_args.settings_from_args(args)['ibp_loss'] == 'margin'
 
 
-def test_pgd_training_loss_trains_on_in_ball_examples_and_is_reproducible():
-    model = models.FriendlyClassifier(_small('S'))
-    x, t = _data(6)
+def test_pgd_training_loss_trains_on_in_ball_examples_and_is_reproducible(small, images):
+    model = models.FriendlyClassifier(small('S'))
+    x, t = images(6)
     seen = []
     original = model.forward
 
@@ -184,9 +177,9 @@ def test_smoke_pipeline_writes_the_robustness_table(mnist_dir, tmp_path):
     rows = list(csv.DictReader((root / 'robustness.csv').open()))
     assert [r['network'] for r in rows] == ['S', 'RS', 'S-IBP', 'S-PGDAT']
     for r in rows:
-        for key in robustness.COLUMNS:
+        for key in robustness_report.COLUMNS:
             assert 0 <= float(r[key]) <= 100
-        for key in ('clean',) + robustness.ATTACKS:
+        for key in ('clean',) + evaluation.ATTACKS:
             assert float(r['worst_case']) <= float(r[key])
     assert (root / 'eps_curve.png').stat().st_size > 0
     report = json.loads((root / 'robustness.json').read_text())

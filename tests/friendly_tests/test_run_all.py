@@ -12,52 +12,54 @@ from lenses_common import compat  # noqa: F401
 
 from Friendly import models
 from Friendly import run_all
-from Friendly import train
 from lenses_common import sweep
+from Friendly import pipeline
+from lenses_common import runfolder
+from Friendly import train_args
 
 
 def test_presets_cover_every_network():
-    assert set(run_all.PRESETS) == {'smoke', 'quick', 'thesis'}
-    for preset in run_all.PRESETS:
-        for network in run_all.NETWORKS:
-            argv = run_all.train_argv(network, run_all.train_options(preset, network), 0,
+    assert set(pipeline.PRESETS) == {'smoke', 'quick', 'thesis'}
+    for preset in pipeline.PRESETS:
+        for network in pipeline.NETWORKS:
+            argv = pipeline.train_argv(network, pipeline.train_options(preset, network), 0,
                                       '/tmp/x', None, None)
-            args = train.build_parser().parse_args(argv)   # every option is a real flag
-            assert args.variant == ('S' if network == run_all.SOURCE else network)
+            args = train_args.build_parser().parse_args(argv)   # every option is a real flag
+            assert args.variant == ('S' if network == pipeline.SOURCE else network)
 
 
 def test_thesis_preset_is_the_full_protocol():
-    for network in run_all.NETWORKS:
+    for network in pipeline.NETWORKS:
         expected = ({'stabilize': True} if network == 'GMRES' else
                     {'pd_form': 'pairs'} if network == 'PD' else {})
-        assert run_all.train_options('thesis', network) == expected
-    pd = run_all.train_argv('PD', run_all.train_options('thesis', 'PD'), 0, 'x', None, None)
-    assert train.build_parser().parse_args(pd).pd_form == 'pairs'
-    argv = run_all.train_argv('GMRES', run_all.train_options('thesis', 'GMRES'), 0, 'x', None,
+        assert pipeline.train_options('thesis', network) == expected
+    pd = pipeline.train_argv('PD', pipeline.train_options('thesis', 'PD'), 0, 'x', None, None)
+    assert train_args.build_parser().parse_args(pd).pd_form == 'pairs'
+    argv = pipeline.train_argv('GMRES', pipeline.train_options('thesis', 'GMRES'), 0, 'x', None,
                               None)
-    assert train.build_parser().parse_args(argv).stabilize
+    assert train_args.build_parser().parse_args(argv).stabilize
     assert '--stabilize' in argv and 'True' not in argv
-    assert run_all.PRESETS['thesis']['evaluate'] == {}
-    args = train.build_parser().parse_args(['--variant', 'PD', '--out', 'x'])
+    assert pipeline.PRESETS['thesis']['evaluate'] == {}
+    args = train_args.build_parser().parse_args(['--variant', 'PD', '--out', 'x'])
     assert (args.epoch, args.patience, args.batchsize, args.val_size) == (100, 20, 20, 4200)
     assert args.train_subset is None and args.val_subset is None
 
 
 def test_quick_preset_trains_on_real_mnist_and_tests_on_all_images():
-    assert run_all.PRESETS['quick']['evaluate'] == {}
-    for network in run_all.NETWORKS:
-        options = run_all.train_options('quick', network)
+    assert pipeline.PRESETS['quick']['evaluate'] == {}
+    for network in pipeline.NETWORKS:
+        options = pipeline.train_options('quick', network)
         assert options['epoch'] >= 2
         if network != 'PD':
             assert 'train_subset' not in options
-    assert run_all.train_options('quick', 'PD')['train_subset'] >= 1000
+    assert pipeline.train_options('quick', 'PD')['train_subset'] >= 1000
     # the source network is trained like S
-    assert run_all.train_options('quick', run_all.SOURCE) == run_all.train_options('quick', 'S')
+    assert pipeline.train_options('quick', pipeline.SOURCE) == pipeline.train_options('quick', 'S')
 
 
 def _settings(out, variant='S', **changes):
-    argv = run_all.train_argv(variant, {'epoch': 2}, 0, str(out), None, None)
-    settings = train.settings_from_args(train.build_parser().parse_args(argv))
+    argv = pipeline.train_argv(variant, {'epoch': 2}, 0, str(out), None, None)
+    settings = train_args.settings_from_args(train_args.build_parser().parse_args(argv))
     settings.update(changes)
     return settings
 
@@ -65,31 +67,31 @@ def _settings(out, variant='S', **changes):
 def test_run_state(tmp_path):
     run_dir = tmp_path / 'S'
     wanted = _settings(run_dir)
-    assert run_all.run_state(str(run_dir), wanted) == 'fresh'
+    assert pipeline.run_state(str(run_dir), wanted) == 'fresh'
     run_dir.mkdir()
     (run_dir / 'settings.json').write_text(json.dumps(wanted))
-    assert run_all.run_state(str(run_dir), wanted) == 'fresh'
+    assert pipeline.run_state(str(run_dir), wanted) == 'fresh'
     (run_dir / 'snapshot_epoch_1').write_text('')
-    assert run_all.run_state(str(run_dir), wanted) == 'resume'
+    assert pipeline.run_state(str(run_dir), wanted) == 'resume'
     (run_dir / 'model_final.npz').write_text('')
-    assert run_all.run_state(str(run_dir), wanted) == 'done'
+    assert pipeline.run_state(str(run_dir), wanted) == 'done'
     # the device and MNIST folder do not make another network ...
-    assert run_all.run_state(str(run_dir), dict(wanted, device='@cupy:0',
+    assert pipeline.run_state(str(run_dir), dict(wanted, device='@cupy:0',
                                                  mnist_dir='/else')) == 'done'
     # ... but any training setting does
-    assert run_all.run_state(str(run_dir), dict(wanted, epoch=3)) == 'other'
-    assert run_all.run_state(str(run_dir), dict(wanted, seed=1)) == 'other'
+    assert pipeline.run_state(str(run_dir), dict(wanted, epoch=3)) == 'other'
+    assert pipeline.run_state(str(run_dir), dict(wanted, seed=1)) == 'other'
     (run_dir / 'settings.json').write_text('{broken')
-    assert run_all.run_state(str(run_dir), wanted) == 'other'
+    assert pipeline.run_state(str(run_dir), wanted) == 'other'
 
 
 def test_move_aside(tmp_path):
     run_dir = tmp_path / 'PD'
     run_dir.mkdir()
     (run_dir / 'a').write_text('1')
-    assert run_all.move_aside(str(run_dir)) == str(run_dir) + '.old-1'
+    assert runfolder.move_aside(str(run_dir)) == str(run_dir) + '.old-1'
     run_dir.mkdir()
-    assert run_all.move_aside(str(run_dir)) == str(run_dir) + '.old-2'
+    assert runfolder.move_aside(str(run_dir)) == str(run_dir) + '.old-2'
     assert (tmp_path / 'PD.old-1' / 'a').read_text() == '1'
     assert not run_dir.exists()
 
@@ -118,7 +120,7 @@ def test_pipeline_resumes_and_skips(mnist_dir, tmp_path, capsys):
     assert set(results) == {'S'}
     runs = tmp_path / 'friendly' / 'runs'
     source = json.loads((runs / 'source' / 'settings.json').read_text())
-    assert source['variant'] == 'S' and source['seed'] == run_all.SOURCE_SEED_OFFSET
+    assert source['variant'] == 'S' and source['seed'] == pipeline.SOURCE_SEED_OFFSET
     capsys.readouterr()
     # a finished run is skipped; an interrupted one (no final model) resumes from its snapshot
     os.remove(runs / 'S' / 'model_final.npz')
@@ -209,7 +211,7 @@ def test_seed_sweep_parallel_equals_serial_and_resumes_per_job(mnist_dir, tmp_pa
     for seed in (0, 1):
         source = json.loads((top / 'seed-{}'.format(seed) / 'runs' / 'source' /
                              'settings.json').read_text())
-        assert source['seed'] == seed + run_all.SOURCE_SEED_OFFSET
+        assert source['seed'] == seed + pipeline.SOURCE_SEED_OFFSET
     # the seeds differ, and table.md shows their mean and sample standard deviation
     clean = [float(r['clean_pct']) for r in rows if r['network'] == 'S']
     assert clean[0] != clean[1]

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from Friendly import thesis_summary
 from Friendly import thesis_table
 from lenses_common import provenance
 
@@ -26,12 +27,12 @@ def files(tmp_path):
 
 
 def test_inside_widens_by_one_point():
-    assert thesis_table.inside(46.0, [47.0, 50.0]) == 'yes'      # exactly min - 1
-    assert thesis_table.inside(51.0, [47.0, 50.0]) == 'yes'      # exactly max + 1
-    assert thesis_table.inside(45.99, [47.0, 50.0]) == 'no'
-    assert thesis_table.inside(51.01, [47.0, 50.0]) == 'no'
-    assert thesis_table.inside(None, [47.0]) == 'not given'
-    assert thesis_table.inside(47.0, []) == '-'
+    assert thesis_summary.inside(46.0, [47.0, 50.0]) == 'yes'      # exactly min - 1
+    assert thesis_summary.inside(51.0, [47.0, 50.0]) == 'yes'      # exactly max + 1
+    assert thesis_summary.inside(45.99, [47.0, 50.0]) == 'no'
+    assert thesis_summary.inside(51.01, [47.0, 50.0]) == 'no'
+    assert thesis_summary.inside(None, [47.0]) == 'not given'
+    assert thesis_summary.inside(47.0, []) == '-'
 
 
 def test_mean_sd_min_max_and_inside_by_hand(files, capsys):

@@ -8,20 +8,25 @@ import chainer
 
 from Friendly import models
 from Friendly import train
+from lenses_common import cli
+from Friendly import runs
+from Friendly import train_args
+from Friendly import trainer
+from lenses_common import training
 
 
 def test_split_is_4200_55800_disjoint_and_seeded():
     data = chainer.datasets.TupleDataset(numpy.arange(60000), numpy.arange(60000))
-    tr, val = train.split_mnist(data, seed=3)
+    tr, val = trainer.split_mnist(data, seed=3)
     assert (len(tr), len(val)) == (55800, 4200)
     ids_val = {val[i][0] for i in range(len(val))}
     ids_tr = {tr[i][0] for i in range(0, len(tr), 7)}
     assert not ids_val & ids_tr
-    tr2, val2 = train.split_mnist(data, seed=3)
+    tr2, val2 = trainer.split_mnist(data, seed=3)
     assert [val2[i][0] for i in range(50)] == [val[i][0] for i in range(50)]
-    _, val3 = train.split_mnist(data, seed=4)
+    _, val3 = trainer.split_mnist(data, seed=4)
     assert [val3[i][0] for i in range(50)] != [val[i][0] for i in range(50)]
-    tr4, val4 = train.split_mnist(data, seed=3, train_subset=100, val_subset=30)
+    tr4, val4 = trainer.split_mnist(data, seed=3, train_subset=100, val_subset=30)
     assert (len(tr4), len(val4)) == (100, 30)
     assert tr4[5][0] == tr[5][0]
 
@@ -74,7 +79,7 @@ def test_training_writes_run_folder(tiny_run):
     assert summary['iterations'] == 10 and summary['epochs_run'] == 1
     log = json.loads((out / 'log').read_text())
     assert log[-1]['epoch'] == 1 and 'validation/main/accuracy' in log[-1]
-    model, loaded = train.load_run(str(out))
+    model, loaded = runs.load_run(str(out))
     assert isinstance(model, models.FC100) and loaded['variant'] == 'S'
 
 
@@ -117,14 +122,14 @@ def test_resumed_run_matches_uninterrupted(mnist_dir, tmp_path):
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
-    order = train.EpochSeededOrder(5)
+    order = training.EpochSeededOrder(5)
     it = chainer.iterators.SerialIterator(list(range(7)), 7, order_sampler=order)
     order.iterator = it
     epochs = [sorted(it.next()) == list(range(7)) for _ in range(3)]
     assert all(epochs)
     first = list(numpy.random.RandomState([5, 0]).permutation(7))
     it2 = chainer.iterators.SerialIterator(list(range(7)), 7,
-                                           order_sampler=train.EpochSeededOrder(5))
+                                           order_sampler=training.EpochSeededOrder(5))
     assert it2.next() == first
     assert list(numpy.random.RandomState([5, 1]).permutation(7)) != first
 
@@ -132,7 +137,7 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
 def test_load_run_errors(tiny_run, tmp_path):
     out, _ = tiny_run
     with pytest.raises(ValueError, match='does not exist'):
-        train.load_run(str(tmp_path))
+        runs.load_run(str(tmp_path))
     # settings of another network (RS) beside the S model: refused, not silently half-loaded
     import shutil
     other = tmp_path / 'other'
@@ -141,23 +146,23 @@ def test_load_run_errors(tiny_run, tmp_path):
     settings['variant'] = 'RS'
     (other / 'settings.json').write_text(json.dumps(settings))
     with pytest.raises(ValueError, match='does not fit the RS network'):
-        train.load_run(str(other))
+        runs.load_run(str(other))
     settings['variant'] = 'GMRES'
     (other / 'settings.json').write_text(json.dumps(settings))
     with pytest.raises(ValueError, match='does not fit the GMRES network'):
-        train.load_run(str(other))
+        runs.load_run(str(other))
     # a model file that is not an npz
     settings['variant'] = 'S'
     (other / 'settings.json').write_text(json.dumps(settings))
     (other / 'model_final.npz').write_text('not a model')
     with pytest.raises(ValueError, match='not a readable .npz'):
-        train.load_run(str(other))
+        runs.load_run(str(other))
     (other / 'model_final.npz').unlink()
     with pytest.raises(ValueError, match='model file .* does not exist'):
-        train.load_run(str(other))
+        runs.load_run(str(other))
     (other / 'settings.json').write_text(json.dumps({'kind': 'counting'}))
     with pytest.raises(ValueError, match='not written by Friendly.train'):
-        train.load_run(str(other))
+        runs.load_run(str(other))
 
 
 def test_same_seed_same_weights(tiny_run, mnist_dir, tmp_path):
@@ -198,7 +203,7 @@ def test_training_step_on_device_agrees_with_numpy(device, variant):
         numpy.random.seed(0)
         model = models.FriendlyClassifier(models.FC100(variant, sizes=(16, 8, 8, 10)))
         model.to_device(dev)
-        opt = train.make_optimizer('fast', 0.002, 0.85)
+        opt = trainer.make_optimizer('fast', 0.002, 0.85)
         opt.setup(model)
         with chainer.using_config('train', True):
             opt.update(model, dev.send(x), dev.send(t))
@@ -218,7 +223,7 @@ def test_non_finite_numbers_are_refused_at_parse_time(capsys, tmp_path):
                           ('--gmr-weight', 'nan'), ('--gmr-weight', 'inf'),
                           ('--gmr-weight', '-1'), ('--renorm-threshold', 'nan')):
         msg = _error(capsys, ['--variant', 'GMR', '--out', str(out), option, value])
-        assert 'error: ' + option in msg, msg
+        assert 'error: argument ' + option in msg, msg
     assert not out.exists()
 
 
@@ -238,7 +243,7 @@ def test_non_finite_loss_stops_at_that_iteration(mnist_dir, tmp_path, capsys, mo
     out = tmp_path / 'S'
     with pytest.raises(SystemExit) as info:
         train.main(_tiny(out, epoch=3, extra=['--mnist-dir', mnist_dir]))
-    assert info.value.code == train.EXIT_NONFINITE != 0
+    assert info.value.code == cli.EXIT_NONFINITE != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'Traceback' not in err[0]
     assert err[0].partition('error: ')[2].startswith(
@@ -253,7 +258,7 @@ def test_non_finite_loss_stops_at_that_iteration(mnist_dir, tmp_path, capsys, mo
 
 def test_non_finite_check_finds_gradients_and_parameters():
     model = models.FriendlyClassifier(models.FC100('S', sizes=(6, 5, 4, 3)))
-    check = train.NonFiniteCheck(model)
+    check = training.NonFiniteCheck(model)
     model.cleargrads()
     assert check.problem({'main/loss': 0.5}) is None
     assert check.problem({'main/loss': float('inf')}) == 'non-finite main/loss (inf)'
@@ -270,9 +275,10 @@ def test_non_finite_check_finds_gradients_and_parameters():
 
 def test_stabilize_clips_the_gradient_norm():
     lr = 0.1
-    for stabilize, expected in ((False, 100.0), (True, train.STABLE_CLIP_NORM)):
+    for stabilize, expected in ((False, 100.0), (True, train_args.STABLE_CLIP_NORM)):
         link = chainer.links.Linear(3, 2)
-        optimizer = train.setup_optimizer(train.make_optimizer('fast', lr, 0.0), link, stabilize)
+        optimizer = trainer.setup_optimizer(trainer.make_optimizer('fast', lr, 0.0), link,
+                                            stabilize)
         before = [p.array.copy() for p in (link.W, link.b)]
         link.W.grad = numpy.zeros((2, 3), numpy.float32)
         link.b.grad = numpy.zeros(2, numpy.float32)

@@ -2,10 +2,10 @@
 
 The four standard ``*-idx?-ubyte.gz`` files are read from ``--mnist-dir`` or ``$MNIST_DIR`` and
 checked against the published md5 sums before use; with neither, Chainer's own ``get_mnist``
-downloads and caches them.
+downloads and caches them. :func:`test_arrays` gives the test images and labels of an evaluation
+command. ``python -m Friendly.mnist`` (:mod:`Friendly.mnist.__main__`) checks the files.
 """
 import gzip
-import sys
 import hashlib
 import os
 
@@ -14,7 +14,6 @@ import numpy
 from lenses_common import compat  # noqa: F401
 import chainer
 from chainer.datasets._mnist_helper import preprocess_mnist
-from lenses_common import cli
 
 # Published md5 sums of the compressed files (the same as ../shared/data/mnist/SOURCE.md).
 FILES = {
@@ -122,19 +121,14 @@ def add_mnist_argument(parser):
     return parser
 
 
-def main(argv=None):
-    parser = cli.ArgumentParser(description='Check and summarise the MNIST files.')
-    add_mnist_argument(parser)
-    args = parser.parse_args(argv)
+def test_arrays(parser, mnist_dir, n=None):
+    """The test images (float32, contiguous) and labels (int32), the first ``n`` only when given;
+    a missing or damaged MNIST is one line through ``parser`` (exit status 2)."""
     try:
-        train, test = get_mnist(args.mnist_dir)
+        _, test = get_mnist(mnist_dir)
     except MNISTError as e:
-        parser.exit(2, parser.prog + ': error: {}\n'.format(e))
-    for name, data in (('train', train), ('test', test)):
-        x, y = data._datasets
-        print('{}: images {} {} range {:.0f}..{:.0f}, label counts {}'.format(
-            name, x.shape, x.dtype, x.min(), x.max(), numpy.bincount(y, minlength=10).tolist()))
-
-
-if __name__ == '__main__':
-    sys.exit(cli.main_guard(main))
+        parser.exit(2, '{}: error: {}\n'.format(parser.prog, e))
+    x, t = test._datasets
+    if n:
+        x, t = x[:n], t[:n]
+    return numpy.ascontiguousarray(x, dtype=numpy.float32), numpy.asarray(t, dtype=numpy.int32)

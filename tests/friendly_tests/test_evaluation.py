@@ -1,4 +1,4 @@
-"""Tests of Friendly.robustness_attacks: zero gradients, the float64 copy, the worst case."""
+"""Tests of Friendly.evaluation: zero gradients, the float64 copy, the worst case."""
 import numpy
 import pytest
 
@@ -6,25 +6,14 @@ from lenses_common import compat  # noqa: F401
 import chainer
 
 from Friendly import attacks
-from Friendly import evaluate
+from Friendly import evaluate_report
+from Friendly import evaluation
 from Friendly import models
-from Friendly.robustness_attacks import ATTACKS, attack_batch, evaluate_set, float64_copy
-from Friendly.robustness_attacks import source_sets
+from Friendly.evaluation import ATTACKS, attack_batch, evaluate_set, float64_copy
+from Friendly.evaluation import source_sets
 
 
 CPU = chainer.get_device('@numpy')
-
-
-def _small(variant, seed=0, sizes=(16, 8, 8, 10)):
-    numpy.random.seed(seed)
-    return models.FC100(variant, sizes=sizes)
-
-
-def _data(n, seed=1, shape=(1, 4, 4)):
-    rng = numpy.random.RandomState(seed)
-    x = rng.randint(0, 256, (n,) + shape).astype(numpy.float32)
-    t = rng.randint(0, 10, n).astype(numpy.int32)
-    return x, t
 
 
 # -- zero gradients and float64 -----------------------------------------------------------------
@@ -57,8 +46,8 @@ def test_zero_gradient_count_of_a_hand_built_saturated_network():
     assert got['zero_grad_float64'].tolist() == [False, False, False, False, True, True, False]
 
 
-def test_float64_copy_leaves_the_original_and_computes_the_same_function():
-    model = _small('RS')
+def test_float64_copy_leaves_the_original_and_computes_the_same_function(small, images):
+    model = small('RS')
     before = [p.array.copy() for p in model.params()]
     copy = float64_copy(model)
     assert all(p.array.dtype == numpy.float32 for p in model.params())
@@ -66,17 +55,17 @@ def test_float64_copy_leaves_the_original_and_computes_the_same_function():
     assert all(b.avg_mean.dtype == numpy.float64 for b in copy.batch_renorm_links())
     for b, p in zip(before, model.params()):
         numpy.testing.assert_array_equal(b, p.array)
-    x, _ = _data(10)
+    x, _ = images(10)
     for mode in models.BN_MODES:
-        y32 = evaluate.predict(model, x, mode)
+        y32 = evaluation.predict(model, x, mode)
         with models.evaluation_mode(copy, mode), chainer.no_backprop_mode():
             y64 = copy(x.astype(numpy.float64)).array.argmax(axis=1)
         numpy.testing.assert_array_equal(y32, y64)
 
 
-def test_float64_fgsm_equals_float32_fgsm_on_an_unsaturated_network():
-    model = _small('S', seed=3)
-    x, t = _data(20, seed=5)
+def test_float64_fgsm_equals_float32_fgsm_on_an_unsaturated_network(small, images):
+    model = small('S', seed=3)
+    x, t = images(20, seed=5)
     x = x / 255.0 * 4.0     # pre-activations of order 1: nothing near saturation
     g64 = attacks.loss_gradient(float64_copy(model), x.astype(numpy.float64), t)
     # no gradient entry close enough to 0 for float32 rounding (~1e-7 relative) to flip its sign
@@ -91,10 +80,11 @@ def test_float64_fgsm_equals_float32_fgsm_on_an_unsaturated_network():
 # -- the table -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('variant', ['S', 'RS'])
-def test_worst_case_is_the_conjunction_and_fgsm_is_evaluates(variant):
-    model = _small(variant, seed=2)
-    x, t = _data(30, seed=3)
-    source = _small('S', seed=9)
+def test_worst_case_is_the_conjunction_and_fgsm_is_evaluates(variant, small, images,
+                                                             fgsm_by_hand):
+    model = small(variant, seed=2)
+    x, t = images(30, seed=3)
+    source = small('S', seed=9)
     sets = source_sets(source, float64_copy(source), x, t, 77, 20, CPU)
     black = sets['blackbox']
     numpy.testing.assert_array_equal(black, attacks.fgsm(source, x, t, 77))
@@ -105,21 +95,20 @@ def test_worst_case_is_the_conjunction_and_fgsm_is_evaluates(variant):
         assert not (got['worst_case'] & ~got[key]).any()      # never above any column
     expected = numpy.logical_and.reduce([got[k] for k in ('clean',) + ATTACKS])
     numpy.testing.assert_array_equal(got['worst_case'], expected)
-    # the fgsm, clean and black-box columns are Friendly.evaluate's counts, batch for batch
-    counts = evaluate.evaluate_network(model, x, t, 77, 20, 'batch', CPU, black=black)
-    assert counts['clean'] == got['clean'].sum()
-    assert counts['fgsm_white'] == got['fgsm'].sum()
-    assert counts['fgsm_black'] == got['blackbox'].sum()
+    # the fgsm, clean and black-box columns are the thesis's FGSM protocol, batch for batch
+    by_hand = fgsm_by_hand(model, x, t, 77, 20, black)
+    for key in ('clean', 'fgsm', 'blackbox'):
+        numpy.testing.assert_array_equal(got[key], by_hand[key])
     if variant == 'S':   # no Batch Renormalization: both modes take the same gradient
         numpy.testing.assert_array_equal(got['fgsm'], got['fgsm_bn_running'])
 
 
 # -- black-box examples with the source's float64 gradient --------------------------------------
 
-def test_blackbox_float64_equals_blackbox_on_an_unsaturated_source():
-    source = _small('S', seed=3)
-    model = _small('RS', seed=4)
-    x, t = _data(40, seed=5)
+def test_blackbox_float64_equals_blackbox_on_an_unsaturated_source(small, images):
+    source = small('S', seed=3)
+    model = small('RS', seed=4)
+    x, t = images(40, seed=5)
     x = x / 255.0 * 4.0     # pre-activations of order 1: nothing near saturation
     g64 = attacks.loss_gradient(float64_copy(source), x.astype(numpy.float64), t)
     scale = numpy.abs(g64).reshape(len(x), -1).max(axis=1).reshape(-1, 1, 1, 1)
@@ -189,12 +178,12 @@ def test_blackbox_float64_attacks_images_a_float32_saturated_source_leaves_alone
 
 
 @pytest.mark.gpu
-def test_source_sets_on_the_gpu_agree_with_numpy():
+def test_source_sets_on_the_gpu_agree_with_numpy(small, images):
     # The path of Friendly.fidelity --device @cupy:0: the float64 copy made on the GPU, its
     # examples brought back to the CPU; float64 gradients of the same weights give the same
     # signs on both devices except where a gradient entry is ~0.
-    source = _small('S', seed=3)
-    x, t = _data(40, seed=5)
+    source = small('S', seed=3)
+    x, t = images(40, seed=5)
     expected = source_sets(source, float64_copy(source), x, t, 77, 20, CPU)
     gpu = chainer.get_device('@cupy:0')
     source.to_device(gpu)
@@ -203,3 +192,21 @@ def test_source_sets_on_the_gpu_agree_with_numpy():
         assert isinstance(got[key], numpy.ndarray) and got[key].dtype == numpy.float32
         assert (got[key] != expected[key]).mean() < 0.01
     numpy.testing.assert_array_equal(got['zero_grad_float64'], expected['zero_grad_float64'])
+
+
+# -- the batching and the report keys -----------------------------------------------------------
+
+def test_batches_cover_the_set_in_order():
+    assert list(evaluation.batches(5, 2)) == [(0, 2), (2, 4), (4, 5)]
+    assert list(evaluation.batches(4, 4)) == [(0, 4)]
+    assert list(evaluation.batches(0, 3)) == []
+
+
+def test_accuracy_pct_maps_the_evaluator_keys_to_the_report_keys():
+    got = {'clean': numpy.array([True, True, False, True]),
+           'fgsm': numpy.array([True, False, False, False]),
+           'blackbox': numpy.array([True, True, False, False]),
+           'worst_case': numpy.array([True, False, False, False])}
+    assert evaluate_report.accuracy_pct(got) == {'clean': 75.0, 'fgsm_white': 25.0,
+                                                 'fgsm_black': 50.0}
+    assert list(evaluate_report.accuracy_pct(got)) == ['clean', 'fgsm_white', 'fgsm_black']

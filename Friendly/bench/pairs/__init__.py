@@ -24,7 +24,6 @@ import chainer
 
 from Friendly import models
 from Friendly.optimizers import FastMomentumSGD, apply_pair_form_lr_factors
-from lenses_common import cli
 
 WEIGHT_PASSES = 7   # forward read, gradient write, update: 3 reads + 2 writes
 
@@ -182,29 +181,3 @@ def run(repeats=7, warmup=2, chunk_size=None, seed=0, batch=models.BATCHSIZE,
         setups[form] = None
     gc.collect()
     return '\n'.join(lines), figures
-
-
-def build_parser():
-    parser = cli.ArgumentParser(
-        description='Time one PD training iteration in the full and the pair form.')
-    parser.add_argument('--repeats', type=int, default=7,
-                        help='timed iterations of each form (default: %(default)s)')
-    parser.add_argument('--chunk-size', type=int, default=None,
-                        help='the chunk_size of both forms (default: each form\'s own, {} for '
-                             'full and {} for pairs)'.format(models.PD_CHUNK_DEFAULTS['full'],
-                                                             models.PD_CHUNK_DEFAULTS['pairs']))
-    return parser
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.repeats <= 0 or (args.chunk_size is not None and args.chunk_size <= 0):
-        parser.error('--repeats and --chunk-size must be positive')
-    text, _ = run(repeats=args.repeats, chunk_size=args.chunk_size)
-    print(text)
-    return text
-
-
-if __name__ == '__main__':
-    main()

@@ -1,11 +1,12 @@
-"""The attacks of :mod:`Friendly.robustness`, run batch by batch on one network.
+"""The one evaluator of trained networks: clean accuracy and every attack, image by image.
 
-:func:`attack_batch` tells, per image of one batch, whether the victim still classifies it
-correctly under each attack of :data:`ATTACKS` (and whether its input gradient is exactly zero);
-:func:`evaluate_set` runs it over a whole set and adds the per-image worst case.
-:func:`float64_copy` gives the float64 copy whose gradients the ``*_float64`` attacks use, and
-:func:`source_sets` the black-box examples of the source network, with float32 and float64
-gradients, and the source's own zero-gradient indicators.
+:func:`evaluate_set` tells, per image of a set, whether the victim still classifies it correctly
+clean and under each attack of :data:`ATTACKS` (the thesis's white-box FGSM is ``'fgsm'``, its
+black-box FGSM ``'blackbox'``), batch by batch (:func:`batches`, :func:`attack_batch`), and adds the
+per-image worst case; :mod:`Friendly.evaluate` counts its results for the thesis's tables,
+:mod:`Friendly.robustness` for its report. :func:`black_box_set` and :func:`source_sets` make the
+black-box examples of the source network, :func:`float64_copy` the float64 copy whose gradients the
+``*_float64`` attacks use.
 """
 import numpy
 
@@ -13,12 +14,53 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 import chainer
 
 from Friendly import attacks
-from Friendly import evaluate
 from Friendly import models
 from lenses_common.progress import Progress
 
+#: The attacks of :func:`attack_batch`, by name (the keys of its result and of the reports of
+#: :mod:`Friendly.robustness`).
 ATTACKS = ('fgsm', 'fgsm_float64', 'fgsm_bn_running', 'pgd', 'pgd_margin', 'pgd_margin_float64',
            'blackbox', 'blackbox_float64')
+#: The black-box PGD of ``Friendly.evaluate --pgd``: the source's PGD examples, judged by the
+#: victim (not one of :data:`ATTACKS`).
+PGD_BLACKBOX = 'pgd_blackbox'
+
+
+def batches(n, batchsize):
+    """``(start, stop)`` of the consecutive batches of ``batchsize`` (the last one shorter) that
+    cover ``n`` images: the batching of every evaluation."""
+    for start in range(0, n, batchsize):
+        yield start, min(n, start + batchsize)
+
+
+def predict(model, x, bn_mode):
+    """The classes ``model`` predicts for ``x``, Batch Renormalization in ``bn_mode``."""
+    with models.evaluation_mode(model, bn_mode), chainer.no_backprop_mode():
+        return chainer.as_array(model(x)).argmax(axis=1)
+
+
+def make_adversarial(model, x, t, eps, bn_mode, method='fgsm', pgd_options=None):
+    """FGSM (``method='fgsm'``) or PGD examples of ``model`` in ``bn_mode``."""
+    with models.evaluation_mode(model, bn_mode):
+        if method == 'fgsm':
+            return attacks.fgsm(model, x, t, eps)
+        return attacks.pgd(model, x, t, eps, **(pgd_options or {}))
+
+
+def black_box_set(source, x_all, t_all, eps, batchsize, device, method='fgsm',
+                  pgd_options=None, progress=True):
+    """Adversarial examples of the whole test set made by ``source`` (computed once, on the CPU)."""
+    out = numpy.empty_like(x_all)
+    bar = Progress(len(x_all), desc='black-box {} from the source'.format(method), unit='img',
+                   enabled=progress)
+    for start, stop in batches(len(x_all), batchsize):
+        x = device.send(x_all[start:stop])
+        t = device.send(t_all[start:stop])
+        out[start:stop] = chainer.backend.CpuDevice().send(
+            make_adversarial(source, x, t, eps, 'batch', method, pgd_options))
+        bar.update(stop - start)
+    bar.close()
+    return out
 
 
 def float64_copy(model):
@@ -48,7 +90,7 @@ def _zero_rows(g):
 def source_sets(source, source64, x_all, t_all, eps, batchsize, device, progress=False):
     """The black-box examples of ``source`` on a whole set, and its zero-gradient indicators.
 
-    Returns CPU arrays {'blackbox': float32 FGSM examples (:func:`Friendly.evaluate.black_box_set`,
+    Returns CPU arrays {'blackbox': float32 FGSM examples (:func:`black_box_set`,
     the thesis's), 'blackbox_float64': FGSM examples whose gradient comes from ``source64`` (the
     float64 copy of ``source``, :func:`float64_copy`), 'zero_grad' and 'zero_grad_float64': per
     image, whether the source's input gradient of the thesis loss is exactly zero in float32 and
@@ -56,12 +98,12 @@ def source_sets(source, source64, x_all, t_all, eps, batchsize, device, progress
     Renormalization in 'batch' mode as ``black_box_set`` takes them (the source is an S network,
     which has none).
     """
-    out = {'blackbox': evaluate.black_box_set(source, x_all, t_all, eps, batchsize, device,
+    out = {'blackbox': black_box_set(source, x_all, t_all, eps, batchsize, device,
                                               progress=progress)}
     eps = attacks.check_eps(eps)
     cpu = chainer.backend.CpuDevice()
     parts = {}
-    for start, stop in evaluate._batches(len(x_all), batchsize):
+    for start, stop in batches(len(x_all), batchsize):
         x = device.send(x_all[start:stop])
         t = device.send(t_all[start:stop])
         with models.evaluation_mode(source, 'batch'):
@@ -78,22 +120,23 @@ def source_sets(source, source64, x_all, t_all, eps, batchsize, device, progress
 
 
 def attack_batch(model, model64, x, t, eps, bn_mode, wanted, black=None, pgd_options=None,
-                 zero_grad=False, black64=None):
+                 zero_grad=False, black64=None, pgd_black=None):
     """Per-image correctness (bool arrays on ``x``'s device) of one batch under each attack.
 
     ``wanted``: the attack names to run (of :data:`ATTACKS`); ``black``: the black-box examples of
     this batch (needed for 'blackbox'); ``pgd_options``: keyword arguments of
     :func:`Friendly.attacks.pgd` (steps, restarts, step_size, rng). The victim is ``model`` in
     ``bn_mode``; ``black64``: the black-box examples made with the source's float64 gradient
-    (needed for 'blackbox_float64'); returns {'clean': ..., attack: ...} and, with ``zero_grad``,
-    the all-zero
-    gradient indicators 'zero_grad' and 'zero_grad_float64'.
+    (needed for 'blackbox_float64'); ``pgd_black``: the source's PGD examples (needed for
+    'pgd_blackbox'); returns {'clean': ..., attack: ...} and, with ``zero_grad``, the all-zero
+    gradient indicators 'zero_grad' and 'zero_grad_float64'. ``model64`` (:func:`float64_copy`)
+    is needed only for the ``*_float64`` attacks and ``zero_grad``.
     """
     def correct(images):
-        return evaluate.predict(model, images, bn_mode) == t
+        return predict(model, images, bn_mode) == t
 
     out = {}
-    # Friendly.evaluate's white-box FGSM, call for call: its forward pass gives clean too.
+    # The thesis's white-box FGSM: its forward pass on the clean batch gives clean too.
     with models.evaluation_mode(model, bn_mode):
         x_adv, y = attacks.fgsm(model, x, t, eps, return_output=True)
     out['clean'] = y.argmax(axis=1) == t
@@ -131,33 +174,44 @@ def attack_batch(model, model64, x, t, eps, bn_mode, wanted, black=None, pgd_opt
         out['blackbox'] = correct(black)
     if 'blackbox_float64' in wanted:
         out['blackbox_float64'] = correct(black64)
+    if PGD_BLACKBOX in wanted:
+        out[PGD_BLACKBOX] = correct(pgd_black)
     return out
 
 
 def evaluate_set(model, model64, x_all, t_all, eps, batchsize, bn_mode, device, wanted,
                  black=None, pgd_steps=100, pgd_restarts=5, seed=0, zero_grad=False,
-                 black64=None, progress=False, desc=''):
-    """Per-image correctness over a whole set as CPU bool arrays, plus 'worst_case'.
+                 black64=None, progress=False, desc='', pgd_black=None, pgd_options=None):
+    """Per-image correctness over a whole set as CPU bool arrays, plus 'worst_case': the one
+    evaluator of :mod:`Friendly.evaluate`, :mod:`Friendly.robustness`, :mod:`Friendly.fidelity`
+    and :mod:`Friendly.certify`.
 
-    ``black`` and ``black64``: the whole set's black-box examples (float32 and float64 source
-    gradients, :func:`source_sets`), needed for 'blackbox' and 'blackbox_float64'.
+    The set is attacked in :func:`batches` of ``batchsize`` (with Batch Renormalization's batch
+    statistics the batch is part of the protocol). ``black``, ``black64`` and ``pgd_black``: the
+    whole set's black-box examples (:func:`source_sets`, :func:`black_box_set`), needed for
+    'blackbox', 'blackbox_float64' and 'pgd_blackbox'. PGD takes ``pgd_steps`` steps of
+    :func:`Friendly.attacks.pgd_step_size` with ``pgd_restarts`` restarts drawn from
+    ``numpy.random.RandomState(seed)``, or the keyword arguments ``pgd_options`` of
+    :func:`Friendly.attacks.pgd` when given (their ``rng`` goes on from batch to batch).
     """
-    for key, given in (('blackbox', black), ('blackbox_float64', black64)):
+    for key, given in (('blackbox', black), ('blackbox_float64', black64),
+                       (PGD_BLACKBOX, pgd_black)):
         if key in wanted and given is None:
             raise ValueError('attack {} needs its black-box examples'.format(key))
-    pgd_options = {'steps': pgd_steps, 'restarts': pgd_restarts,
-                   'step_size': attacks.pgd_step_size(eps, pgd_steps) if pgd_steps else 1,
-                   'rng': numpy.random.RandomState(seed)}
+    if pgd_options is None:
+        pgd_options = {'steps': pgd_steps, 'restarts': pgd_restarts,
+                       'step_size': attacks.pgd_step_size(eps, pgd_steps) if pgd_steps else 1,
+                       'rng': numpy.random.RandomState(seed)}
     cpu = chainer.backend.CpuDevice()
     parts = {}
     bar = Progress(len(x_all), desc=desc or 'attacks', unit='img', enabled=progress)
-    for start, stop in evaluate._batches(len(x_all), batchsize):
+    for start, stop in batches(len(x_all), batchsize):
         x = device.send(x_all[start:stop])
         t = device.send(t_all[start:stop])
-        b = None if black is None else device.send(black[start:stop])
-        b64 = None if black64 is None else device.send(black64[start:stop])
-        got = attack_batch(model, model64, x, t, eps, bn_mode, wanted, b, pgd_options,
-                           zero_grad, b64)
+        given = [None if a is None else device.send(a[start:stop])
+                 for a in (black, black64, pgd_black)]
+        got = attack_batch(model, model64, x, t, eps, bn_mode, wanted, given[0], pgd_options,
+                           zero_grad, given[1], given[2])
         for key, value in got.items():
             parts.setdefault(key, []).append(numpy.asarray(cpu.send(value), dtype=bool))
         bar.update(stop - start)

@@ -28,9 +28,7 @@ import numpy
 from Friendly import links as FL
 from Friendly.functions import pairwise_difference
 from Friendly.optimizers import FastMomentumSGD
-from lenses_common.seeding import add_seed_argument
 from lenses_common.seeding import seed_everything
-from lenses_common import cli
 
 BATCH = 20
 EVAL_BATCH = 200  # the thesis evaluates in batches of 200
@@ -295,42 +293,3 @@ def run(repeats=5, warmup=1, chunk_size=64, seed=0, batch=BATCH, image=IMAGE,
         '',
     ]
     return '\n'.join(lines)
-
-
-def main(argv=None):
-    parser = cli.ArgumentParser(
-        description='Time the fused Pairwise Difference layer against its chainer.functions '
-                    'form, and one PD training iteration, on the CPU; print Markdown.')
-    parser.add_argument('--repeats', type=int, default=5,
-                        help='timed runs per measurement; the median is reported '
-                             '(default: %(default)s)')
-    parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed runs before timing (default: %(default)s)')
-    parser.add_argument('--batchsize', '-b', type=int, default=BATCH,
-                        help='images per batch (default: %(default)s, the thesis\'s)')
-    parser.add_argument('--outputs', type=int, default=OUTPUTS,
-                        help='outputs of the Pairwise Difference layer (default: %(default)s)')
-    parser.add_argument('--chunk-size', type=int, default=64,
-                        help='rows per chunk of the fused layer (default: %(default)s)')
-    parser.add_argument('--out', default=None,
-                        help='also write the Markdown to this file (atomically)')
-    add_seed_argument(parser)
-    args = parser.parse_args(argv)
-    from lenses_common.runfolder import check_out_arg
-    check_out_arg(parser, args.out, is_file=True)
-    for option in ('repeats', 'chunk_size', 'batchsize', 'outputs'):
-        if getattr(args, option) < 1:
-            parser.error('--{} must be a positive integer'.format(option.replace('_', '-')))
-    if args.warmup < 0:
-        parser.error('--warmup must not be negative')
-    text = run(args.repeats, args.warmup, args.chunk_size, args.seed, batch=args.batchsize,
-               outputs=args.outputs)
-    print(text)
-    if args.out:
-        from lenses_common.runfolder import atomic_write_text
-        atomic_write_text(args.out, text)
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
