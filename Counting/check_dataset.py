@@ -7,7 +7,7 @@ import sys
 
 from Counting.datasets.loader import DatasetError, load_dataset
 from Counting.datasets.shapes import TYPES
-from lenses_common.device import positive_int
+from lenses_common.cli import positive_int
 from lenses_common.progress import add_progress_argument
 from lenses_common import cli
 

@@ -16,7 +16,8 @@ from lenses_common import compat  # noqa: F401  (before chainer)
 
 from Counting import models
 from Counting.evaluation import evaluate_run, metrics_markdown
-from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.cli import positive_int
 from lenses_common.progress import add_progress_argument
 from lenses_common import lock
 from lenses_common.seeding import add_seed_argument, seed_everything

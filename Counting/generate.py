@@ -17,7 +17,7 @@ from Counting.datasets.generator import DEFAULT_COLOR, DEFAULT_IMAGE_SIZE, DEFAU
 from Counting.datasets.generator import DEFAULT_SCALE, DEFAULT_SHAPE_LIMIT
 from Counting.datasets.generator import generate_dataset
 from Counting.datasets.png import DEFAULT_PNG_LEVEL
-from lenses_common.device import positive_int
+from lenses_common.cli import positive_int
 from lenses_common.runfolder import OutError, check_out_dir, current_umask, move_aside
 from lenses_common import cli, lock
 

@@ -13,7 +13,8 @@ from Counting.detection.first_derivative import KMEANS_SPACES
 from Counting.detection.groups import AUTO_LEVELS, AUTO_RULES, DEFAULT_AUTO_RULE
 from Counting.detection.groups import DEFAULT_THRESHOLD, METHODS
 from lenses_common import cli
-from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.cli import positive_int
 from lenses_common.progress import add_progress_argument
 from lenses_common.runfolder import check_out_arg, load_json
 from lenses_common.seeding import add_seed_argument

@@ -13,7 +13,8 @@ import sys
 from Counting import image_args, models
 from Counting.datasets.annotations import load_annotations
 from Counting.outline_measure import measure_run, summarize, summarize_pictures
-from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.cli import positive_int
 from lenses_common.runfolder import atomic_write_json, check_out_arg
 from lenses_common import cli
 

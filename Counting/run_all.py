@@ -45,7 +45,7 @@ from lenses_common import cli
 from Counting.datasets.annotations import load_annotations
 from Counting.functions import ACTIVATIONS
 from Counting.models import MODEL_FILE, load_counter
-from lenses_common.training import SNAPSHOT_PREFIX
+from lenses_common.snapshots import SNAPSHOT_PREFIX
 
 from Counting import run_summary
 from Counting.run_summary import fmt_opt

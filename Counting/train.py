@@ -32,10 +32,12 @@ from Counting.architectures import ARCHITECTURES
 from Counting import train_checks
 from Counting.datasets.loader import DatasetError
 from lenses_common import distributed
-from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.cli import positive_int
 from lenses_common.seeding import add_seed_argument, seed_everything
-from lenses_common.training import SNAPSHOT_PREFIX, TrainingScaffold
-from lenses_common.training import latest_snapshot as _latest_snapshot
+from lenses_common.snapshots import SNAPSHOT_PREFIX
+from lenses_common.snapshots import latest_snapshot as _latest_snapshot
+from lenses_common.training import TrainingScaffold
 from lenses_common import cli
 
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop')
@@ -64,7 +66,7 @@ def build_parser():
     p.add_argument('--batch-renorm', action='store_true',
                    help='Batch Renormalization after every convolution (the thesis used it for '
                         'the sigmoid counter)')
-    p.add_argument('--renorm-threshold', type=train_checks.at_least_zero, default=3.0,
+    p.add_argument('--renorm-threshold', type=cli.non_negative_number, default=3.0,
                    help='training loss below which the rmax/dmax schedule starts '
                         '(default: %(default)s)')
     p.add_argument('--optimizer', default='sgd', choices=OPTIMIZERS,
@@ -73,7 +75,7 @@ def build_parser():
     p.add_argument('--lr', type=cli.finite_float(0, low_open=True), default=0.07,
                    help='initial learning rate, multiplied by 0.1 after each third of the run '
                         '(default: %(default)s, the thesis\'s)')
-    p.add_argument('--momentum', type=train_checks.below_one(0), default=0.85,
+    p.add_argument('--momentum', type=cli.finite_float(0, 1, high_open=True), default=0.85,
                    help='momentum of --optimizer momentum (default: %(default)s)')
     p.add_argument('--batchsize', '-b', type=positive_int, default=20,
                    help='images per minibatch (default: %(default)s)')

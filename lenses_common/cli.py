@@ -153,6 +153,18 @@ def finite_float(low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def non_negative_number(text):
+    """An argparse ``type``: a number >= 0, infinity included (a threshold that is never met)."""
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('{!r} is not a number'.format(text)) from None
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError('{} is not a number >= 0'.format(text))
+    return value
+
+
 #: Upper bounds of the count-like options, far above any use (the thesis trains for at most 100
 #: epochs on 60,000 images): a typo such as ``--epoch 1e9`` is refused instead of running for ever.
 MAX_EPOCHS = 100000

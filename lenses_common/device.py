@@ -2,8 +2,6 @@
 from lenses_common import compat  # noqa: F401
 import chainer
 
-from lenses_common import cli
-
 
 class DeviceError(ValueError):
     """A device specifier that cannot be used here."""
@@ -66,7 +64,3 @@ def device_from_args(args, parser=None):
         parser.error(str(e))
     device.use()
     return device
-
-
-#: :func:`lenses_common.cli.positive_int`, under the name Counting's command lines import.
-positive_int = cli.positive_int

@@ -5,7 +5,8 @@ import os
 import sys
 
 from Counting.bench.report import counting_report
-from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.cli import positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument, seed_everything
 from lenses_common import cli

@@ -8,7 +8,8 @@ import sys
 
 from Counting.bench.detection_timing import ARCHS, run
 from Counting.detection.groups import DEFAULT_THRESHOLD
-from lenses_common.device import add_device_argument, device_from_args, positive_int
+from lenses_common.device import add_device_argument, device_from_args
+from lenses_common.cli import positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common.seeding import add_seed_argument
 from lenses_common import cli

@@ -6,7 +6,7 @@ import os
 import sys
 
 from Counting.bench.generator_timing import run
-from lenses_common.device import positive_int
+from lenses_common.cli import positive_int
 from lenses_common.runfolder import atomic_write_text, check_out_arg
 from lenses_common import cli
 

@@ -1,28 +1,29 @@
-"""Tests of Counting.train_checks: the argparse type functions of Counting.train's rates and the
-settings a resumed run must share."""
+"""Tests of the argparse type functions of Counting.train's rates (lenses_common.cli) and of the
+settings a resumed run must share (Counting.train_checks)."""
 import argparse
 import math
 
 import pytest
 
 from Counting import models, train_checks
+from lenses_common import cli
 
 
-def test_below_one_takes_the_half_open_interval():
-    parse = train_checks.below_one(0)
+def test_momentum_type_takes_the_half_open_interval():
+    parse = cli.finite_float(0, 1, high_open=True)
     assert parse('0') == 0.0 and parse('0.85') == 0.85 and parse('0.999') == 0.999
     for text in ('1', '1.5', '-0.1', 'nan', 'inf', 'x'):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
 
 
-def test_at_least_zero_takes_infinity_but_not_nan():
-    assert train_checks.at_least_zero('0') == 0.0
-    assert train_checks.at_least_zero('3') == 3.0
-    assert math.isinf(train_checks.at_least_zero('inf'))
+def test_non_negative_number_takes_infinity_but_not_nan():
+    assert cli.non_negative_number('0') == 0.0
+    assert cli.non_negative_number('3') == 3.0
+    assert math.isinf(cli.non_negative_number('inf'))
     for text in ('-1', 'nan', '-inf', 'three'):
         with pytest.raises(argparse.ArgumentTypeError):
-            train_checks.at_least_zero(text)
+            cli.non_negative_number(text)
 
 
 def test_resume_keys_hold_the_network_and_the_trajectory():

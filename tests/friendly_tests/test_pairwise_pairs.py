@@ -311,7 +311,8 @@ def test_forward_at_mnist_size_matches_the_full_form():
 
 
 def test_a_saved_pair_form_model_loads_back_as_pairs(tmp_path):
-    from Friendly import train
+    from Friendly import runs
+    from lenses_common.snapshots import FINAL_MODEL
     from Friendly.train_args import build_parser, check_args, settings_from_args
     from lenses_common.runfolder import save_npz
     from lenses_common.runfolder import atomic_write_json
@@ -324,8 +325,8 @@ def test_a_saved_pair_form_model_loads_back_as_pairs(tmp_path):
     atomic_write_json(str(tmp_path / 'settings.json'), settings)
     numpy.random.seed(3)
     net = models.FC100('PD', sizes=SIZES, pd_form='pairs')
-    save_npz(str(tmp_path / train.FINAL_MODEL), net)
-    loaded, _ = train.load_run(str(tmp_path))
+    save_npz(str(tmp_path / FINAL_MODEL), net)
+    loaded, _ = runs.load_run(str(tmp_path))
     assert isinstance(loaded.l1, FL.PairwiseDifferencePairs)
     numpy.testing.assert_array_equal(loaded.l1.A.array, net.l1.A.array)
     numpy.testing.assert_array_equal(loaded.l1.b.array, net.l1.b.array)
