@@ -98,3 +98,34 @@ def fixed_random():
     """``chainer.testing.fix_random`` for test functions (``lenses_common.seeding``)."""
     with seeding.fixed_random_states(0):
         yield
+
+
+def certification_network(variant, seed, trained, sizes):
+    """``variant`` at ``sizes`` with weights from ``seed``, and 40 random images and labels.
+
+    ``trained``: 30 Adam steps on them. Batch Renormalization's running averages are set and
+    spread apart, so that the certificates use running averages unlike any batch's."""
+    rng = numpy.random.RandomState(seed)
+    chainer.global_config.dtype = numpy.float32
+    numpy.random.seed(seed)
+    model = models.FC100(variant, sizes=sizes)
+    x = rng.randint(0, 256, size=(40, sizes[0])).astype(numpy.float32)
+    t = rng.randint(0, 10, size=40).astype(numpy.int32)
+    if variant == 'GMRES':
+        for i in (1, 2, 3):
+            getattr(model, 'es{}'.format(i)).s.array[:] = rng.uniform(-1.5, 1.5)
+    if trained:
+        opt = chainer.optimizers.Adam(alpha=0.01)
+        opt.setup(model)
+        for _ in range(30):
+            model.cleargrads()
+            loss = models.squared_distance_loss(model(x), t)
+            loss.backward()
+            opt.update()
+    elif model.spec['batch_renorm']:
+        with chainer.using_config('train', True):
+            model(x)
+    if model.spec['batch_renorm']:
+        for bn in model.batch_renorm_links():
+            bn.avg_var[:] = rng.uniform(0.5, 3.0, size=bn.avg_var.shape) * bn.avg_var + 1e-3
+    return model, x, t

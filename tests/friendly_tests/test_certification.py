@@ -17,6 +17,7 @@ from Friendly import models
 from Friendly.certification import layers as L
 from Friendly.certification import network as N
 from Friendly.certification import training as T
+from tests.friendly_tests.conftest import certification_network
 
 SIZES = (16, 12, 12, 10)
 SLACK = 1e-9
@@ -29,29 +30,7 @@ def _margins(z, t):
 
 
 def _small_model(variant, seed, trained):
-    rng = numpy.random.RandomState(seed)
-    chainer.global_config.dtype = numpy.float32
-    numpy.random.seed(seed)
-    model = models.FC100(variant, sizes=SIZES)
-    x = rng.randint(0, 256, size=(40, SIZES[0])).astype(numpy.float32)
-    t = rng.randint(0, 10, size=40).astype(numpy.int32)
-    if variant == 'GMRES':
-        for i in (1, 2, 3):
-            getattr(model, 'es{}'.format(i)).s.array[:] = rng.uniform(-1.5, 1.5)
-    if trained:
-        opt = chainer.optimizers.Adam(alpha=0.01)
-        opt.setup(model)
-        for _ in range(30):
-            model.cleargrads()
-            loss = models.squared_distance_loss(model(x), t)
-            loss.backward()
-            opt.update()
-    elif model.spec['batch_renorm']:
-        with chainer.using_config('train', True):
-            model(x)
-    if model.spec['batch_renorm']:
-        for bn in model.batch_renorm_links():
-            bn.avg_var[:] = rng.uniform(0.5, 3.0, size=bn.avg_var.shape) * bn.avg_var + 1e-3
+    model, x, t = certification_network(variant, seed, trained, SIZES)
     return model, x[:6], t[:6]
 
 

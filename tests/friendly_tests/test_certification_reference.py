@@ -16,6 +16,7 @@ import chainer
 
 from Friendly import models
 from Friendly.certification import network as N
+from tests.friendly_tests.conftest import certification_network
 
 SIZES = (12, 9, 8, 10)
 RTOL = 1e-9
@@ -127,28 +128,7 @@ def reference_margin_lower(steps, x, t, eps):
 
 
 def _model(variant, trained, seed=5):
-    rng = numpy.random.RandomState(seed)
-    chainer.global_config.dtype = numpy.float32
-    numpy.random.seed(seed)                           # the initializers draw from it
-    model = models.FC100(variant, sizes=SIZES)
-    x = rng.randint(0, 256, size=(30, SIZES[0])).astype(numpy.float32)
-    t = rng.randint(0, 10, size=30).astype(numpy.int32)
-    if variant == 'GMRES':
-        for i in (1, 2, 3):
-            getattr(model, 'es{}'.format(i)).s.array[:] = rng.uniform(-1.5, 1.5)
-    if trained:
-        opt = chainer.optimizers.Adam(alpha=0.01)
-        opt.setup(model)
-        for _ in range(20):
-            model.cleargrads()
-            models.squared_distance_loss(model(x), t).backward()
-            opt.update()
-    elif model.spec['batch_renorm']:
-        with chainer.using_config('train', True):
-            model(x)
-    if model.spec['batch_renorm']:
-        for bn in model.batch_renorm_links():
-            bn.avg_var[:] = rng.uniform(0.5, 3.0, size=bn.avg_var.shape) * bn.avg_var + 1e-3
+    model, x, t = certification_network(variant, seed, trained, SIZES)
     return model, x[:8].astype(numpy.float64), t[:8]
 
 
