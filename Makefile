@@ -50,7 +50,7 @@ install: $(STAMP)
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade "setuptools<70" wheel
-	$(PY) -m pip install --no-build-isolation -e ".[test]" "$(NUMPY_SPEC)"
+	$(PY) -m pip install --no-build-isolation -e ".[test]" "$(NUMPY_REQUIREMENT)"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -98,7 +98,7 @@ clean:
 # setup.py accepts NumPy 1 and 2 (lenses_common/compat.py lets Chainer 7.8.1 import under NumPy 2).
 # The main $(VENV) keeps NumPy 1.26, the stack Chainer 7.8.1 was released for; `make test-numpy2`
 # runs the suite again on the GPU machines' stack: Python 3.12 where found, NumPy >= 2.4.
-NUMPY_SPEC      ?= numpy>=1.22,<2
+NUMPY_REQUIREMENT ?= numpy>=1.22,<2
 WHEELHOUSE      ?= wheelhouse
 WHEEL_PY        ?= 3.12
 WHEEL_PLATFORMS ?= manylinux_2_28_x86_64 manylinux2014_x86_64
@@ -173,7 +173,7 @@ MPI_STAMP := $(VENV)/.installed-mpi
 install-mpi: $(MPI_STAMP)
 
 $(MPI_STAMP): $(STAMP) setup.py
-	$(PY) -m pip install --no-build-isolation -e ".[test,mpi]" "$(NUMPY_SPEC)"
+	$(PY) -m pip install --no-build-isolation -e ".[test,mpi]" "$(NUMPY_REQUIREMENT)"
 	touch $(MPI_STAMP)
 
 # Every `mpi`-marked test; each starts its own `mpiexec` under a timeout, so a hung rank fails.

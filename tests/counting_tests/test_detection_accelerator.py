@@ -89,12 +89,12 @@ def test_support_boxes_by_hand():
     assert support.empty()[3].all() and not support.empty()[6, :3].any()
 
 
-TINY_SPECS = [(3, 1, 0), (3, 3, 0)]  # (ksize, stride, pad) of helpers.Tiny's convolutions
+TINY_CONVOLUTIONS = [(3, 1, 0), (3, 3, 0)]  # (ksize, stride, pad) of helpers.Tiny's convolutions
 
 
 def test_packed_rows_are_the_rows_computed_alone(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
-    support = detection.Support.from_convolutions(TINY_SPECS, (12, 12))
+    support = detection.Support.from_convolutions(TINY_CONVOLUTIONS, (12, 12))
     # Bit for bit with dense convolutions (sparse ones crop differently, so round differently).
     engine = detection.SecondDerivativeRows(model, x, support=support, sparse=False)
     # Layer-2 units see pixels 0..4, 3..7 and 6..10 on each axis; pixel 4 is seen by two.
@@ -111,7 +111,7 @@ def test_packed_rows_are_the_rows_computed_alone(helpers):
 def test_packing_gives_the_same_groups(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
     threshold = helpers.middle_threshold(model, x)
-    support = detection.Support.from_convolutions(TINY_SPECS, (12, 12))
+    support = detection.Support.from_convolutions(TINY_CONVOLUTIONS, (12, 12))
     plain = detect_shapes(model, x, threshold=threshold, count=10, support=None, sparse=False)
     packed = detect_shapes(model, x, threshold=threshold, count=10, support=support,
                            sparse=False)
@@ -125,7 +125,7 @@ def test_packing_gives_the_same_groups(helpers):
 
 def test_unseen_pixels_cost_no_pass(helpers):
     model, x = helpers.Tiny(), helpers.tiny_image()
-    support = detection.Support.from_convolutions(TINY_SPECS, (12, 12))
+    support = detection.Support.from_convolutions(TINY_CONVOLUTIONS, (12, 12))
     # An unreachable threshold: every group is empty and every pixel becomes a seed in turn.
     plain = detect_shapes(model, x, threshold=1e9, count=144, support=None)
     packed = detect_shapes(model, x, threshold=1e9, count=144, support=support)
