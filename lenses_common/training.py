@@ -362,7 +362,7 @@ class TrainingScaffold:
             snapshot = self.latest_snapshot()
             lines = '{}: interrupted at iteration {} (epoch {:.2f}); {}\n'.format(
                 self.parser.prog, updater.iteration, updater.epoch_detail,
-                'continue from the last snapshot with --resume auto ({})'.format(
+                'continue from the last snapshot with --resume ({})'.format(
                     os.path.basename(snapshot)) if snapshot else 'no snapshot yet')
             self.parser.exit(cli.EXIT_INTERRUPTED, lines if self.writer else None)
         except OSError as e:  # a full disk in a report or a plot: one line naming the folder

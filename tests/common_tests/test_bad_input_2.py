@@ -423,7 +423,7 @@ def test_ctrl_c_stops_a_trainer_with_a_resumable_snapshot(counting, tmp_path, ca
         return check(self, trainer)
     monkeypatch.setattr(nonfinite.NonFiniteCheck, '__call__', interrupt)
     code = run_main(c_train.main, counting_args(counting['train'], run, '--epoch', '2'))
-    one_line(capsys, code, 'interrupted', '--resume auto', 'snapshot_epoch_1', status=130)
+    one_line(capsys, code, 'interrupted', 'with --resume (', 'snapshot_epoch_1', status=130)
     assert not os.path.exists(os.path.join(run, 'model_final.npz'))
     monkeypatch.undo()
     assert run_main(c_train.main, counting_args(counting['train'], run, '--epoch', '2',
