@@ -35,7 +35,7 @@ All accuracies are in percent. Under the table, flags in the spirit of AutoAttac
 plots accuracy against eps in two panels, white-box FGSM and the worst case, headed by the preset,
 the image count and the seed. Writes ``robustness.md``, ``robustness.csv``,
 ``robustness.json`` and ``eps_curve.png`` into ``--out``. ``--preset`` sets the image counts and
-attack budgets (:data:`Friendly.robustness_budgets.PRESETS`); the options after it override them.
+attack budgets (:data:`Friendly.robustness_eval.PRESETS`); the options after it override them.
 """
 import sys
 
