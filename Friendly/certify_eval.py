@@ -5,6 +5,7 @@ against the attacks' worst case (:func:`bracket_worst`), the report (:func:`form
 :func:`evaluate` runs a command line in this process (``Friendly.run_certify``).
 """
 import sys
+import textwrap
 import time
 
 import numpy
@@ -193,14 +194,18 @@ def plot_bracket(report, path):
     ax.set_ylim(0, 102)
     ax.set_xlim(0, max(grid))
     ax.grid(alpha=0.3)
+    counts = sorted({bracket[name]['images'] for name in bracket})
     ax.set_title('Robust accuracy bracket: certified (solid, lower bound) and worst attack '
-                 '(dashed, upper bound)', fontsize='medium')
+                 '(dashed, upper bound)\nfirst {} test images per network, running averages'
+                 .format(' or '.join(str(n) for n in counts)), fontsize='medium')
     ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='x-small')
     env = report['environment']
-    fig.text(0.01, 0.005, '{}\n{}; {} CPUs, BLAS threads {}; seed {}; {}'.format(
-        ' '.join(report['command'])[:160], env['cpu_model'], env['cpu_count'],
-        env.get('blas_threads'), report['seed'], report['date']), fontsize=5.5, va='bottom')
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    command = textwrap.wrap(' '.join(report['command']), 170)
+    footer = command + ['{}; {} CPUs, BLAS threads {}; seed {}; {}'.format(
+        env['cpu_model'], env['cpu_count'], env.get('blas_threads'), report['seed'],
+        report['date'])]
+    fig.text(0.01, 0.005, '\n'.join(footer), fontsize=5.5, va='bottom')
+    fig.tight_layout(rect=(0, 0.012 * len(footer) + 0.02, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)
     plt.close(fig)
