@@ -22,12 +22,16 @@ import sys
 
 from Friendly import certify_eval
 from lenses_common import cli
+from lenses_common import environment
 
 
 def main(argv=None):
     parser = certify_eval.build_parser()
     args = parser.parse_args(argv)
     certify_eval.check_args(parser, args)
+    # The backward relaxation makes a fresh (batch, 200, 784) float64 temporary at every step:
+    # served from reused heap memory they cost no page faults (a quarter of the CPU time).
+    environment.reuse_large_allocations()
     return certify_eval.run(parser, args, argv)
 
 

@@ -109,3 +109,27 @@ def environment():
 def _cupy_installed():
     import importlib.util
     return importlib.util.find_spec('cupy') is not None
+
+
+# mallopt parameters of glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def reuse_large_allocations():
+    """Serve every allocation from the heap and keep freed memory for reuse (glibc only).
+
+    By default glibc maps each allocation above a threshold (at most 32 MB) afresh and unmaps it
+    when freed, so a loop that makes a new 100 MB NumPy temporary per step pays the page faults
+    of 100 MB each time, as system time. ``mallopt(M_MMAP_MAX, 0)`` serves them from the heap and
+    a large ``M_TRIM_THRESHOLD`` keeps freed heap memory, so the next temporary reuses it. The
+    numbers computed are the same; the process keeps its peak memory until it exits. Returns
+    True when both settings were accepted, False elsewhere (another C library, not Linux).
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy
+import pytest
 
 from lenses_common import environment
 
@@ -41,3 +42,32 @@ def test_blas_threads_are_asked_of_the_loaded_library():
     if (os.cpu_count() or 1) >= 2:
         # OpenBLAS caps the request at its build's MAX_THREADS and the CPUs it sees
         assert _record(2)['blas_threads'] == 2
+
+
+@pytest.mark.skipif(not platform.libc_ver()[0] == 'glibc', reason='mallopt is glibc')
+def test_large_allocations_come_from_the_kept_heap_after_reuse_large_allocations():
+    # In a fresh process (the setting is process-wide). Before: a 100 MB array is mapped apart,
+    # the program break does not move. After: it is served from the heap (the break grows by
+    # its size) and, once freed, the heap is kept for the next one (the break stays).
+    code = (
+        'import ctypes, numpy\n'
+        'from lenses_common import environment\n'
+        'libc = ctypes.CDLL(None)\n'
+        'libc.sbrk.restype = ctypes.c_void_p\n'
+        'libc.sbrk.argtypes = (ctypes.c_long,)\n'
+        'def brk():\n'
+        '    return libc.sbrk(0)\n'
+        'def grow():\n'
+        '    start = brk(); a = numpy.ones(12_500_000); mid = brk(); del a\n'
+        '    return mid - start, brk() - mid\n'
+        'print(*grow())\n'
+        'print(int(environment.reuse_large_allocations()))\n'
+        'print(*grow())\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=REPO))
+    lines = [list(map(int, line.split())) for line in out.stdout.splitlines()]
+    (grown_before, _), (accepted,), (grown_after, shrunk_after) = lines
+    assert grown_before < 2 ** 20              # mapped apart from the heap
+    assert accepted == 1
+    assert grown_after >= 100_000_000          # from the heap
+    assert shrunk_after == 0                   # kept after free
