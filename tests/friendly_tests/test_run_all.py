@@ -23,7 +23,7 @@ def test_presets_cover_every_network():
     for preset in pipeline.PRESETS:
         for network in pipeline.NETWORKS:
             argv = pipeline.train_argv(network, pipeline.train_options(preset, network), 0,
-                                      '/tmp/x', None, None)
+                                      'runs/x', None, None)
             args = train_args.build_parser().parse_args(argv)   # every option is a real flag
             assert args.variant == ('S' if network == pipeline.SOURCE else network)
 
