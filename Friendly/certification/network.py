@@ -26,6 +26,7 @@ import numpy
 
 from chainer import backend
 
+from Friendly.certification import barriers
 from Friendly.certification import layers as L
 
 TOLERANCE = 1e-9
@@ -79,15 +80,15 @@ def from_model(model, xp=numpy, pd_batch=50, pd_chunk_size=16):
         link = getattr(model, 'l{}'.format(i))
         if kind == 'pairwise_difference' and getattr(link, 'form', 'full') == 'pairs':
             W, shift = unfold_pairs(xp, link)
-            ops.append(L.PairwiseDifference(W, chunk_size=pd_chunk_size, batch=pd_batch))
+            ops.append(barriers.PairwiseDifference(W, chunk_size=pd_chunk_size, batch=pd_batch))
             ops.append(L.Diagonal(xp.ones_like(shift), shift))
         elif kind == 'pairwise_difference':
-            ops.append(L.PairwiseDifference(_param(xp, link.W.array), chunk_size=pd_chunk_size,
-                                            batch=pd_batch))
+            ops.append(barriers.PairwiseDifference(_param(xp, link.W.array),
+                                                   chunk_size=pd_chunk_size, batch=pd_batch))
         elif kind == 'linear':
             ops.append(L.Affine(_param(xp, link.W.array), _bias(xp, link)))
         elif kind == 'angular':
-            ops.append(L.Angular(_param(xp, link.W.array), _bias(xp, link), link.c))
+            ops.append(barriers.Angular(_param(xp, link.W.array), _bias(xp, link), link.c))
         else:
             raise ValueError('no bound for layer kind {!r}'.format(kind))
         if spec['batch_renorm']:

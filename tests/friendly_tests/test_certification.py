@@ -14,6 +14,7 @@ import chainer
 
 from Friendly import attacks
 from Friendly import models
+from Friendly.certification import barriers
 from Friendly.certification import layers as L
 from Friendly.certification import network as N
 from Friendly.certification import training as T
@@ -218,7 +219,7 @@ def test_certified_bound_never_above_the_exact_margin_of_a_relu_network(seed):
 def test_angular_box_holds_random_points_and_is_within_cauchy_schwarz():
     rng = numpy.random.RandomState(4)
     W, b = rng.uniform(-1, 1, size=(7, 5)), rng.randn(7)
-    layer = L.Angular(W, b, 0.2)
+    layer = barriers.Angular(W, b, 0.2)
     lo = rng.uniform(-2, 1, size=(4, 5))
     hi = lo + rng.uniform(0, 2, size=(4, 5))
     bl, bu = layer.interval(lo, hi)
@@ -232,7 +233,7 @@ def test_angular_box_holds_random_points_and_is_within_cauchy_schwarz():
 def test_pairwise_difference_table_and_tanh_paths_agree():
     rng = numpy.random.RandomState(6)
     P = 5
-    layer = L.PairwiseDifference(rng.uniform(-1, 1, size=(3, P * P)), chunk_size=2, batch=2)
+    layer = barriers.PairwiseDifference(rng.uniform(-1, 1, size=(3, P * P)), chunk_size=2, batch=2)
     x = rng.randint(0, 256, size=(3, P)).astype(float)
     lo, hi = N.input_box(numpy, x, 7.0)
     a = layer.interval(lo, hi)
