@@ -20,6 +20,7 @@ from Counting import links
 from Counting.architectures import ARCHITECTURES, geometry
 from lenses_common import safe_npz
 from lenses_common.runfolder import load_json
+from lenses_common.snapshots import FINAL_MODEL
 
 ACTIVATIONS = tuple(functions.ACTIVATIONS)
 
@@ -307,10 +308,6 @@ def counter_from_settings(settings):
                          softplus=settings['softplus'])
 
 
-#: The trained counter of a run folder, written by ``Counting.train`` when the run ends.
-MODEL_FILE = 'model_final.npz'
-
-
 def load_counter(run_dir, device=None):
     """Load the trained counter of a run folder written by ``Counting.train`` (the one loader of
     a run: the command lines, the evaluation and ``Counting.run_all`` all call it).
@@ -346,7 +343,7 @@ def load_counter(run_dir, device=None):
         output_size(settings['arch'], (height, width))
     except (ValueError, TypeError, KeyError) as e:
         raise RunError('{}: bad settings ({})'.format(settings_path, e)) from None
-    model_path = os.path.join(run_dir, MODEL_FILE)
+    model_path = os.path.join(run_dir, FINAL_MODEL)
     if os.path.lexists(model_path) and not os.path.isfile(model_path):
         raise RunError('model file {} is not a regular file (a FIFO or a device)'.format(
             model_path))

@@ -44,8 +44,8 @@ from lenses_common.runfolder import atomic_write_text, check_out_arg, load_json,
 from lenses_common import cli
 from Counting.datasets.annotations import load_annotations
 from Counting.functions import ACTIVATIONS
-from Counting.models import MODEL_FILE, load_counter
-from lenses_common.snapshots import SNAPSHOT_PREFIX
+from Counting.models import load_counter
+from lenses_common.snapshots import FINAL_MODEL, SNAPSHOT_PREFIX
 
 from Counting import run_summary
 from Counting.run_summary import fmt_opt
@@ -207,7 +207,7 @@ def train_argv(preset, name, activation, batch_renorm, train_dir, test_dir, run_
 def run_state(run_dir, wanted):
     """'done', 'resume', 'fresh' or 'other' (the folder holds another configuration)."""
     return sweep.run_state(run_dir, wanted, lambda old, new: _matches(old, new, RUN_KEYS),
-                           MODEL_FILE, SNAPSHOT_PREFIX['epoch'] + '*')
+                           FINAL_MODEL, SNAPSHOT_PREFIX['epoch'] + '*')
 
 
 #: Detection methods scored on the test images: (tag, detection options, those of

@@ -166,7 +166,7 @@ def main(argv=None):
     cli.check_bounds(parser, args)
     if args.activation == 'modsoftplus' and (args.base <= 0 or args.base == 1):
         parser.error('--base must be positive and not 1, got {}'.format(args.base))
-    scaffold = TrainingScaffold(parser, args.out, unit='epoch', final_model=models.MODEL_FILE,
+    scaffold = TrainingScaffold(parser, args.out,
                                 dist=distributed.from_args(args, parser))  # ChainerMN
     # --resume auto with no snapshot yet starts a new run (Counting.run_all relies on it).
     resume = scaffold.resolve_resume(args.resume, missing_ok=True)

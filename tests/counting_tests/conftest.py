@@ -27,6 +27,7 @@ from Counting import models
 from Counting.datasets.generator import generate_dataset
 from Counting.functions import stable_softplus
 from lenses_common.runfolder import save_npz
+from lenses_common.snapshots import FINAL_MODEL
 
 
 class _FixedRandom:
@@ -176,7 +177,7 @@ def write_run(path, settings, model=None):
     with open(os.path.join(path, 'settings.json'), 'w') as f:
         json.dump(settings, f)
     if model is not None:
-        save_npz(os.path.join(path, models.MODEL_FILE), model, meta=models.network_meta(settings))
+        save_npz(os.path.join(path, FINAL_MODEL), model, meta=models.network_meta(settings))
 
 
 def make_images(path, size=90, count=1):

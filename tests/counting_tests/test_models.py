@@ -13,6 +13,7 @@ from Counting import functions
 from Counting import links
 from Counting import models
 from lenses_common.runfolder import save_npz
+from lenses_common.snapshots import FINAL_MODEL
 
 
 def _images(b, h, w, seed=0):
@@ -191,12 +192,12 @@ def test_load_counter_errors(helpers, tmp_path):
     model = models.build_counter('convolutional', 'softplus', batch_renorm=True)
     model(_images(1, 90, 100))
     helpers.write_run(str(tmp_path / 'unrecorded'), SETTINGS)
-    save_npz(str(tmp_path / 'unrecorded' / models.MODEL_FILE), model)
+    save_npz(str(tmp_path / 'unrecorded' / FINAL_MODEL), model)
     with pytest.raises(models.RunError, match='records no network'):
         models.load_counter(str(tmp_path / 'unrecorded'))
     helpers.write_run(str(tmp_path / 'renamed'), SETTINGS, model)
     renamed = tmp_path / 'renamed'
-    os.rename(str(renamed / models.MODEL_FILE), str(renamed / 'model.npz'))
+    os.rename(str(renamed / FINAL_MODEL), str(renamed / 'model.npz'))
     with pytest.raises(models.RunError, match='model_final.npz does not exist'):
         models.load_counter(str(tmp_path / 'renamed'))
 
