@@ -3,6 +3,9 @@ outline measure, detection scores) and, for a sweep over seeds, ``table.md`` (me
 deviation over the seeds of every counting metric in ``results.csv``)."""
 from lenses_common import sweep
 
+#: The summary's record beside summary.md: preset, seed, provenance, data and every counter.
+SUMMARY_JSON = 'summary.json'
+
 #: results.csv's metric columns: (column, label, format of the table).
 METRIC_COLUMNS = (('mae', 'MAE', '{:.3f}'), ('baseline_mae', 'baseline MAE', '{:.3f}'),
                   ('mae_ratio', 'baseline / ours', '{:.2f}'), ('rmse', 'RMSE', '{:.3f}'),
@@ -47,7 +50,7 @@ def _fmt_pct(v):
 
 
 def summary_markdown(preset, d, seed, command, counters, elapsed):
-    """summary.md of one seed; ``d`` is the preset's dataset options (run_all.DATASETS)."""
+    """summary.md of one seed; ``d`` is the preset's dataset options (presets.DATASETS)."""
     lines = ['# Counting (thesis chapter 2): preset `{}`'.format(preset), '',
              'Made by `{}` (seed {}) in {:.0f} s.'.format(command, seed, elapsed), '']
     size = ('one scale in {}..{} px per image (limit scale resampling)'.format(*d['scale'])

@@ -46,7 +46,7 @@ from Friendly.pipeline import PD_CPU_HOURS, PD_CPU_SECONDS_PER_ITERATION, PRESET
 from Friendly.pipeline import SOURCE_SEED_OFFSET, TRAIN_COST, parse_networks, run_state
 from Friendly.pipeline import train_argv, train_options, wanted_settings, where_argv
 from Friendly.runs import ordered
-from lenses_common import sweep
+from lenses_common import provenance, sweep
 from lenses_common.device import add_device_argument, get_device, DeviceError
 from lenses_common.runfolder import atomic_write_json, atomic_write_text, check_out_arg, load_json
 from lenses_common.snapshots import FINAL_MODEL
@@ -119,16 +119,41 @@ def evaluate_argv(args, root, runs, networks, seed):
     return argv + where_argv(args.device, args.mnist_dir)
 
 
-def result_rows(results, seeds):
-    """results.csv's rows: one per seed and network, every accuracy column of the table."""
+def result_rows(results, seeds, about=None):
+    """results.csv's rows: one per seed and network, every accuracy column of the table, then
+    what ``about`` says of each (seed, network): ``test_images`` and ``trained_on`` (the CPU and
+    BLAS threads of its training), so that a copy of the file keeps where its figures come from."""
+    about = about or {}
     keys = [k for k, _ in METRICS
             if any(k in r for seed in seeds for r in results.get(seed, {}).values())]
+    extra = [c for c in ABOUT_COLUMNS if any(c in a for a in about.values())]
     rows = [dict({'seed': seed, 'network': network},
-                 **{k + '_pct': '{:.2f}'.format(values[k]) for k in keys if k in values})
+                 **{k + '_pct': '{:.2f}'.format(values[k]) for k in keys if k in values},
+                 **{c: about.get((seed, network), {}).get(c, '') for c in extra})
             for seed in seeds if seed in results
             for network, values in ((n, results[seed][n])
                                     for n in ordered(results[seed]))]
-    return rows, ['seed', 'network'] + [k + '_pct' for k in keys]
+    return rows, ['seed', 'network'] + [k + '_pct' for k in keys] + extra
+
+
+#: results.csv's columns after the accuracies: where each row's figures come from.
+ABOUT_COLUMNS = ('test_images', 'trained_on')
+
+
+def about_runs(root, seed, networks, test_images):
+    """``{(seed, network): {'test_images', 'trained_on'}}`` from the runs' settings.json."""
+    about = {}
+    for network in networks:
+        entry = {'test_images': '' if test_images is None else str(test_images)}
+        try:
+            env = load_json(os.path.join(root, 'runs', network, 'settings.json')).get(
+                'environment')
+        except (ValueError, AttributeError):
+            env = None
+        if isinstance(env, dict):
+            entry['trained_on'] = provenance.machine_text(env)
+        about[(seed, network)] = entry
+    return about
 
 
 def mean_std_table(rows, columns, seeds, args):
@@ -211,20 +236,23 @@ def main(argv=None):
         start = time.time()
         evaluated = sweep.run_jobs(executor, evaluations, log)
         timings['evaluate'] = time.time() - start
-    results = {}
+    results, about = {}, {}
     for seed in seeds:
         prefix = '' if len(seeds) == 1 else 'seed-{}/'.format(seed)
         status = evaluated.get(prefix + 'evaluate', (None,))[0]
         if status == 0:
-            results[seed] = load_json(os.path.join(roots[seed], 'results.json'),
-                                      'results file')['accuracy_pct']
+            evaluated_seed = load_json(os.path.join(roots[seed], 'results.json'),
+                                       'results file')
+            results[seed] = evaluated_seed['accuracy_pct']
+            about.update(about_runs(roots[seed], seed, results[seed],
+                                    evaluated_seed.get('test_images')))
         elif status is not None:
             failed[prefix + 'evaluate'] = sweep.last_line(os.path.join(roots[seed], 'logs',
                                                                       'evaluate.log'))
     if not results:
         parser.exit(1, parser.prog + ': error: no seed was evaluated; failed: {}\n'.format(
             ', '.join(sorted(failed))))
-    rows, columns = result_rows(results, seeds)
+    rows, columns = result_rows(results, seeds, about)
     atomic_write_text(os.path.join(top, 'results.csv'), sweep.results_csv(rows, columns))
     if len(seeds) > 1:
         atomic_write_text(os.path.join(top, 'table.md'),

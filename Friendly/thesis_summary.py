@@ -44,6 +44,16 @@ def _number(text, path, line, column):
             path, line, column, text)) from None
 
 
+def _count(text, path, line):
+    if text is None or text.strip() == '':
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError('{} line {}: test_images is not an integer: {!r}'.format(
+            path, line, text)) from None
+
+
 def read_results(paths):
     """The rows of every ``results.csv``: ``[{'seed', 'network', 'file', column: float or
     None}]``; raises ``ValueError`` (one line) on a missing file or column, a bad number, or a
@@ -70,7 +80,9 @@ def read_results(paths):
                         raise ValueError('seed {} network {} is in {} and again in {} line '
                                          '{}'.format(seed, raw['network'], seen[key], path, line))
                     seen[key] = '{} line {}'.format(path, line)
-                    row = {'seed': seed, 'network': raw['network'], 'file': path}
+                    row = {'seed': seed, 'network': raw['network'], 'file': path,
+                           'trained_on': (raw.get('trained_on') or '').strip(),
+                           'test_images': _count(raw.get('test_images'), path, line)}
                     for column, _, _ in COLUMNS:
                         row[column] = _number(raw.get(column), path, line, column)
                     rows.append(row)
@@ -131,10 +143,11 @@ def _json(path):
     return data if isinstance(data, dict) else {}
 
 
-def training_machines(paths, networks):
-    """The CPU and BLAS threads that trained the table's networks and the black-box source
-    beside each ``results.csv`` (their ``settings.json``), as sorted text lines."""
-    found = set()
+def training_machines(paths, networks, rows=()):
+    """The CPU and BLAS threads that trained the table's networks and the black-box source: the
+    rows' ``trained_on`` column and the ``settings.json`` of the runs beside each
+    ``results.csv``, as sorted text lines."""
+    found = {r['trained_on'] for r in rows if r.get('trained_on')}
     for settings_path in _beside(paths, list(networks) + ['source'], 'settings.json'):
         env = _json(settings_path).get('environment')
         if isinstance(env, dict):
@@ -142,11 +155,12 @@ def training_machines(paths, networks):
     return sorted(found)
 
 
-def test_images(paths):
-    """The test image counts of the evaluations beside each ``results.csv`` (their
-    ``results.json``); empty when none is found."""
-    return sorted({_json(p).get('test_images') for p in _beside(paths, None, 'results.json')}
-                  - {None})
+def test_images(paths, rows=()):
+    """The test image counts of the rows (their ``test_images`` column) and of the evaluations
+    beside each ``results.csv`` (their ``results.json``); empty when none is found."""
+    found = {r['test_images'] for r in rows if r.get('test_images') is not None}
+    return sorted(found | {_json(p).get('test_images')
+                           for p in _beside(paths, None, 'results.json')} - {None})
 
 
 def format_table(summary, rec, source, machines, images=()):

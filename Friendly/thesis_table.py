@@ -58,8 +58,8 @@ def main(argv=None):
     summary = summarise(rows, thesis)
     rec = provenance.record('python -m Friendly.thesis_table',
                             argv if argv is not None else sys.argv[1:])
-    block = format_table(summary, rec, source, training_machines(args.results, summary),
-                         test_images(args.results))
+    block = format_table(summary, rec, source, training_machines(args.results, summary, rows),
+                         test_images(args.results, rows))
     atomic_write_text(args.out, '# Friendly: the thesis\'s figures beside ours\n\n' + block)
     if args.readme:
         write_readme(parser, args.readme, MARKER, block)

@@ -6,17 +6,17 @@ import pytest
 
 from lenses_common import compat  # noqa: F401
 
-from Counting import run_all
+from Counting import presets, run_all
 from lenses_common import sweep
 
 
 def test_presets_are_complete():
     for preset in ('smoke', 'quick', 'thesis', 'gpu-lease', 'gpu-lease-smoke'):
-        assert preset in run_all.DATASETS and preset in run_all.TRAINING
-        assert preset in run_all.N_PICTURES and preset in run_all.N_SCORED
-        assert preset in run_all.PRESET_COUNTERS
+        assert preset in presets.DATASETS and preset in presets.TRAINING
+        assert preset in presets.N_PICTURES and preset in presets.N_SCORED
+        assert preset in presets.PRESET_COUNTERS
     # The thesis preset is the faithful one: plain SGD, momentum for the sigmoid counter.
-    t = run_all.TRAINING['thesis']['*']
+    t = presets.TRAINING['thesis']['*']
     assert (t['arch'], t['optimizer'], t['lr'], t['batchsize'], t['epoch']) == (
         'convolutionallarge', 'sgd', 0.07, 20, 100)
     _, sig = run_all.train_argv('thesis', 'sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0,
@@ -28,11 +28,11 @@ def test_presets_are_complete():
     assert '--stream' in argv
     argv, _ = run_all.train_argv('quick', 'relu', 'relu', False, 'tr', 'te', 'r', 0, None)
     assert '--stream' not in argv
-    assert run_all.DATASETS['thesis']['image_size'] == (1000, 1000)
-    assert [c[1] for c in run_all.COUNTERS] == ['relu', 'softplus', 'sigmoid']
-    assert [c[2] for c in run_all.COUNTERS] == [False, False, True]
+    assert presets.DATASETS['thesis']['image_size'] == (1000, 1000)
+    assert [c[1] for c in presets.COUNTERS] == ['relu', 'softplus', 'sigmoid']
+    assert [c[2] for c in presets.COUNTERS] == [False, False, True]
     # quick trains the thesis's small network (SoftPlus, sigmoid + BRN) beside edgepool
-    names = [c[0] for c in run_all.PRESET_COUNTERS['quick']]
+    names = [c[0] for c in presets.PRESET_COUNTERS['quick']]
     assert names == ['relu', 'softplus', 'sigmoid_brn', 'conv_softplus', 'conv_sigmoid_brn']
     _, t = run_all.train_argv('quick', 'conv_sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0,
                               None)
@@ -40,11 +40,11 @@ def test_presets_are_complete():
     _, t = run_all.train_argv('quick', 'sigmoid_brn', 'sigmoid', True, 'tr', 'te', 'r', 0, None)
     assert t['arch'] == 'edgepool'
     # gpu-lease: the thesis's data, network and training, fewer images and epochs
-    lease, thesis = run_all.DATASETS['gpu-lease'], run_all.DATASETS['thesis']
+    lease, thesis = presets.DATASETS['gpu-lease'], presets.DATASETS['thesis']
     for key in ('image_size', 'shape_limit', 'scale', 'shape_scaling'):
         assert lease[key] == thesis[key]
     assert lease['n_train'] < thesis['n_train']
-    t = run_all.TRAINING['gpu-lease']['*']
+    t = presets.TRAINING['gpu-lease']['*']
     assert (t['arch'], t['optimizer'], t['lr']) == ('convolutionallarge', 'sgd', 0.07)
     assert t['epoch'] < 100
 
@@ -64,8 +64,8 @@ def test_dataset_options_split_seeds():
     a = run_all.dataset_options('quick', 'train', 5)
     b = run_all.dataset_options('quick', 'test', 5)
     assert a['seed'] != b['seed']
-    assert a['count'] == run_all.DATASETS['quick']['n_train']
-    assert b['count'] == run_all.DATASETS['quick']['n_test']
+    assert a['count'] == presets.DATASETS['quick']['n_train']
+    assert b['count'] == presets.DATASETS['quick']['n_test']
     assert run_all.dataset_options('quick', 'train', 6)['seed'] not in (a['seed'], b['seed'])
 
 
@@ -95,13 +95,13 @@ def test_run_state(tmp_path):
 
 @pytest.fixture
 def tiny_presets(monkeypatch):
-    monkeypatch.setitem(run_all.DATASETS, 'smoke', dict(
+    monkeypatch.setitem(presets.DATASETS, 'smoke', dict(
         n_train=10, n_test=3, image_size=(87, 87), shape_limit=3, scale=(11, 11),
         shape_scaling=False))
-    monkeypatch.setitem(run_all.TRAINING, 'smoke', {'*': dict(
+    monkeypatch.setitem(presets.TRAINING, 'smoke', {'*': dict(
         arch='convolutional', epoch=1, batchsize=5, optimizer='rmsprop', lr=1e-3,
         snapshot_interval=1)})
-    monkeypatch.setitem(run_all.N_PICTURES, 'smoke', 1)
+    monkeypatch.setitem(presets.N_PICTURES, 'smoke', 1)
 
 
 def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
@@ -149,6 +149,25 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
             assert all(g['type'] in ('tri', 'sq') for g in entry['groups'])
         assert '{}/contact_sheet.png'.format(name) in summary
         assert '{}/scatter.png'.format(name) in summary
+    # summary.json: the same figures, and the README block written from it
+    with open(os.path.join(counting, 'summary.json')) as f:
+        record = json.load(f)
+    assert record['preset'] == 'smoke' and record['seed'] == 0
+    assert record['provenance']['command'].startswith('python -m Counting.run_all --preset smoke')
+    softplus = next(c for c in record['counters'] if c['name'] == 'softplus')
+    readme = tmp_path / 'README.md'
+    readme.write_text('# top\n<!-- counting-results:begin -->\nSTALE\n'
+                      '<!-- counting-results:end -->\ntail\n')
+    from Counting import readme_table
+    assert readme_table.main(['--summary', os.path.join(counting, 'summary.json'),
+                              '--readme', str(readme)]) == 0
+    text = readme.read_text()
+    assert "STALE" not in text and text.startswith('# top\n') and text.endswith('tail\n')
+    assert 'python -m Counting.run_all --preset smoke' in text and 'seed 0' in text
+    row = next(line for line in text.splitlines() if line.startswith('| softplus |'))
+    mae = softplus['metrics']['tri']['ours']['mae']
+    assert '{:.3f} ({:.2f}x)'.format(mae, softplus['metrics']['tri']['mae_ratio']) in row
+    assert '## Shapes told apart by type' in text
     assert os.path.exists(os.path.join(data, 'smoke', 'train', 'truths.json'))
     with open(os.path.join(counting, 'results.csv')) as f:
         rows = list(csv.DictReader(f))
@@ -225,15 +244,15 @@ def test_gpu_lease_smoke_preset(tmp_path):
 
 def test_detection_methods_follow_the_registry_smooth_flag():
     from Counting.functions import ACTIVATIONS
-    every = [tag for tag, _ in run_all.DETECTION_METHODS]
+    every = [tag for tag, _ in presets.DETECTION_METHODS]
     for name, activation in ACTIVATIONS.items():
         tags = [tag for tag, _ in run_all._methods_for(name)]
         if activation.smooth:
             assert tags == every
-            assert run_all.SHEET_METHOD[run_all.smooth(name)] == 'second_auto_connected'
+            assert presets.SHEET_METHOD[run_all.smooth(name)] == 'second_auto_connected'
         else:
             assert tags == ['upper', 'kmeans', 'upper_typed']
-            assert run_all.SHEET_METHOD[run_all.smooth(name)] == 'upper'
+            assert presets.SHEET_METHOD[run_all.smooth(name)] == 'upper'
     assert not run_all.smooth('relu') and run_all.smooth('softplus')
     lease = [tag for tag, _ in run_all._methods_for('softplus', 'gpu-lease')]
     assert 'kmeans' not in lease and 'second_auto_connected_typed' in lease

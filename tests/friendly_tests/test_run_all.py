@@ -204,10 +204,18 @@ def test_seed_sweep_parallel_equals_serial_and_resumes_per_job(mnist_dir, tmp_pa
     assert rows == _rows(tmp_path / 'serial' / 'friendly' / 'results.csv')
     assert [(r['seed'], r['network']) for r in rows] == [
         ('0', 'S'), ('0', 'GMRES'), ('1', 'S'), ('1', 'GMRES')]
-    for r in rows:   # every column of each seed's own table
-        seed_rows = _rows(top / 'seed-{}'.format(r['seed']) / 'table.csv')
-        assert dict(r, seed=None) == dict(
-            [x for x in seed_rows if x['network'] == r['network']][0], seed=None)
+    for r in rows:   # every column of each seed's own table, then where the row comes from
+        seed_top = top / 'seed-{}'.format(r['seed'])
+        seed_rows = _rows(seed_top / 'table.csv')
+        mine = [x for x in seed_rows if x['network'] == r['network']][0]
+        assert {k: v for k, v in r.items() if k.endswith('_pct')} == {
+            k: v for k, v in mine.items() if k.endswith('_pct')}
+        assert r['test_images'] == str(json.loads(
+            (seed_top / 'results.json').read_text())['test_images'])
+        env = json.loads((seed_top / 'runs' / r['network'] / 'settings.json').read_text())[
+            'environment']
+        assert r['trained_on'].startswith(env['cpu_model'])
+        assert 'logical CPUs, BLAS ' in r['trained_on']
     for seed in (0, 1):
         source = json.loads((top / 'seed-{}'.format(seed) / 'runs' / 'source' /
                              'settings.json').read_text())

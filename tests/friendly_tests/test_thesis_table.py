@@ -77,6 +77,25 @@ def test_mean_sd_min_max_and_inside_by_hand(files, capsys):
     assert 'python -m Friendly.thesis_table --results' in text
 
 
+def test_a_copied_results_csv_keeps_its_machine_and_image_count(tmp_path, capsys):
+    """A results.csv copied away from its run folder still says what trained it and on how many
+    test images it was evaluated (its trained_on and test_images columns)."""
+    lone = tmp_path / 'record.csv'
+    lone.write_text(HEADER.strip() + ',test_images,trained_on\n'
+                    '0,S,95.90,53.12,50.06,10000,"Some CPU, 2 logical CPUs, BLAS 1 thread"\n'
+                    '0,RS,97.46,43.04,48.08,10000,"Some CPU, 2 logical CPUs, BLAS 1 thread"\n')
+    thesis = tmp_path / 'thesis.json'
+    thesis.write_text(json.dumps(THESIS))
+    out = tmp_path / 'table.md'
+    thesis_table.main(['--results', str(lone), '--thesis', str(thesis), '--out', str(out)])
+    text = out.read_text()
+    assert 'Networks trained on: Some CPU, 2 logical CPUs, BLAS 1 thread.' in text
+    assert 'on all 10,000 MNIST test images' in text
+    lone.write_text(HEADER.strip() + ',test_images\n0,S,95.90,53.12,50.06,many\n')
+    err = _error(capsys, ['--results', str(lone), '--thesis', str(thesis), '--out', str(out)])
+    assert 'test_images is not an integer' in err and 'line 2' in err
+
+
 def _error(capsys, argv):
     with pytest.raises(SystemExit) as info:
         thesis_table.main(argv)
