@@ -6,7 +6,7 @@ Counting/README.md``
 ``Counting.run_all`` writes ``summary.json`` beside ``summary.md``: the preset, the seed, the
 command and machine that made it, and every counter's scores. This script puts two of the
 summary's tables (every counter side by side: counting error, outline measure, recall of every
-detection method; and the typed detection's per-type recall and type accuracy), under one line
+detection method; and the typed methods' per-type recall and type accuracy), under one line
 of provenance, between the ``<!-- counting-results:begin -->`` and ``<!-- counting-results:end
 -->`` lines of the README, so that the README's figures are the run's and cannot go stale.
 """
@@ -42,10 +42,17 @@ def block(summary, source):
         raise ValueError('{} has no provenance record or no counters: is it a summary.json of '
                          'Counting.run_all?'.format(source))
     head = ['Written by `python -m Counting.readme_table` from the `summary.json` of: {} '
-            '(preset `{}`, {:.0f} s wall in all).'.format(
-                provenance.caption(rec, seeds=[summary.get('seed')]), summary.get('preset'),
-                float(summary.get('elapsed_s') or 0)), '']
-    tables = side_by_side_markdown(summary['counters']) + typed_markdown(summary['counters'])
+            '(preset `{}`; that call took {:.0f} s wall, trainings it found done not '
+            'included).'.format(provenance.caption(rec, seeds=[summary.get('seed')]),
+                                summary.get('preset'), float(summary.get('elapsed_s') or 0)),
+            '']
+    # The typed table keeps the typed methods (summary.md also has the untyped ones' per-type
+    # recall), and the summary's sections become subsections of the README's results.
+    typed = [dict(c, detection_methods={k: v for k, v in c['detection_methods'].items()
+                                        if k.endswith('_typed')})
+             for c in summary['counters'] if isinstance(c.get('detection_methods'), dict)]
+    tables = ['#' + line if line.startswith('## ') else line
+              for line in side_by_side_markdown(summary['counters']) + typed_markdown(typed)]
     if not tables:
         raise ValueError('{} holds no scored counter'.format(source))
     return '\n'.join(head + tables)

@@ -7,11 +7,13 @@ The evaluator (:func:`Friendly.evaluation.evaluate_set`) names its attacks ``fgs
 ``Friendly.run_all``'s ``results.csv``; :data:`REPORT_KEYS` maps one onto the other.
 """
 import os
+import textwrap
 
 import numpy
 
 from Friendly.evaluation import PGD_BLACKBOX
 from Friendly.runs import ordered
+from lenses_common import provenance
 from lenses_common.runfolder import atomic_path, atomic_write_json, atomic_write_text
 from lenses_common.sweep import results_csv
 
@@ -70,8 +72,9 @@ def format_csv(results):
     return results_csv(rows, ['network'] + [k + '_pct' for k in present])
 
 
-def plot_bars(results, path, eps):
-    """Grouped bar chart: one group per network, one bar per metric."""
+def plot_bars(results, path, eps, test_images=None, footer=None):
+    """Grouped bar chart: one group per network, one bar per metric; ``footer`` (the command,
+    machine and date) in small print under it."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -87,10 +90,16 @@ def plot_bars(results, path, eps):
     ax.set_xticklabels(names)
     ax.set_ylabel('test accuracy (%)')
     ax.set_ylim(0, 100)
-    ax.set_title('MNIST accuracy, clean and under attack (eps {:g})'.format(eps))
+    images = '' if test_images is None else ', {:,} test images'.format(test_images)
+    ax.set_title('MNIST accuracy, clean and under attack (FGSM eps {:g}{})'.format(eps, images))
     ax.legend(loc='upper right', fontsize='small')
     ax.grid(axis='y', alpha=0.3)
-    fig.tight_layout()
+    foot = textwrap.wrap(footer or '', 130)
+    if foot:
+        fig.set_size_inches(8, 4 + 0.14 * len(foot))
+        fig.text(0.01, 0.01, '\n'.join(foot), fontsize=6, va='bottom', color='dimgrey')
+    fig.tight_layout(rect=(0, (0.03 + 0.14 * len(foot)) / (4 + 0.14 * len(foot)) if foot else 0,
+                           1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=120)
     plt.close(fig)
@@ -103,4 +112,6 @@ def write_outputs(out, results, record, text):
     atomic_write_json(os.path.join(out, 'results.json'), dict({'accuracy_pct': results}, **record))
     atomic_write_text(os.path.join(out, 'table.md'), text)
     atomic_write_text(os.path.join(out, 'table.csv'), format_csv(results))
-    plot_bars(results, os.path.join(out, 'accuracy_bars.png'), record['eps'])
+    rec = provenance.record('python -m Friendly.evaluate', record['command'][1:])
+    plot_bars(results, os.path.join(out, 'accuracy_bars.png'), record['eps'],
+              record.get('test_images'), provenance.caption(rec).replace('`', ''))

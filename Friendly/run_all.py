@@ -18,7 +18,9 @@ Seeds: ``--seed N`` (default 0) trains the six networks with seed N and the blac
 N + 1000, in the folders above. ``--seeds 0,1,2`` runs that for every seed; with more than one seed
 each seed's runs, logs and tables go to ``OUT/friendly/seed-<S>/`` (the layout above, one level
 down), and ``OUT/friendly/table.md`` shows the mean +- standard deviation over the seeds. Both
-forms write ``OUT/friendly/results.csv``, one row per seed and network.
+forms write ``OUT/friendly/results.csv``, one row per seed and network: the accuracies, the
+number of test images and the machine that trained it (a copy of the file, as in
+``Friendly/records/``, keeps where its figures come from).
 
 Presets (the README's table says the same):
 

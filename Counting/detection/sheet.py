@@ -130,12 +130,13 @@ def write_contact_sheet(path, entries, title=''):
         types = entry.get('group_types') or [None] * len(entry['groups'])
         for (_, box), hit, kind in zip(entry['groups'], matched, types):
             color = MATCHED if hit else UNMATCHED
+            # A matched group's box is drawn over an unmatched one on the same shape.
             ax[2].add_patch(_rectangle(box, edgecolor=color, linewidth=1.6,
-                                       linestyle='-' if hit else '--'))
+                                       linestyle='-' if hit else '--', zorder=4 if hit else 3))
             if kind is not None:
                 any_typed = True
                 ax[2].text(box[0] + 0.5, box[1] + 0.5, kind, color=color, fontsize=7, va='top',
-                           ha='left', fontweight='bold',
+                           ha='left', fontweight='bold', zorder=6 if hit else 5,
                            bbox=dict(facecolor='black', alpha=0.6, pad=0.5, linewidth=0))
         for a in ax:
             a.set_xticks([])

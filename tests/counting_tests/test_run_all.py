@@ -167,7 +167,7 @@ def test_pipeline_end_to_end_and_resumable(tiny_presets, tmp_path, capsys):
     row = next(line for line in text.splitlines() if line.startswith('| softplus |'))
     mae = softplus['metrics']['tri']['ours']['mae']
     assert '{:.3f} ({:.2f}x)'.format(mae, softplus['metrics']['tri']['mae_ratio']) in row
-    assert '## Shapes told apart by type' in text
+    assert '\n### Shapes told apart by type\n' in text and '\n## ' not in text
     assert os.path.exists(os.path.join(data, 'smoke', 'train', 'truths.json'))
     with open(os.path.join(counting, 'results.csv')) as f:
         rows = list(csv.DictReader(f))
