@@ -5,10 +5,11 @@ looked for and the counter's rounded outputs (for a typed detection, the groups 
 type), against the annotated counts. The saliency column is the thesis's picture (tenth root,
 normalised, grayscale). The groups column draws each detection group's pixels in its own colour
 over the dimmed image; a group's box is solid green when it matched an annotated shape at
-IoU >= 0.5 (the scoring's greedy one-to-one matching) and dashed red when it did not; the
-annotated boxes are thin dotted white lines, those of missed shapes thick dashed yellow; a typed
-detection writes each group's type at its box. Pixels where a group's second derivative is NaN
-(Chainer's ``F.softplus`` on raw pixels) are magenta. A legend under the rows says all this.
+IoU >= 0.5 (the scoring's greedy one-to-one matching) and dashed red, 2 px wider, when it did
+not; the annotated boxes are thin dotted white lines, those of missed shapes thick dashed
+yellow; a typed detection writes each group's type at its box. Pixels where a group's second
+derivative is NaN (Chainer's ``F.softplus`` on raw pixels) are magenta. A legend under the rows
+says all this.
 
 The rows are read from a detection folder (``detections.json`` and ``pictured.npz``, written by
 :func:`Counting.detection.folder.detect_folder`): nothing is detected again.
@@ -130,8 +131,10 @@ def write_contact_sheet(path, entries, title=''):
         types = entry.get('group_types') or [None] * len(entry['groups'])
         for (_, box), hit, kind in zip(entry['groups'], matched, types):
             color = MATCHED if hit else UNMATCHED
-            # A matched group's box is drawn over an unmatched one on the same shape.
-            ax[2].add_patch(_rectangle(box, edgecolor=color, linewidth=1.6,
+            # A matched group's box is drawn over an unmatched one, which is widened by 2 px so
+            # that two groups on one shape both show.
+            drawn = box if hit else (box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2)
+            ax[2].add_patch(_rectangle(drawn, edgecolor=color, linewidth=1.6,
                                        linestyle='-' if hit else '--', zorder=4 if hit else 3))
             if kind is not None:
                 any_typed = True

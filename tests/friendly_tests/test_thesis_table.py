@@ -156,3 +156,23 @@ def test_readme_block_is_replaced_and_stays_replaceable(files, capsys):
     swapped.write_text('{1}\n{0}\n'.format(begin, end))
     with pytest.raises(ValueError):
         provenance.replace_block(str(swapped), 'thesis-table', 'x')
+
+
+def test_the_recorded_results_read_and_say_where_they_come_from():
+    """Friendly/records/*.csv (copies of run_all's results.csv): every file reads, every row
+    names its test-image count and training machine, and a file holds the seed of its name."""
+    import glob
+    import os
+    import re
+    folder = os.path.join(os.path.dirname(__file__), '..', '..', 'Friendly', 'records')
+    paths = sorted(glob.glob(os.path.join(folder, '*-seed*.csv')))
+    assert paths, 'no recorded results in Friendly/records'
+    rows = thesis_summary.read_results(paths)
+    for path in paths:
+        seed = int(re.search(r'-seed(\d+)\.csv$', path).group(1))
+        mine = [r for r in rows if r['file'] == path]
+        assert mine and {r['seed'] for r in mine} == {seed}
+        for r in mine:
+            assert r['test_images'] and r['trained_on'], (path, r['network'])
+            for column, _, _ in thesis_summary.COLUMNS:
+                assert 0 <= r[column] <= 100, (path, r['network'], column)
