@@ -89,13 +89,13 @@ def test_no_input_gradient_is_computed_for_a_plain_array_input(monkeypatch):
     import importlib
     module = importlib.import_module('Friendly.functions.pairwise_difference_pairs')
     seen = []
-    real = module._backward
+    real = module.pairs_backward
 
     def spy(v, A, gy, chunk_size, need_v=True, need_A=True, **kwargs):
         seen.append((need_v, need_A))
         return real(v, A, gy, chunk_size, need_v, need_A, **kwargs)
 
-    monkeypatch.setattr(module, '_backward', spy)
+    monkeypatch.setattr(module, 'pairs_backward', spy)
     A = chainer.Parameter(numpy.ones((2, 6)))
     y = pairwise_difference_pairs(numpy.zeros((3, 4)), A)
     F.sum(y).backward()
