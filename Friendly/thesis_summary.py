@@ -34,24 +34,15 @@ def inside(thesis, values, widen=WIDEN):
     return 'yes' if min(values) - widen <= thesis <= max(values) + widen else 'no'
 
 
-def _number(text, path, line, column):
+def _number(text, path, line, column, kind=float):
+    """``kind(text)``, None for an empty cell; a one-line ``ValueError`` naming the place."""
     if text is None or text.strip() == '':
         return None
     try:
-        return float(text)
+        return kind(text)
     except ValueError:
-        raise ValueError('{} line {}: {} is not a number: {!r}'.format(
-            path, line, column, text)) from None
-
-
-def _count(text, path, line):
-    if text is None or text.strip() == '':
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError('{} line {}: test_images is not an integer: {!r}'.format(
-            path, line, text)) from None
+        raise ValueError('{} line {}: {} is not {}: {!r}'.format(
+            path, line, column, 'an integer' if kind is int else 'a number', text)) from None
 
 
 def read_results(paths):
@@ -82,7 +73,8 @@ def read_results(paths):
                     seen[key] = '{} line {}'.format(path, line)
                     row = {'seed': seed, 'network': raw['network'], 'file': path,
                            'trained_on': (raw.get('trained_on') or '').strip(),
-                           'test_images': _count(raw.get('test_images'), path, line)}
+                           'test_images': _number(raw.get('test_images'), path, line,
+                                                  'test_images', int)}
                     for column, _, _ in COLUMNS:
                         row[column] = _number(raw.get(column), path, line, column)
                     rows.append(row)
