@@ -17,8 +17,8 @@
    process: :mod:`Counting.gradients`, :mod:`Counting.detection.folder`)
    (``<out>/counting/<name>/saliency``, ``.../detection``), scores every detection method, typed
    ones included, and draws the contact sheets from the pictured detections;
-5. writes ``<out>/counting/summary.md``, the same as ``summary.json`` (for
-   ``Counting.readme_table``) and ``results.csv`` (one row per seed, counter and type).
+5. writes ``<out>/counting/summary.md``, its figures as data in ``summary.json`` (read by
+   ``Counting.readme_table``), and ``results.csv`` (one row per seed, counter and type).
 
 ``--seeds 0,1,2`` runs all this for each seed (data, initialisation and order); with more than one
 seed, seed S's data go to ``<data-dir>/<preset>/seed-S`` and its results to
