@@ -89,10 +89,11 @@ def plot_bars(results, path, eps, test_images=None, footer=None):
     ax.set_xticks(positions)
     ax.set_xticklabels(names)
     ax.set_ylabel('test accuracy (%)')
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 114)   # room above 100% for the legend
+    ax.set_yticks(range(0, 101, 20))
     images = '' if test_images is None else ', {:,} test images'.format(test_images)
     ax.set_title('MNIST accuracy, clean and under attack (FGSM eps {:g}{})'.format(eps, images))
-    ax.legend(loc='upper right', fontsize='small')
+    ax.legend(loc='upper center', ncol=len(present), fontsize='small')
     ax.grid(axis='y', alpha=0.3)
     foot = textwrap.wrap(footer or '', 130)
     if foot:
